@@ -1,0 +1,55 @@
+# splice-bench: everything a fresh clone needs. `make demo` and `make test` do all the set-up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN    ?= runs/smoke
+DEVICE ?= auto
+
+.PHONY: install test test-fast demo perf benchmark benchmark-smoke clean help
+
+help:
+	@echo "make demo             - set up, then run Splice (smoke preset) on the embedded demo pair"
+	@echo "make test             - set up, then run the test suite"
+	@echo "make perf             - seconds/step and peak memory, ours vs the reference way (ViT-S/8, 512px and HD)"
+	@echo "make benchmark-smoke  - the whole pipeline on the demo set, CPU, random weights allowed, minutes"
+	@echo "make benchmark        - the paper protocol on the three data sets (needs weights, data and GPUs)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, by range: pip takes the local wheels where its configuration points to them
+	$(BIN)/python -m pip install -q 'torch>=2.4' 'torchvision>=0.19'
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/splice run datasets/demo/giraffe_zebra/structure.png datasets/demo/giraffe_zebra/appearance.png \
+		-o runs/demo --preset smoke --device cpu --allow-random-weights
+	@echo "demo output: runs/demo/output.png (record: runs/demo/record.json)"
+
+perf: install
+	$(BIN)/python -m splice.perf
+
+# The paper protocol. DATA_ROOT holds the images (see datasets/README.md); weights must be cached or given.
+DATA_ROOT ?= data
+benchmark: install
+	$(BIN)/splice bench --methods all --datasets wild-pairs,afhq,mountains --root $(DATA_ROOT) \
+		--out runs/paper --preset paper --devices $(DEVICE)
+	$(BIN)/splice score --out runs/paper --metrics iou,vit
+	$(BIN)/splice report --out runs/paper
+
+benchmark-smoke: install
+	$(BIN)/splice bench --methods smoke --datasets demo --root datasets --out $(RUN) --preset smoke \
+		--devices cpu --allow-random-weights
+	$(BIN)/splice score --out $(RUN) --metrics iou,vit --allow-random-weights
+	$(BIN)/splice report --out $(RUN)
+	@echo "report: $(RUN)/report/index.html"
+
+clean:
+	rm -rf $(VENV) build *.egg-info

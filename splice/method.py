@@ -1,0 +1,159 @@
+"""The one interface every method in the suite implements (Splice included).
+
+A method takes a :class:`Pair` and :class:`RunSettings` and returns a
+:class:`MethodResult`: the output image, the :class:`~splice.geometry.Geometry` from
+the structure image to the output, and a ``info`` dict of what it did (weights used,
+final losses, ...). The harness (:func:`run_method`) adds seconds, peak memory, seed,
+the resolved configuration and its hash, so methods do not repeat that bookkeeping.
+
+Adding a method: subclass :class:`Method` in one module and add one line to
+``splice.registry.METHODS`` (``"name": "package.module:Class"``).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from .geometry import Geometry
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One structure/appearance pair of a data set."""
+
+    pair_id: str
+    structure: Path
+    appearance: Path
+    dataset: str = "adhoc"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pair_id": self.pair_id, "dataset": self.dataset, "structure": str(self.structure), "appearance": str(self.appearance)}
+
+
+@dataclass
+class RunSettings:
+    """What the harness asks of a method for one job.
+
+    Attributes:
+        preset: named settings; every method understands at least ``paper`` (its published
+            defaults) and ``smoke`` (seconds on a CPU, for tests).
+        seed: the random seed; every method honours and records it.
+        device: ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+        weights: method-specific weights spec (a tag, a local file, or ``random``);
+            ``None`` means the method's default.
+        allow_random_weights: when the default weights are unavailable, fall back to
+            ``random`` instead of failing (smoke runs only; marked in every record).
+        max_side: cap on the structure image's shorter side in pixels (the OOM ladder
+            lowers it); ``None`` = the method's native resolution.
+        options: method-specific overrides (``--method-args k=v``), typed by the method.
+        workdir: a folder inside the run store where the method may keep checkpoints and
+            scratch files (resume); ``None`` = no persistence.
+    """
+
+    preset: str = "paper"
+    seed: int = 0
+    device: str = "cpu"
+    weights: str | None = None
+    allow_random_weights: bool = False
+    max_side: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    workdir: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class MethodResult:
+    image: Image.Image
+    geometry: Geometry
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """Something a method needs before it can run (weights, an external checkout)."""
+
+    name: str
+    how: str  # one line: what to download and where to put it
+    ready: bool
+    path: str | None = None
+
+
+class Method(abc.ABC):
+    """Base class of all methods.
+
+    Class attributes describe the method for ``splice methods`` and the README table.
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda", "mps")
+    #: the method lowers its resolution when ``settings.max_side`` is set (OOM ladder)
+    supports_max_side: ClassVar[bool] = False
+
+    def requirements(self, settings: RunSettings) -> list[Requirement]:
+        """What the method needs on this machine, and whether each need is met."""
+        return []
+
+    def config(self, settings: RunSettings) -> dict[str, Any]:
+        """The resolved configuration for ``settings`` (everything that changes the output,
+        except the seed). Its hash names the job in the run store."""
+        return {"preset": settings.preset, "weights": settings.weights, "max_side": settings.max_side, **settings.options}
+
+    @abc.abstractmethod
+    def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
+        """Produce the output for ``pair``.
+
+        Contract:
+            - read the images with :func:`splice.imageio.load_rgb` (so odd modes, EXIF and
+              bad files behave the same everywhere);
+            - be deterministic for a given ``settings.seed`` on a given device;
+            - return the output as an 8-bit RGB image with the geometry from the
+              structure image (as loaded) to that output;
+            - write nothing outside ``settings.workdir``;
+            - raise :class:`splice.errors.UserError` (one line) for missing weights or bad input.
+        """
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "paper": self.paper, "summary": self.summary, "devices": list(self.devices)}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Stable short hash of a configuration dict (sorted JSON, sha256, 12 hex digits)."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` -> cuda if available, else mps, else cpu. Explicit devices are checked."""
+    import torch
+
+    from .errors import ConfigError
+
+    device = (device or "auto").lower()
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} requested but no CUDA GPU is available; use --device cpu or auto")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps requested but MPS is not available; use --device cpu or auto")
+    if device != "cpu" and not device.startswith(("cuda", "mps")):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def default_cache_dir() -> Path:
+    """Where feature caches live: ``$SPLICE_CACHE_DIR`` or ``~/.cache/splice-bench``."""
+    return Path(os.environ.get("SPLICE_CACHE_DIR") or Path.home() / ".cache" / "splice-bench")

@@ -1,0 +1,62 @@
+"""Name -> method class, resolved lazily (importing a baseline never happens until used).
+
+Adding a method touches two files: its own module and one line in :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Iterable
+
+from .errors import ConfigError
+from .method import Method
+
+METHODS: dict[str, str] = {
+    "splice": "splice.splice_method:SpliceMethod",
+    # baselines register here, one line each: "name": "baselines.module:Class"
+}
+
+
+class Registry:
+    """A mapping of names to lazily imported classes that must subclass ``base``."""
+
+    def __init__(self, entries: dict[str, str], base: type, kind: str):
+        self._entries = dict(entries)
+        self._base = base
+        self._kind = kind
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def register(self, name: str, target: str) -> None:
+        if name in self._entries and self._entries[name] != target:
+            raise ValueError(f"{self._kind} {name!r} is already registered as {self._entries[name]}")
+        self._entries[name] = target
+
+    def get_class(self, name: str) -> type:
+        if name not in self._entries:
+            near = difflib.get_close_matches(name, self._entries, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(self._entries)}"
+            raise ConfigError(f"unknown {self._kind} {name!r}{hint}")
+        module_name, _, attr = self._entries[name].partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+        if not (isinstance(cls, type) and issubclass(cls, self._base)):
+            raise TypeError(f"{self._entries[name]} is not a {self._base.__name__}")
+        return cls
+
+    def create(self, name: str, **kwargs) -> Method:
+        return self.get_class(name)(**kwargs)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterable[str]:
+        return iter(self._entries)
+
+
+methods = Registry(METHODS, Method, "method")
+
+
+def get_method(name: str) -> Method:
+    return methods.create(name)
