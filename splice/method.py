@@ -98,6 +98,11 @@ class Method(abc.ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda", "mps")
     #: the method lowers its resolution when ``settings.max_side`` is set (OOM ladder)
     supports_max_side: ClassVar[bool] = False
+    #: run by ``splice bench --methods all`` (methods that need a per-user setup, such as
+    #: ``external`` or ``precomputed``, say False and are named explicitly)
+    in_benchmark: ClassVar[bool] = True
+    #: run by ``--methods smoke`` / ``make benchmark-smoke`` (CPU, seconds, no downloads)
+    in_smoke: ClassVar[bool] = False
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         """What the method needs on this machine, and whether each need is met."""

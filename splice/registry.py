@@ -14,6 +14,7 @@ from .method import Method
 
 METHODS: dict[str, str] = {
     "splice": "splice.splice_method:SpliceMethod",
+    "identity": "splice.identity_method:IdentityMethod",
     # baselines register here, one line each: "name": "baselines.module:Class"
 }
 
