@@ -1,0 +1,152 @@
+"""A run store as one pandas table: one row per job, job fields plus its metric records.
+
+Reports, tables and the 2AFC study read results only through :func:`load_results`, so
+they never re-run a method or a model (ARCHITECTURE.md, "How data flows"). Metric
+records are those ``splice score`` writes beside each output (``metrics/iou.json``,
+``metrics/vit.json``; PROTOCOL.md for what they measure, after the Splice paper,
+Tumanyan et al. CVPR 2022).
+
+Columns (missing values are ``None`` for objects, ``NaN`` for numbers):
+
+=========================  =====================================================================
+dataset, pair_id, method   the job key
+seed, config_hash
+status                     ``ok`` or ``failed`` (the job record's status)
+job_dir                    the job folder (str)
+output                     path of the output image (str), or None when absent
+structure, appearance      the input images (str, as recorded)
+geometry                   the recorded geometry dict, or None
+seconds, peak_memory_mb    as recorded by the harness
+random_weights             the method used randomly initialised weights
+error                      the one-line error of a failed job, else None
+iou, matched_iou           layout IoU numbers (NaN when excluded or not scored)
+iou_excluded               the structure image had no detection (False when not scored)
+iou_exclusion_reason       why, or None
+iou_scored, vit_scored     a metric record exists
+structure_distance,        ViT metrics (NaN when not scored)
+appearance_distance,
+appearance_cosine
+metrics_random_weights     some metric record of the job was made with random weights
+detector, backbone         model names of the metric records, or None
+=========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from splice.atomic import read_json
+from splice.errors import UserError
+from splice.store import RunStore
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "dataset", "pair_id", "method", "seed", "config_hash", "status", "job_dir", "output", "structure", "appearance",
+    "geometry", "seconds", "peak_memory_mb", "random_weights", "error", "iou", "iou_excluded", "iou_exclusion_reason",
+    "matched_iou", "iou_scored", "structure_distance", "appearance_distance", "appearance_cosine", "vit_scored",
+    "metrics_random_weights", "detector", "backbone",
+]  # fmt: skip
+
+OBJECT_COLUMNS = ["dataset", "pair_id", "method", "config_hash", "status", "job_dir", "output", "structure", "appearance",
+                  "geometry", "error", "iou_exclusion_reason", "detector", "backbone"]  # fmt: skip
+
+NAN = float("nan")
+
+
+def _float(value: Any) -> float:
+    if value is None:
+        return NAN
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return NAN
+
+
+def read_metric_record(job_dir: Path, metric: str) -> dict[str, Any] | None:
+    """``<job_dir>/metrics/<metric>.json`` or None when absent or unreadable (an unreadable
+    record counts as not scored, so ``splice score`` writes it again)."""
+    path = Path(job_dir) / "metrics" / f"{metric}.json"
+    if not path.exists():
+        return None
+    try:
+        rec = read_json(path)
+    except (OSError, ValueError):
+        log.warning("unreadable metric record %s: treated as not scored", path)
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def job_row(store: RunStore, key, rec: dict[str, Any]) -> dict[str, Any]:
+    """The row of one job record (see the module docstring)."""
+    job_dir = store.job_dir(key)
+    pair = rec.get("pair") or {}
+    out_name = rec.get("output")
+    out_path = job_dir / out_name if out_name else None
+    row: dict[str, Any] = {
+        "dataset": key.dataset,
+        "pair_id": key.pair_id,
+        "method": key.method,
+        "seed": key.seed,
+        "config_hash": key.config_hash,
+        "status": rec.get("status") or "failed",
+        "job_dir": str(job_dir),
+        "output": str(out_path) if out_path is not None and out_path.exists() else None,
+        "structure": pair.get("structure"),
+        "appearance": pair.get("appearance"),
+        "geometry": rec.get("geometry"),
+        "seconds": _float(rec.get("seconds")),
+        "peak_memory_mb": _float(rec.get("peak_memory_mb")),
+        "random_weights": bool(rec.get("random_weights", False)),
+        "error": rec.get("error"),
+    }
+    iou = read_metric_record(job_dir, "iou")
+    vit = read_metric_record(job_dir, "vit")
+    excluded = bool(iou.get("excluded", False)) if iou else False
+    row.update(
+        iou=NAN if excluded or not iou else _float(iou.get("iou")),
+        iou_excluded=excluded,
+        iou_exclusion_reason=(iou or {}).get("exclusion_reason"),
+        matched_iou=NAN if excluded or not iou else _float(iou.get("matched_iou")),
+        iou_scored=iou is not None,
+        structure_distance=_float((vit or {}).get("structure_distance")),
+        appearance_distance=_float((vit or {}).get("appearance_distance")),
+        appearance_cosine=_float((vit or {}).get("appearance_cosine")),
+        vit_scored=vit is not None,
+        metrics_random_weights=any(bool(r.get("random_weights", False)) for r in (iou, vit) if r),
+        detector=(iou or {}).get("detector"),
+        backbone=(vit or {}).get("backbone"),
+    )
+    return row
+
+
+def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per job record of the run store at ``run_dir`` (columns: module docstring).
+
+    Rows are sorted by dataset, pair, method, seed and configuration hash. An empty store
+    gives an empty frame with the same columns.
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise UserError(f"run store not found: {root}; create it with `splice bench --out {root}` or check --out")
+    store = RunStore(root)
+    rows = [job_row(store, key, rec) for key, rec in store.iter_records()]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if rows:
+        df = df.sort_values(["dataset", "pair_id", "method", "seed", "config_hash"], kind="stable").reset_index(drop=True)
+    for col in ("seconds", "peak_memory_mb", "iou", "matched_iou", "structure_distance", "appearance_distance",
+                "appearance_cosine"):  # fmt: skip
+        df[col] = df[col].astype(float)
+    for col in ("random_weights", "iou_excluded", "iou_scored", "vit_scored", "metrics_random_weights"):
+        df[col] = df[col].astype(bool)
+    df["seed"] = df["seed"].astype("int64")
+    # pandas >= 3 infers a string dtype that turns None into NaN; the documented contract is None.
+    for col in OBJECT_COLUMNS:
+        values = df[col].astype(object)
+        df[col] = values.where(values.notna(), None)
+    return df
