@@ -16,6 +16,8 @@ METHODS: dict[str, str] = {
     "splice": "splice.splice_method:SpliceMethod",
     "identity": "splice.identity_method:IdentityMethod",
     # baselines register here, one line each: "name": "baselines.module:Class"
+    "structural-analogy": "baselines.structural_analogy:StructuralAnalogy",
+    "sincut": "baselines.sincut:SinCUT",
 }
 
 
