@@ -14,11 +14,13 @@ import logging
 import click
 
 from ..errors import UserError
+from ._score_eval import iou_command, run_mode, run_options
 
 log = logging.getLogger(__name__)
 
 
 @click.group("score", invoke_without_command=True)
+@run_options
 @click.pass_context
 def command(ctx: click.Context, **kwargs) -> None:
     """Score outputs: ViT distances (`vit`), layout IoU (`iou`), or a whole run (`--out`).
@@ -29,10 +31,11 @@ def command(ctx: click.Context, **kwargs) -> None:
       splice score --out runs/demo --metrics iou,vit
     """
     if ctx.invoked_subcommand is None:
-        run_mode = ctx.obj.get("run_mode") if isinstance(ctx.obj, dict) else None
-        if run_mode is None:
-            click.echo(ctx.get_help(), err=True)
-            ctx.exit(2)
+        if kwargs.get("out"):
+            run_mode(ctx, **kwargs)
+            return
+        click.echo(ctx.get_help(), err=True)
+        ctx.exit(2)
 
 
 @command.command("vit")
@@ -85,5 +88,7 @@ def vit_command(structure, appearance, output, backbone, weights, device, as_jso
         click.echo(f"{'aligned':20s} {result['aligned']}")
         click.echo(f"{'weights':20s} {extractor.identity.spec}")
 
+
+command.add_command(iou_command)
 
 __all__ = ["command", "UserError"]
