@@ -16,6 +16,13 @@ METHODS: dict[str, str] = {
     "splice": "splice.splice_method:SpliceMethod",
     "identity": "splice.identity_method:IdentityMethod",
     # baselines register here, one line each: "name": "baselines.module:Class"
+    "reinhard": "baselines.colour:Reinhard",
+    "histogram": "baselines.colour:Histogram",
+    "external": "baselines.external:ExternalMethod",
+    "swapping-autoencoder": "baselines.external:SwappingAutoencoder",
+    "cross-image-attention": "baselines.external:CrossImageAttention",
+    "eye-for-an-eye": "baselines.external:EyeForAnEye",
+    "precomputed": "baselines.precomputed:PrecomputedMethod",
     "structural-analogy": "baselines.structural_analogy:StructuralAnalogy",
     "sincut": "baselines.sincut:SinCUT",
 }

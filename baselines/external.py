@@ -1,0 +1,662 @@
+"""Methods run through the user's own checkout of their official repository.
+
+Swapping Autoencoder, Cross-Image Attention and Eye-for-an-eye each ship their own CLI, pinned
+dependencies and input geometry; their official code is the reference, so splice-bench does not
+re-implement them (Splice, Tumanyan et al., CVPR 2022, compares with Swapping Autoencoder; the two
+diffusion methods are what users compare with today). Instead a small YAML file per method says how
+to run one pair, and :class:`ExternalMethod` runs it in a subprocess with a timeout.
+
+YAML schema (``version: 1``; every string may use ``{placeholders}``, ``{{`` for a literal brace)::
+
+    name: my-method                 # label used in records
+    paper: "Author et al., Title, Venue Year"
+    summary: "one line"
+    repository: https://github.com/owner/repo   # what to clone (named in the missing-checkout error)
+    repo: null                      # path of the checkout (~ and $VARS expand; relative = to this YAML)
+    check: [run.py]                 # files that must exist in the checkout
+    requires:                       # weights and other files: what to download and where to put it
+      - name: "model weights"         # how `splice methods` names it (default: the file name)
+        path: "{repo}/checkpoints/model.pth"
+        how: "download model.pth from <url> into checkpoints/ of the checkout"
+        offline_only: false         # true: needed only when HF_HUB_OFFLINE=1 (else fetched on first run)
+    devices: [cuda]                 # device types the official code supports (cpu, cuda, mps)
+    python: python                  # interpreter of the method's own environment ({python})
+    command: ["{python}", "run.py", "--in", "{structure}", "--style", "{appearance}", "--out", "{output_dir}"]
+    env: {CUDA_VISIBLE_DEVICES: "{cuda_visible}"}
+    inputs:
+      place: convert                # convert: write the images as loaded (EXIF applied, RGB) under the names below
+                                    # copy: copy the files byte for byte under the names below; direct: original paths
+      structure: structure.png
+      appearance: appearance.png
+    output: "results/*/out.png"     # glob, relative to {output_dir}; exactly one file must match
+    geometry: "center-crop 512x512" # see baselines/external_geometry.py
+    timeout: 3600                   # seconds
+    options: {steps: 100}           # defaults of extra placeholders; --method-args steps=50 overrides
+    presets: {smoke: {steps: 5}}    # option overrides per --preset
+
+Placeholders: ``{structure} {appearance}`` (input paths as placed), ``{output_dir}`` (an empty folder
+for the method's outputs), ``{work_dir}``, ``{repo}``, ``{python}``, ``{seed}``, ``{device}``
+(``cpu``/``cuda:0``), ``{cuda_index}``, ``{cuda_visible}`` (the physical GPU for
+``CUDA_VISIBLE_DEVICES``, empty on CPU), ``{num_gpus}`` (1 on CUDA, else 0), ``{pair_id}``,
+``{dataset}``, ``{preset}``, ``{hf_hub_cache}``, ``{home}``, and every key of ``options``.
+
+Precedence: ``--method-args`` > environment (``SPLICE_REPO_<NAME>``, ``SPLICE_PYTHON_<NAME>``, with
+``<NAME>`` the method name in upper case, ``-`` as ``_``) > the preset's overrides > the YAML > built-ins.
+
+Outputs and logs: the job's scratch folder (``settings.workdir``) holds ``inputs/`` and ``output/``;
+stdout and stderr go to ``<workdir>/../log.txt`` (the job folder's ``log.txt``) and the last lines
+into the record. A non-zero exit, a timeout or a missing output is a one-line error that points at the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Formatter
+from typing import Any, ClassVar
+
+import yaml
+
+from splice.atomic import atomic_save_image
+from splice.errors import ConfigError, UserError, WeightsError
+from splice.geometry import Geometry
+from splice.imageio import LoadedImage, load_rgb, sha256_file
+from splice.method import Method, MethodResult, Pair, Requirement, RunSettings
+
+from .external_geometry import parse_geometry, reconcile
+
+log = logging.getLogger(__name__)
+
+SPECS_DIR = Path(__file__).resolve().parent / "external"
+"""The YAMLs shipped with the package (``baselines/external/<name>.yaml``)."""
+
+SCHEMA_VERSION = 1
+DEFAULT_TIMEOUT = 3600.0
+LOG_TAIL_LINES = 40
+LOG_TAIL_CHARS = 4000
+
+#: keys of ``--method-args`` understood by every external method (never part of the config hash)
+RUNTIME_OPTIONS = ("repo", "python", "timeout", "config")
+_TOP_KEYS = {
+    "version", "name", "paper", "summary", "repository", "repo", "check", "requires", "devices", "python",
+    "command", "env", "inputs", "output", "geometry", "timeout", "options", "presets", "in_benchmark", "notes",
+}
+_PLACEMENTS = ("convert", "copy", "direct")
+
+
+class ExternalError(UserError):
+    """The external command failed, timed out or wrote no output (the message points at the log)."""
+
+
+class CheckoutError(UserError):
+    """The official repository's checkout is missing or incomplete."""
+
+
+@dataclass(frozen=True)
+class Needed:
+    """A file the method needs (``requires:`` in the YAML)."""
+
+    path: str
+    how: str
+    offline_only: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ExternalSpec:
+    """One YAML file, validated. See the module docstring for the meaning of each field."""
+
+    source: Path
+    sha256: str
+    name: str
+    paper: str
+    summary: str
+    repository: str
+    repo: str | None
+    check: tuple[str, ...]
+    requires: tuple[Needed, ...]
+    devices: tuple[str, ...]
+    python: str
+    command: tuple[str, ...]
+    env: dict[str, str]
+    place: str
+    structure_name: str
+    appearance_name: str
+    output: str
+    geometry: str
+    timeout: float
+    options: dict[str, Any]
+    presets: dict[str, dict[str, Any]]
+    in_benchmark: bool = False
+    notes: str = ""
+
+    # -- loading --------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ExternalSpec":
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"external method config not found: {path}; pass --method-args config=<file.yaml>")
+        raw = path.read_bytes()
+        try:
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"{path} is not valid YAML ({first})") from None
+        return cls.from_dict(data, path, hashlib.sha256(raw).hexdigest())
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path, sha: str = "") -> "ExternalSpec":
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(f"{path}: {msg}")
+
+        if not isinstance(data, dict):
+            raise bad("expected a mapping of settings (name:, command:, output:, geometry:, ...)")
+        unknown = sorted(set(data) - _TOP_KEYS)
+        if unknown:
+            raise bad(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_TOP_KEYS))}")
+        version = data.get("version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise bad(f"version {version!r} is not supported; this splice-bench reads version {SCHEMA_VERSION}")
+        for key in ("name", "command", "output", "geometry"):
+            if not data.get(key):
+                raise bad(f"'{key}:' is required")
+        command = data["command"]
+        if isinstance(command, str) or not isinstance(command, list) or not all(isinstance(c, (str, int, float)) for c in command):
+            raise bad("'command:' must be a list of arguments, e.g. [\"{python}\", \"run.py\", \"--in\", \"{structure}\"]")
+        inputs = data.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise bad("'inputs:' must be a mapping with place:, structure:, appearance:")
+        place = str(inputs.get("place", "convert"))
+        if place not in _PLACEMENTS:
+            raise bad(f"inputs.place {place!r} is not one of {', '.join(_PLACEMENTS)}")
+        s_name = str(inputs.get("structure", "structure.png"))
+        a_name = str(inputs.get("appearance", "appearance.png"))
+        for n in (s_name, a_name):
+            if "/" in n or "\\" in n or n in ("", ".", ".."):
+                raise bad(f"inputs file name {n!r} must be a plain file name")
+        if s_name == a_name:
+            raise bad("inputs.structure and inputs.appearance must differ")
+        requires = []
+        for i, item in enumerate(data.get("requires") or []):
+            if not isinstance(item, dict) or "path" not in item or "how" not in item:
+                raise bad(f"requires[{i}] needs path: and how:")
+            requires.append(Needed(str(item["path"]), str(item["how"]), bool(item.get("offline_only", False)),
+                                   str(item.get("name", ""))))
+        devices = tuple(str(d) for d in (data.get("devices") or ["cpu", "cuda"]))
+        for d in devices:
+            if d not in ("cpu", "cuda", "mps"):
+                raise bad(f"device {d!r} is not one of cpu, cuda, mps")
+        options = data.get("options") or {}
+        presets = data.get("presets") or {}
+        if not isinstance(options, dict) or not isinstance(presets, dict):
+            raise bad("'options:' and 'presets:' must be mappings")
+        clash = sorted(set(options) & (set(_builtin_names()) | set(RUNTIME_OPTIONS)))
+        if clash:
+            raise bad(f"option name(s) {', '.join(clash)} are reserved placeholders; rename them")
+        for pname, overrides in presets.items():
+            if not isinstance(overrides, dict):
+                raise bad(f"presets.{pname} must be a mapping of option overrides")
+            extra = sorted(set(overrides) - set(options))
+            if extra:
+                raise bad(f"presets.{pname} sets {', '.join(extra)}, which are not in options:")
+        env = data.get("env") or {}
+        if not isinstance(env, dict):
+            raise bad("'env:' must be a mapping of environment variables")
+        try:
+            timeout = float(data.get("timeout", DEFAULT_TIMEOUT))
+        except (TypeError, ValueError):
+            raise bad(f"timeout {data.get('timeout')!r} is not a number of seconds") from None
+        spec = cls(
+            source=path, sha256=sha, name=str(data["name"]), paper=str(data.get("paper", "")),
+            summary=str(data.get("summary", "")), repository=str(data.get("repository", "")),
+            repo=None if data.get("repo") in (None, "") else str(data["repo"]),
+            check=tuple(str(c) for c in (data.get("check") or [])), requires=tuple(requires), devices=devices,
+            python=str(data.get("python", "python")), command=tuple(str(c) for c in command),
+            env={str(k): str(v) for k, v in env.items()}, place=place, structure_name=s_name, appearance_name=a_name,
+            output=str(data["output"]), geometry=str(data["geometry"]), timeout=timeout, options=dict(options),
+            presets={str(k): dict(v) for k, v in presets.items()}, in_benchmark=bool(data.get("in_benchmark", False)),
+            notes=str(data.get("notes", "")),
+        )
+        spec._check_placeholders()
+        return spec
+
+    def _check_placeholders(self) -> None:
+        known = set(_builtin_names()) | set(self.options)
+        texts = [*self.command, self.output, self.geometry, *self.env.values(), *(n.path for n in self.requires)]
+        for text in texts:
+            for name in _placeholders(text, self.source):
+                if name not in known:
+                    raise ConfigError(
+                        f"{self.source}: unknown placeholder {{{name}}} in {text!r}; known: {', '.join(sorted(known))}"
+                    )
+
+    # -- resolving ------------------------------------------------------------------------------------------
+    @property
+    def env_name(self) -> str:
+        return self.name.upper().replace("-", "_").replace(".", "_")
+
+    def resolve_options(self, settings: RunSettings) -> dict[str, Any]:
+        """Option values for ``settings``: YAML defaults < preset overrides < ``--method-args``."""
+        user = {k: v for k, v in (settings.options or {}).items() if k not in RUNTIME_OPTIONS}
+        unknown = sorted(set(user) - set(self.options))
+        if unknown:
+            known = ", ".join([*sorted(self.options), *RUNTIME_OPTIONS]) or "(none)"
+            raise ConfigError(f"{self.name}: unknown --method-args {', '.join(unknown)} (from {self.source}); known: {known}")
+        values = dict(self.options)
+        values.update(self.presets.get(settings.preset, {}))
+        for k, v in user.items():
+            values[k] = _coerce(v, self.options[k])
+        return values
+
+    def resolve_repo(self, settings: RunSettings) -> Path | None:
+        """The checkout path: ``--method-args repo=`` > ``$SPLICE_REPO_<NAME>`` > ``repo:`` in the YAML."""
+        value = (settings.options or {}).get("repo") or os.environ.get(f"SPLICE_REPO_{self.env_name}") or self.repo
+        if not value:
+            return None
+        path = Path(os.path.expandvars(str(value))).expanduser()
+        if not path.is_absolute():
+            path = (self.source.parent / path) if value == self.repo else path.resolve()
+        return path
+
+    def resolve_python(self, settings: RunSettings) -> str:
+        return str((settings.options or {}).get("python") or os.environ.get(f"SPLICE_PYTHON_{self.env_name}") or self.python)
+
+    def resolve_timeout(self, settings: RunSettings) -> float:
+        value = (settings.options or {}).get("timeout")
+        if value is None:
+            return self.timeout
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.name}: timeout={value!r} is not a number of seconds") from None
+
+    def clone_hint(self) -> str:
+        url = self.repository or "the official repository"
+        return (
+            f"git clone {url} <dir>, then set repo: in {self.source}, or export SPLICE_REPO_{self.env_name}=<dir>, "
+            f"or pass --method-args repo=<dir>"
+        )
+
+
+def _builtin_names() -> tuple[str, ...]:
+    return (
+        "structure", "appearance", "output_dir", "work_dir", "repo", "python", "seed", "device", "cuda_index",
+        "cuda_visible", "num_gpus", "pair_id", "dataset", "preset", "hf_hub_cache", "home",
+    )
+
+
+def _placeholders(text: str, source: Path) -> list[str]:
+    try:
+        return [name for _, name, _, _ in Formatter().parse(text) if name is not None]
+    except ValueError as e:
+        raise ConfigError(f"{source}: bad placeholder in {text!r} ({e}); write {{{{ for a literal brace") from None
+
+
+def _fill(text: str, values: dict[str, Any], source: Path) -> str:
+    try:
+        return text.format_map(values)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"{source}: cannot fill placeholders in {text!r} ({e})") from None
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    """``--method-args`` arrive as strings; give them the type of the YAML default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    if isinstance(default, bool):
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"expected true/false, got {value!r}")
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected a {type(default).__name__}, got {value!r}") from None
+
+
+def hf_hub_cache() -> Path:
+    """Where huggingface_hub keeps models (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def device_values(device: str) -> dict[str, str]:
+    """Placeholders that depend on the device. ``cuda_visible`` maps the index through an inherited
+    ``CUDA_VISIBLE_DEVICES`` so a worker pinned to GPU 3 still runs the method on GPU 3."""
+    device = (device or "cpu").lower()
+    if device.startswith("cuda"):
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        inherited = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        visible = inherited[index] if index < len(inherited) else str(index)
+        return {"device": f"cuda:{index}", "cuda_index": str(index), "cuda_visible": visible, "num_gpus": "1"}
+    return {"device": device, "cuda_index": "", "cuda_visible": "", "num_gpus": "0"}
+
+
+def git_commit(repo: Path) -> str | None:
+    """The checked-out commit of ``repo`` read from ``.git`` (no git binary needed), or None."""
+    git = repo / ".git"
+    try:
+        if git.is_file():  # worktrees and submodules: "gitdir: <path>"
+            git = (repo / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head.split(":", 1)[1].strip()
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()
+        packed = git / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
+    except (OSError, IndexError):
+        return None
+    return None
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = text.splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join(lines)[-LOG_TAIL_CHARS:]
+
+
+def _last_line(text: str) -> str:
+    for line in reversed(text.splitlines()):
+        if line.strip() and not line.startswith("[splice-bench]"):
+            return line.strip()[:200]
+    return ""
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int | None
+    seconds: float
+    timed_out: bool
+    log: Path
+    tail: str = ""
+
+
+def run_command(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, timeout: float) -> CommandResult:
+    """Run ``argv`` in ``cwd`` with stdout+stderr appended to ``log_path``; kill its whole process group on timeout."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "ab") as logf:
+        logf.write(f"$ cd {cwd} && {' '.join(argv)}\n".encode())
+        logf.flush()
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a timeout kills the method's children too
+            )
+        except FileNotFoundError:
+            raise ExternalError(f"command not found: {argv[0]}; set python= (--method-args) or fix command: in the YAML") from None
+        except PermissionError:
+            raise ExternalError(f"command is not executable: {argv[0]}") from None
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        except BaseException:  # Ctrl-C or a job cancel: never leave the method running
+            _kill_group(proc)
+            raise
+        seconds = time.perf_counter() - start
+        logf.write(f"\n[splice-bench] exit code {proc.returncode}{' (timed out)' if timed_out else ''} after {seconds:.1f} s\n".encode())
+    return CommandResult(argv=argv, returncode=proc.returncode, seconds=seconds, timed_out=timed_out, log=log_path,
+                         tail=_tail(log_path))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class ExternalMethod(Method):
+    """``external``: any method described by a YAML file (``--method-args config=path.yaml``).
+
+    Subclasses bind one shipped YAML by setting ``spec_name``; their name, paper, summary and devices
+    then come from that file, and they join ``--methods all`` only when a checkout is configured.
+    """
+
+    name = "external"
+    paper = "-"
+    summary = "Any method run through its own command line, described by a YAML file (--method-args config=...)."
+    devices = ("cpu", "cuda", "mps")
+    in_benchmark = False
+    in_smoke = False
+    spec_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.spec_name:
+            spec = ExternalSpec.load(SPECS_DIR / f"{cls.spec_name}.yaml")
+            cls.name = spec.name
+            cls.paper = spec.paper
+            cls.summary = spec.summary
+            cls.devices = spec.devices
+            # "--methods all" includes a wrapped method once its checkout is configured (or the YAML says so).
+            cls.in_benchmark = spec.in_benchmark or bool(spec.repo or os.environ.get(f"SPLICE_REPO_{spec.env_name}"))
+
+    # -- the spec -------------------------------------------------------------------------------------------
+    def spec(self, settings: RunSettings) -> ExternalSpec:
+        config = (settings.options or {}).get("config")
+        if config:
+            return ExternalSpec.load(config)
+        if self.spec_name:
+            return ExternalSpec.load(SPECS_DIR / f"{self.spec_name}.yaml")
+        raise ConfigError(
+            "external needs a YAML file describing the method: --method-args config=path.yaml "
+            f"(examples: {SPECS_DIR}/*.yaml)"
+        )
+
+    def config(self, settings: RunSettings) -> dict[str, Any]:
+        spec = self.spec(settings)
+        return {
+            "method": self.name,
+            "spec": spec.name,
+            "spec_sha256": spec.sha256[:16],
+            "options": spec.resolve_options(settings),
+            "geometry": spec.geometry,
+        }
+
+    def requirements(self, settings: RunSettings) -> list[Requirement]:
+        try:
+            spec = self.spec(settings)
+        except ConfigError as e:
+            return [Requirement(name="method YAML", how=str(e), ready=False)]
+        repo = spec.resolve_repo(settings)
+        ok = repo is not None and repo.is_dir() and all((repo / c).exists() for c in spec.check)
+        short = spec.repository.removeprefix("https://").removeprefix("github.com/") or spec.name
+        reqs = [Requirement(name=f"checkout of {short}", how=spec.clone_hint(), ready=ok,
+                            path=str(repo) if repo else None)]
+        values = self._static_values(spec, settings, repo)
+        for need in spec.requires:
+            path = Path(_fill(need.path, values, spec.source)).expanduser()
+            ready = path.exists() or (need.offline_only and not _offline())
+            how = _fill(need.how, values, spec.source)
+            if need.offline_only and not path.exists():
+                how += " (downloaded on first run when online)"
+            label = _fill(need.name, values, spec.source) if need.name else (path.name or str(path))
+            reqs.append(Requirement(name=label, how=how, ready=ready, path=str(path)))
+        return reqs
+
+    @staticmethod
+    def _static_values(spec: ExternalSpec, settings: RunSettings, repo: Path | None) -> dict[str, Any]:
+        try:
+            options = spec.resolve_options(settings)
+        except ConfigError:
+            options = dict(spec.options)
+        return {
+            **options, **device_values(settings.device), "repo": str(repo) if repo else "<repo>",
+            "python": spec.resolve_python(settings), "seed": settings.seed, "preset": settings.preset,
+            "hf_hub_cache": str(hf_hub_cache()), "home": str(Path.home()), "structure": "", "appearance": "",
+            "output_dir": "", "work_dir": "", "pair_id": "", "dataset": "",
+        }
+
+    # -- running --------------------------------------------------------------------------------------------
+    def _check_ready(self, spec: ExternalSpec, settings: RunSettings) -> Path:
+        device_type = (settings.device or "cpu").split(":")[0].lower()
+        if device_type not in spec.devices:
+            raise ConfigError(
+                f"{spec.name} runs on {', '.join(spec.devices)} only (per {spec.source}); got --device {settings.device}"
+            )
+        repo = spec.resolve_repo(settings)
+        if repo is None or not repo.is_dir():
+            where = f"no checkout at {repo}" if repo else "no checkout configured"
+            raise CheckoutError(f"{spec.name}: {where}; {spec.clone_hint()}")
+        missing = [c for c in spec.check if not (repo / c).exists()]
+        if missing:
+            raise CheckoutError(
+                f"{spec.name}: {repo} is not a checkout of {spec.repository or spec.name} (missing {', '.join(missing)}); "
+                f"{spec.clone_hint()}"
+            )
+        for req in self.requirements(settings)[1:]:
+            if not req.ready:
+                raise WeightsError(f"{spec.name}: missing {req.path}; {req.how}")
+        return repo
+
+    def _place_inputs(self, spec: ExternalSpec, images: dict[str, LoadedImage], inputs_dir: Path) -> dict[str, Path]:
+        names = {"structure": spec.structure_name, "appearance": spec.appearance_name}
+        placed = {}
+        for role, loaded in images.items():
+            if spec.place == "direct":
+                placed[role] = loaded.path.resolve()
+                continue
+            dest = inputs_dir / names[role]
+            if spec.place == "copy":
+                shutil.copyfile(loaded.path, dest)
+            else:
+                atomic_save_image(dest, loaded.image)
+            placed[role] = dest
+        return placed
+
+    def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
+        spec = self.spec(settings)
+        options = spec.resolve_options(settings)
+        timeout = spec.resolve_timeout(settings)
+        repo = self._check_ready(spec, settings)
+        s = load_rgb(pair.structure, role="structure image")
+        a = load_rgb(pair.appearance, role="appearance image")
+
+        temp = None
+        if settings.workdir is not None:
+            workdir = Path(settings.workdir)
+            log_path = workdir.parent / "log.txt"
+        else:  # ad-hoc use outside a run store: scratch in a temporary folder, kept if the command fails
+            temp = Path(tempfile.mkdtemp(prefix=f"splice-{spec.name}-"))
+            workdir = temp / "work"
+            log_path = temp / "log.txt"
+        inputs_dir, output_dir = workdir / "inputs", workdir / "output"
+        for d in (inputs_dir, output_dir):  # a previous, killed attempt must not leave outputs that look new
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True, exist_ok=True)
+        placed = self._place_inputs(spec, {"structure": s, "appearance": a}, inputs_dir)
+
+        values = {
+            **options, **device_values(settings.device), "structure": str(placed["structure"]),
+            "appearance": str(placed["appearance"]), "output_dir": str(output_dir), "work_dir": str(workdir),
+            "repo": str(repo), "python": spec.resolve_python(settings), "seed": settings.seed,
+            "pair_id": pair.pair_id, "dataset": pair.dataset, "preset": settings.preset,
+            "hf_hub_cache": str(hf_hub_cache()), "home": str(Path.home()),
+        }
+        argv = [_fill(c, values, spec.source) for c in spec.command]
+        env = {**os.environ, **{k: _fill(v, values, spec.source) for k, v in spec.env.items()}}
+        env.setdefault("PYTHONUNBUFFERED", "1")  # so the log shows progress as it happens
+        log.info("%s: running %s (timeout %.0f s, log %s)", spec.name, " ".join(argv), timeout, log_path)
+        result = run_command(argv, repo, env, log_path, timeout)
+
+        last = _last_line(result.tail)
+        if result.timed_out:
+            raise ExternalError(
+                f"{spec.name}: timed out after {timeout:.0f} s; see {log_path}; raise it with --method-args timeout=SECONDS"
+            )
+        if result.returncode != 0:
+            raise ExternalError(
+                f"{spec.name}: command exited with code {result.returncode}; see {log_path}" + (f" (last line: {last})" if last else "")
+            )
+        pattern = _fill(spec.output, values, spec.source)
+        matches = sorted(p for p in (Path(pattern).parent.glob(Path(pattern).name) if Path(pattern).is_absolute()
+                                     else output_dir.glob(pattern)) if p.is_file())
+        if not matches:
+            raise ExternalError(
+                f"{spec.name}: the command succeeded but wrote no file matching {pattern!r} in {output_dir}; "
+                f"see {log_path}; fix output: in {spec.source}"
+            )
+        if len(matches) > 1:
+            raise ExternalError(
+                f"{spec.name}: {len(matches)} files match {pattern!r} in {output_dir} ({', '.join(p.name for p in matches[:4])}); "
+                f"make output: in {spec.source} match exactly one"
+            )
+        out = load_rgb(matches[0], role=f"{spec.name} output", min_side=0)
+        try:
+            predicted = parse_geometry(_fill(spec.geometry, values, spec.source), s.size)
+            geometry, note = reconcile(predicted, out.size)
+        except ValueError as e:
+            raise ConfigError(f"{spec.name}: {e}; fix geometry: in {spec.source}") from None
+        if note:
+            log.warning("%s: %s", spec.name, note)
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+        info = {
+            "weights": {"checkout": str(repo), "commit": git_commit(repo), "repository": spec.repository},
+            "random_weights": False,
+            "inputs": {"structure": s.record(), "appearance": a.record()},
+            "spec": {"name": spec.name, "file": str(spec.source), "sha256": spec.sha256},
+            "options": options,
+            "command": argv,
+            "placement": spec.place,
+            "returncode": result.returncode,
+            "command_seconds": round(result.seconds, 3),
+            "log": str(log_path) if temp is None else None,
+            "log_tail": result.tail,
+            "output_file": str(matches[0]),
+            "geometry_note": note,
+        }
+        return MethodResult(image=out.image.copy(), geometry=geometry, info=info)
+
+
+class SwappingAutoencoder(ExternalMethod):
+    spec_name = "swapping-autoencoder"
+
+
+class CrossImageAttention(ExternalMethod):
+    spec_name = "cross-image-attention"
+
+
+class EyeForAnEye(ExternalMethod):
+    spec_name = "eye-for-an-eye"
