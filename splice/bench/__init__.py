@@ -1,0 +1,19 @@
+"""The benchmark runner: every method over every pair of the Splice paper's data sets
+(Tumanyan et al., CVPR 2022), resumable, on one machine or a SLURM cluster.
+
+Public API::
+
+    from splice.bench import PlanRequest, LaunchOptions, bench, dry_run, plan_jobs, run_job, execute
+
+Modules: :mod:`.jobs` (planning), :mod:`.execute` (one job: timing, memory, OOM ladder,
+records), :mod:`.claims` (no job runs twice), :mod:`.local` and :mod:`.slurm` (launchers),
+:mod:`.status` (job states, ``jobs.csv``), :mod:`.runlog` (``run.json``), :mod:`.runner`
+(the whole ``splice bench`` call).
+"""
+
+from .claims import Claim  # noqa: F401
+from .execute import OOM_LADDER, Outcome, execute, run_job  # noqa: F401
+from .jobs import Job, PlanRequest, expand_methods, parse_method_args, parse_seeds, parse_weights, plan_jobs  # noqa: F401
+from .runner import BenchSummary, LaunchOptions, bench, dry_run, parse_devices  # noqa: F401
+from .slurm import SlurmOptions  # noqa: F401
+from .status import job_state, scan, write_jobs_csv  # noqa: F401

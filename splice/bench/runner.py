@@ -1,0 +1,257 @@
+"""``splice bench`` as a library call: plan, skip what is done, launch, summarise.
+
+:func:`bench` plans the jobs of a :class:`~splice.bench.jobs.PlanRequest`, classifies each
+against the run store (done / failed / running elsewhere / stale / pending), appends an entry
+to ``run.json``, writes each job's ``job.json``, runs the rest with the local or the SLURM
+launcher, regenerates ``jobs.csv`` and returns a :class:`BenchSummary`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..store import RunStore
+from .claims import describe_holder
+from .execute import Outcome
+from .jobs import Job, PlanRequest, plan_jobs
+from .local import run_local
+from .runlog import append_invocation, finish_invocation, new_invocation
+from .slurm import SlurmOptions, submit_slurm, wait_slurm
+from .status import job_state, scan, write_job_specs, write_jobs_csv
+
+log = logging.getLogger(__name__)
+
+ACTIONS = {
+    "pending": "run",
+    "retry": "run again (failed before; --retry-failed)",
+    "stale": "take over",
+    "running": "skip (claimed by {holder})",
+    "done": "skip (done)",
+    "failed": "skip (failed; --retry-failed runs it again)",
+}
+
+
+def parse_devices(value: str) -> list[str]:
+    """``auto`` (every CUDA GPU, else MPS, else CPU), ``cpu``, ``cuda`` (every GPU), ``cuda:0,cuda:1``, ``mps``."""
+    items = [v.strip().lower() for v in str(value).split(",") if v.strip()]
+    if not items:
+        raise ConfigError("--devices is empty; use auto, cpu or e.g. cuda:0,cuda:1")
+    if items == ["cpu"]:
+        return ["cpu"]
+    from ..method import resolve_device
+
+    out: list[str] = []
+    for item in items:
+        if item in ("auto", "cuda"):
+            import torch
+
+            if torch.cuda.is_available():
+                out.extend(f"cuda:{i}" for i in range(torch.cuda.device_count()))
+                continue
+            if item == "cuda":
+                raise ConfigError("--devices cuda requested but no CUDA GPU is available; use --devices cpu or auto")
+            out.append(resolve_device("auto"))
+            continue
+        dev = resolve_device(item)
+        if dev.startswith("cuda:"):
+            import torch
+
+            idx = int(dev.split(":")[1])
+            if idx >= torch.cuda.device_count():
+                raise ConfigError(f"--devices {item}: only {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0..)")
+        out.append(dev)
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class PlannedJob:
+    job: Job
+    state: str
+    holder: str | None = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def action(self) -> str:
+        return ACTIONS[self.state].format(holder=self.holder)
+
+    def row(self) -> dict[str, Any]:
+        return {**self.job.key.to_dict(), "state": self.state, "action": self.action,
+                "structure": str(self.job.pair.structure), "appearance": str(self.job.pair.appearance)}  # fmt: skip
+
+
+def classify(jobs: list[Job], store: RunStore, retry_failed: bool = False) -> list[PlannedJob]:
+    out = []
+    for job in jobs:
+        st = job_state(store, job.key)
+        state = "retry" if st.state == "failed" and retry_failed else st.state
+        out.append(PlannedJob(job, state, describe_holder(st.holder) if st.holder else None, st.record))
+    return out
+
+
+@dataclass
+class BenchSummary:
+    planned: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped_done: int = 0
+    failed_before: int = 0  # failed records not retried
+    claimed_elsewhere: int = 0
+    seconds: float = 0.0
+    by_method: dict[str, Counter] = field(default_factory=dict)
+    method_seconds: dict[str, float] = field(default_factory=dict)
+    submitted: list[str] = field(default_factory=list)  # SLURM job ids (when not waiting)
+    invocation: str | None = None
+
+    @property
+    def done(self) -> int:
+        return sum(o.state == "done" for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return sum(o.state == "failed" for o in self.outcomes)
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_done + sum(o.state == "skipped" for o in self.outcomes)
+
+    @property
+    def claimed(self) -> int:
+        return self.claimed_elsewhere + sum(o.state == "claimed" for o in self.outcomes)
+
+    @property
+    def failed_total(self) -> int:
+        return self.failed + self.failed_before + sum(o.state == "skipped-failed" for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"planned": self.planned, "done": self.done, "skipped": self.skipped, "failed": self.failed,
+                "failed_not_retried": self.failed_total - self.failed, "claimed_elsewhere": self.claimed,
+                "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
+                "by_method": {m: dict(c) for m, c in self.by_method.items()},
+                "errors": dict(Counter(o.error for o in self.outcomes if o.state == "failed").most_common(10))}  # fmt: skip
+
+    def table(self) -> str:
+        head = ["method", "jobs", "done", "skipped", "failed", "claimed", "seconds"]
+        rows = []
+        for m, c in sorted(self.by_method.items()):
+            rows.append([m, str(sum(c.values())), str(c["done"]), str(c["skipped"]), str(c["failed"]), str(c["claimed"]),
+                         f"{self.method_seconds.get(m, 0.0):.1f}"])  # fmt: skip
+        rows.append(["total", str(self.planned), str(self.done), str(self.skipped), str(self.failed_total),
+                     str(self.claimed), f"{self.seconds:.1f} (wall)"])  # fmt: skip
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        return "\n".join([fmt(head), *(fmt(r) for r in rows)])
+
+
+def _tally(summary: BenchSummary, method: str, state: str, seconds: float | None = None) -> None:
+    bucket = {"done": "done", "failed": "failed", "skipped": "skipped", "skipped-failed": "failed", "claimed": "claimed",
+              "skip-done": "skipped", "failed-before": "failed", "claimed-before": "claimed"}[state]  # fmt: skip
+    summary.by_method.setdefault(method, Counter())[bucket] += 1
+    if seconds:
+        summary.method_seconds[method] = summary.method_seconds.get(method, 0.0) + float(seconds)
+
+
+@dataclass
+class LaunchOptions:
+    out: Path
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    workers: int | None = None
+    launcher: str = "local"
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    wait: bool = True
+    retry_failed: bool = False
+    progress: bool = True
+
+
+def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None,
+          settings_extra: dict[str, Any] | None = None) -> BenchSummary:  # fmt: skip
+    """Run (or submit) every job of ``req`` that is not done; see the module docstring."""
+    t0 = time.time()
+    store = RunStore(launch.out)
+    jobs = plan_jobs(req)
+    planned = classify(jobs, store, launch.retry_failed)
+    summary = BenchSummary(planned=len(planned))
+
+    missing = sum(1 for p in planned if p.state != "done" and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
+    if missing:
+        log.warning("%d job(s) have missing input images under %s; they will fail. Check with "
+                    "`splice datasets check --root %s`", missing, req.root, req.root)  # fmt: skip
+
+    settings = {**req.to_dict(), "out": str(launch.out), "devices": launch.devices, "workers": launch.workers,
+                "launcher": launch.launcher, "retry_failed": launch.retry_failed, **(settings_extra or {})}  # fmt: skip
+    if launch.launcher == "slurm":
+        settings["slurm"] = {k: v for k, v in vars(launch.slurm).items()}
+    invocation = new_invocation(settings, [m.record() for m in req.manifests], argv)
+    summary.invocation = invocation["id"]
+    store.root.mkdir(parents=True, exist_ok=True)
+    append_invocation(store.root, invocation)
+    write_job_specs(store, jobs)
+
+    to_run: list[Job] = []
+    for p in planned:
+        m = p.job.key.method
+        if p.state == "done":
+            summary.skipped_done += 1
+            _tally(summary, m, "skip-done")
+        elif p.state == "failed":
+            summary.failed_before += 1
+            _tally(summary, m, "failed-before")
+        elif p.state == "running":
+            summary.claimed_elsewhere += 1
+            _tally(summary, m, "claimed-before")
+            log.info("%s: claimed by %s; skipped", p.job.key, p.holder)
+        else:
+            to_run.append(p.job)
+
+    bar = None
+    if launch.progress and to_run:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(to_run), desc="bench", unit="job", file=sys.stderr, dynamic_ncols=True, disable=None)
+        except ImportError:  # pragma: no cover
+            bar = None
+
+    def on_outcome(o: Outcome) -> None:
+        _tally(summary, o.key["method"], o.state, o.seconds)
+        if bar is not None:
+            bar.update()
+            c = Counter()
+            for mc in summary.by_method.values():
+                c.update(mc)
+            bar.set_postfix(done=c["done"], failed=c["failed"], refresh=False)
+
+    try:
+        if launch.launcher == "local":
+            summary.outcomes = run_local(to_run, store, launch.devices, launch.workers, invocation, launch.retry_failed,
+                                         on_outcome=on_outcome)  # fmt: skip
+        elif launch.launcher == "slurm":
+            submitted = submit_slurm(to_run, store, launch.slurm, invocation, launch.retry_failed,
+                                     device="cpu" if launch.devices == ["cpu"] else "auto")  # fmt: skip
+            summary.submitted = [s.job_id for s in submitted]
+            if launch.wait:
+                for o in wait_slurm(submitted, to_run, launch.slurm.jobs_per_task):
+                    summary.outcomes.append(o)
+                    on_outcome(o)
+        else:
+            raise ConfigError(f"unknown --launcher {launch.launcher!r}; use local or slurm")
+    finally:
+        if bar is not None:
+            bar.close()
+        summary.seconds = time.time() - t0
+        try:
+            write_jobs_csv(store, scan(store))
+        except OSError as e:  # pragma: no cover
+            log.warning("could not write jobs.csv: %s", e)
+        finish_invocation(store.root, invocation["id"], summary.to_dict())
+    return summary
+
+
+def dry_run(req: PlanRequest, out: Path, retry_failed: bool = False) -> list[PlannedJob]:
+    """The jobs ``bench`` would consider, with what it would do to each. Writes nothing."""
+    return classify(plan_jobs(req), RunStore(out), retry_failed)

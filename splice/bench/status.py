@@ -1,0 +1,163 @@
+"""Every job's state in a run store, and ``runs/NAME/jobs.csv``.
+
+A job folder may hold ``job.json`` (written when the job is planned), ``claim.json`` (a runner
+holds it) and ``record.json`` (it ran). From these a job is:
+
+==========  ===========================================================================
+done        ``ok`` record and its output present
+failed      ``failed`` record (``splice bench --retry-failed`` runs it again)
+running     a live claim (another runner, or this one, is on it)
+stale       a claim whose owner is gone (the next runner takes it over; work/ is kept)
+pending     planned, never finished
+==========  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..atomic import atomic_write_json, atomic_write_text, read_json
+from ..store import RECORD, JobKey, RunStore
+from .claims import CLAIM, Claim, describe_holder, stale_reason
+from .jobs import Job
+
+JOB_SPEC = "job.json"
+JOBS_CSV = "jobs.csv"
+STATES = ("done", "failed", "running", "stale", "pending")
+CSV_COLUMNS = ["dataset", "pair_id", "method", "seed", "config_hash", "state", "seconds", "peak_memory_mb", "max_side",
+               "attempts", "random_weights", "device", "host", "error", "finished", "job_dir"]  # fmt: skip
+
+
+def write_job_specs(store: RunStore, jobs: Iterable[Job]) -> int:
+    """Write ``job.json`` into each planned job's folder (only when absent or different)."""
+    n = 0
+    for job in jobs:
+        path = store.job_dir(job.key) / JOB_SPEC
+        spec = job.to_dict()
+        try:
+            if path.exists() and read_json(path) == json.loads(json.dumps(spec, default=str)):
+                continue
+        except (OSError, ValueError):
+            pass
+        atomic_write_json(path, spec)
+        n += 1
+    return n
+
+
+@dataclass
+class JobState:
+    key: JobKey
+    state: str
+    record: dict[str, Any] | None
+    holder: dict[str, Any] | None
+    job_dir: Path
+
+    def row(self) -> dict[str, Any]:
+        rec = self.record or {}
+        attempts = rec.get("attempts") or []
+        return {
+            **self.key.to_dict(),
+            "state": self.state,
+            "seconds": rec.get("seconds"),
+            "peak_memory_mb": rec.get("peak_memory_mb"),
+            "max_side": rec.get("max_side"),
+            "attempts": len(attempts),
+            "random_weights": rec.get("random_weights"),
+            "device": rec.get("device"),
+            "host": describe_holder(self.holder) if self.state in ("running", "stale") else rec.get("host"),
+            "error": rec.get("error") if self.state == "failed" else None,
+            "finished": rec.get("finished"),
+            "job_dir": str(self.job_dir),
+        }
+
+
+def job_state(store: RunStore, key: JobKey) -> JobState:
+    job_dir = store.job_dir(key)
+    rec = store.read_record(key)
+    seen = Claim(job_dir).read()
+    holder = seen[0] if seen else None
+    if seen is not None and stale_reason(seen[0], seen[1]) is None:
+        state = "running"
+    elif rec and rec.get("status") == "ok" and store.is_done(key):
+        state = "done"
+    elif rec and rec.get("status") == "failed":
+        state = "failed"
+    elif seen is not None:
+        state = "stale"
+    else:
+        state = "pending"
+    return JobState(key, state, rec, holder, job_dir)
+
+
+def _key_of(job_dir: Path, store: RunStore) -> JobKey | None:
+    for name in (RECORD, JOB_SPEC):
+        p = job_dir / name
+        if p.exists():
+            try:
+                d = read_json(p)
+                return JobKey.from_dict(d["job"] if name == RECORD else d["key"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    # a claim only: the key is in the path
+    rel = job_dir.relative_to(store.outputs).parts
+    if len(rel) == 4 and rel[3].startswith("s") and "-" in rel[3]:
+        seed, _, chash = rel[3][1:].partition("-")
+        try:
+            return JobKey(rel[0], rel[1], rel[2], int(seed), chash)
+        except ValueError:
+            return None
+    return None
+
+
+def scan(store: RunStore, extra: Iterable[JobKey] = ()) -> list[JobState]:
+    """The state of every job folder of the store (plus ``extra`` keys), sorted."""
+    keys: set[JobKey] = set(extra)
+    if store.outputs.is_dir():
+        for job_dir in store.outputs.glob("*/*/*/*"):
+            if not job_dir.is_dir():
+                continue
+            if not any((job_dir / n).exists() for n in (RECORD, JOB_SPEC, CLAIM)):
+                continue
+            key = _key_of(job_dir, store)
+            if key is not None:
+                keys.add(key)
+    return [job_state(store, k) for k in sorted(keys)]
+
+
+def write_jobs_csv(store: RunStore, states: list[JobState]) -> Path:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for s in states:
+        w.writerow({k: ("" if v is None else v) for k, v in s.row().items()})
+    return atomic_write_text(store.root / JOBS_CSV, buf.getvalue())
+
+
+def counts(states: Iterable[JobState]) -> dict[str, int]:
+    c = Counter(s.state for s in states)
+    return {k: c.get(k, 0) for k in STATES}
+
+
+def table(states: list[JobState]) -> str:
+    """A per (data set, method) count table for people."""
+    groups: dict[tuple[str, str], Counter] = {}
+    secs: dict[tuple[str, str], float] = {}
+    for s in states:
+        g = (s.key.dataset, s.key.method)
+        groups.setdefault(g, Counter())[s.state] += 1
+        if s.state == "done" and s.record and s.record.get("seconds") is not None:
+            secs[g] = secs.get(g, 0.0) + float(s.record["seconds"])
+    head = ["dataset", "method", "jobs", *STATES, "seconds"]
+    rows = [[d, m, str(sum(c.values())), *(str(c.get(k, 0)) for k in STATES), f"{secs.get((d, m), 0.0):.1f}"]
+            for (d, m), c in sorted(groups.items())]  # fmt: skip
+    total = counts(states)
+    rows.append(["total", "", str(len(states)), *(str(total[k]) for k in STATES), f"{sum(secs.values()):.1f}"])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(head), *(fmt(r) for r in rows)])

@@ -1,0 +1,136 @@
+"""Dummy methods for the runner's tests (registered at test time, never in splice.registry).
+
+``dummy`` returns the structure image (resized to ``max_side`` when set) and is steered by its
+options: ``log`` (append "start/end <pair> <pid>" lines), ``sleep`` (seconds), ``block_on``
+(a pair id that waits until ``<log>.go`` exists), ``fail_on`` (pair ids that raise),
+``oom_above`` (raise torch.OutOfMemoryError while the effective max_side is above it, or native
+when -1), ``die_on`` (pair ids whose process SIGKILLs itself). ``nomaxside`` is the same
+method without ``supports_max_side``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from splice.geometry import Geometry
+from splice.imageio import load_rgb
+from splice.method import Method, MethodResult, Pair, RunSettings
+from splice.registry import methods
+
+TESTS = Path(__file__).resolve().parent
+PROJECT = TESTS.parent
+
+
+def _log(settings: RunSettings, event: str, pair: Pair) -> None:
+    path = settings.options.get("log")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{event} {pair.pair_id} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+class Dummy(Method):
+    name = "dummy"
+    paper = "-"
+    summary = "Test method steered by its options."
+    supports_max_side = True
+    in_benchmark = False
+
+    def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
+        o = settings.options
+        _log(settings, "start", pair)
+        if pair.pair_id in _as_list(o.get("die_on")):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if o.get("block_on") == pair.pair_id:
+            go = Path(str(o["log"]) + ".go")
+            while not go.exists():
+                time.sleep(0.02)
+        if o.get("sleep"):
+            time.sleep(float(o["sleep"]))
+        if pair.pair_id in _as_list(o.get("fail_on")):
+            raise RuntimeError(f"dummy failure on {pair.pair_id}\nsecond line")
+        s = load_rgb(pair.structure, role="structure image", min_side=0)
+        load_rgb(pair.appearance, role="appearance image", min_side=0)
+        oom = o.get("oom_above")
+        if oom is not None:
+            import torch
+
+            effective = settings.max_side or min(s.size)
+            if int(oom) < 0 or effective > int(oom):
+                raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB at max_side {settings.max_side}")
+        geom = Geometry.identity(s.size)
+        image = s.image.copy()
+        if settings.max_side and min(s.size) > settings.max_side:
+            geom = Geometry.resize_short_side(s.size, settings.max_side)
+            image = geom.apply(image)
+        _log(settings, "end", pair)
+        return MethodResult(image=image, geometry=geom,
+                            info={"inputs": {"structure": s.record()}, "random_weights": True,
+                                  "weights": {"spec": "random"}, "pid": os.getpid(),
+                                  "workdir": str(settings.workdir)})  # fmt: skip
+
+
+class NoMaxSide(Dummy):
+    name = "nomaxside"
+    supports_max_side = False
+
+
+class CudaOnly(Dummy):
+    name = "cudaonly"
+    devices = ("cuda",)
+
+
+def register() -> None:
+    """Make the dummies resolvable by name (tests call this; workers re-register from the job's target)."""
+    for name, cls in (("dummy", "Dummy"), ("nomaxside", "NoMaxSide"), ("cudaonly", "CudaOnly")):
+        if name not in methods:
+            methods.register(name, f"test_bench_dummies:{cls}")
+
+
+def ensure_importable(monkeypatch) -> None:
+    """``test_bench_dummies`` must import in worker and submitit processes too."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    parts = [str(PROJECT), str(TESTS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(dict.fromkeys(parts)))
+
+
+def make_dataset(tmp_path: Path, n: int = 4, name: str = "toy", big: tuple[int, ...] = ()) -> tuple[Path, Path]:
+    """A data root with ``n`` small pairs (p0, p1, ...) and its manifest; pairs in ``big`` get a 1200x900 structure."""
+    from conftest import make_image
+
+    root = tmp_path / "data"
+    lines = ["# version: 1", f"# name: {name}", "pair_id,structure,appearance"]
+    for i in range(n):
+        d = root / name / f"p{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        size = (1200, 900) if i in big else (96, 80)
+        make_image(*size, seed=i).save(d / "structure.png")
+        make_image(72, 72, seed=50 + i).save(d / "appearance.png")
+        lines.append(f"p{i},{name}/p{i}/structure.png,{name}/p{i}/appearance.png")
+    manifest = tmp_path / f"{name}.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return root, manifest
+
+
+def events(log: Path) -> list[tuple[str, str]]:
+    if not log.exists():
+        return []
+    return [tuple(line.split()[:2]) for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_dummy_resizes_to_max_side(tiny_pair):
+    s, a = tiny_pair
+    out = Dummy().run(Pair("p", s, a), RunSettings(max_side=40))
+    assert out.image.size == (48, 40) and out.geometry.output == (48, 40)
