@@ -16,6 +16,8 @@ METHODS: dict[str, str] = {
     "splice": "splice.splice_method:SpliceMethod",
     "identity": "splice.identity_method:IdentityMethod",
     # baselines register here, one line each: "name": "baselines.module:Class"
+    "strotss": "baselines.strotss:Strotss",
+    "wct2": "baselines.wct2:WCT2",
     "reinhard": "baselines.colour:Reinhard",
     "histogram": "baselines.colour:Histogram",
     "external": "baselines.external:ExternalMethod",

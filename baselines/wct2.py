@@ -1,0 +1,272 @@
+"""``wct2``: Photorealistic Style Transfer via Wavelet Transforms (Yoo, Uh, Chun, Kang, Ha,
+ICCV 2019), one of the Splice paper's baselines.
+
+A feed-forward method: the released wavelet encoder/decoder (``cat5`` model) with the
+whitening-colouring transform at the encoder, the high-frequency skips and the decoder (the
+public code's defaults, ``alpha = 1``, no segmentation masks). The network lives in
+:mod:`baselines.wct2_model`.
+
+Weights: the authors' checkpoints ``wave_encoder_cat5_l4.pth`` and ``wave_decoder_cat5_l4.pth``
+(in the ``model_checkpoints`` folder of https://github.com/clovaai/WCT2), read from a folder given
+by ``--weights DIR`` (or ``--method-args weights=DIR``), else ``$SPLICE_WEIGHTS_DIR/wct2``
+(default ``~/.cache/splice-bench/weights/wct2``). ``random`` builds randomly initialised networks
+(tests and smoke runs only; marked in every record).
+
+Input geometry, as the public code prepares images: resize so the shorter side is 512
+(torchvision ``Resize(512)``: bilinear, long side truncated), then centre-crop both sides down
+to multiples of 16. The same is done to the appearance image. The output has the cropped size,
+and the geometry from the structure image to it is recorded. ``max_side`` (OOM ladder) lowers
+the 512. WCT2 has no randomness; the seed is recorded only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from splice.errors import ConfigError, WeightsError
+from splice.geometry import Geometry
+from splice.imageio import load_rgb, sha256_file, to_tensor
+from splice.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
+from splice.weights import weights_dir
+
+from .wct2_model import TRANSFER_POINTS, UNPOOL_OPTIONS, WaveDecoder, WaveEncoder, wct2_transfer
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_REPO = "https://github.com/clovaai/WCT2"
+RANDOM = "random"
+RANDOM_INIT_SEED = 0  # random stand-in weights do not depend on the run seed
+
+
+@dataclass(frozen=True)
+class WCT2Config:
+    """Everything that changes a WCT2 output (it has no randomness)."""
+
+    image_size: int = 512  # shorter side after resizing, as the public --image_size
+    option_unpool: str = "cat5"
+    transfer_at: str = "encoder,decoder,skip"
+    alpha: float = 1.0
+    reg: float = 1.0  # the "+ I" added to both covariances before the eigendecomposition
+    multiple: int = 16  # both sides are centre-cropped to a multiple of this
+
+
+PRESETS: dict[str, WCT2Config] = {"paper": WCT2Config(), "smoke": WCT2Config(image_size=64)}
+
+
+def wct2_config(settings: RunSettings) -> WCT2Config:
+    """The preset (``smoke``, else ``paper``) with ``settings.options`` applied (typed)."""
+    cfg = PRESETS["smoke" if settings.preset == "smoke" else "paper"]
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    changes: dict[str, Any] = {}
+    for key, value in settings.options.items():
+        if key == "weights":
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown wct2 option {key!r}; known: weights, {', '.join(sorted(fields))}")
+        current = getattr(cfg, key)
+        try:
+            if isinstance(value, (list, tuple, set)):
+                value = ",".join(sorted(str(v) for v in value))
+            changes[key] = type(current)(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"wct2 option {key}={value!r} is not a valid {type(current).__name__}") from None
+    cfg = dataclasses.replace(cfg, **changes)
+    points = [p.strip() for p in cfg.transfer_at.split(",") if p.strip()]
+    if not points or set(points) - set(TRANSFER_POINTS):
+        raise ConfigError(f"wct2 option transfer_at={cfg.transfer_at!r}; use a comma list of {', '.join(TRANSFER_POINTS)}")
+    if cfg.option_unpool not in UNPOOL_OPTIONS:
+        raise ConfigError(f"wct2 option option_unpool={cfg.option_unpool!r}; use one of {', '.join(UNPOOL_OPTIONS)}")
+    if cfg.image_size < 16 or cfg.multiple < 8 or cfg.multiple % 8:
+        raise ConfigError("wct2: image_size >= 16 and multiple a multiple of 8 are needed")
+    return dataclasses.replace(cfg, transfer_at=",".join(p for p in TRANSFER_POINTS if p in points))
+
+
+def checkpoint_names(option_unpool: str = "cat5") -> tuple[str, str]:
+    return f"wave_encoder_{option_unpool}_l4.pth", f"wave_decoder_{option_unpool}_l4.pth"
+
+
+def default_weights_dir() -> Path:
+    return weights_dir() / "wct2"
+
+
+def wct2_input_geometry(size: tuple[int, int], short_side: int, multiple: int = 16) -> Geometry:
+    """torchvision ``Resize(short_side)`` then ``CenterCrop`` to multiples of ``multiple``."""
+    w, h = size
+    if w <= h:
+        rw, rh = short_side, int(short_side * h / w)
+    else:
+        rw, rh = int(short_side * w / h), short_side
+    resize = Geometry.resize((w, h), (rw, rh))
+    cw, ch = rw // multiple * multiple, rh // multiple * multiple
+    # torchvision's CenterCrop offsets: int(round((size - crop) / 2)) (round half to even)
+    left, top = int(round((rw - cw) / 2.0)), int(round((rh - ch) / 2.0))
+    if (cw, ch) == (rw, rh):
+        return resize
+    crop = Geometry(source=(rw, rh), box=(left, top, left + cw, top + ch), output=(cw, ch), kind="crop")
+    return resize.then(crop)
+
+
+def _prepare(image: Image.Image, short_side: int, multiple: int) -> tuple[Image.Image, Geometry]:
+    """Resize (PIL bilinear, as torchvision does for PIL input) and crop exactly as the geometry says."""
+    w, h = image.size
+    rw, rh = (short_side, int(short_side * h / w)) if w <= h else (int(short_side * w / h), short_side)
+    resized = image if (rw, rh) == (w, h) else image.resize((rw, rh), Image.Resampling.BILINEAR)
+    cw, ch = rw // multiple * multiple, rh // multiple * multiple
+    left, top = int(round((rw - cw) / 2.0)), int(round((rh - ch) / 2.0))
+    cropped = resized.crop((left, top, left + cw, top + ch)) if (cw, ch) != (rw, rh) else resized
+    return cropped, wct2_input_geometry((w, h), short_side, multiple)
+
+
+def _to_image_rounded(x: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) -> 8-bit RGB with torchvision ``save_image`` rounding (x*255 + 0.5, clamped)."""
+    arr = (x.detach()[0].clamp(0, 1) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def _load_state(path: Path, model: torch.nn.Module, what: str) -> None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"WCT2 {what} checkpoint {path} cannot be read ({type(e).__name__}); download it again") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"WCT2 {what} checkpoint {path} holds no state dict")
+    expected = model.state_dict()
+    merged = {}
+    for key, ref in expected.items():
+        value = state.get(key)
+        if value is None:
+            if key.endswith(tuple(f"{b}.weight" for b in ("LL", "LH", "HL", "HH"))):
+                merged[key] = ref  # fixed Haar filters: the formula is the reference
+                continue
+            raise WeightsError(f"{path} is not a WCT2 {what} checkpoint for this option_unpool: {key} is missing")
+        if tuple(value.shape) != tuple(ref.shape):
+            raise WeightsError(f"{path} is not a WCT2 {what} checkpoint: {key} has shape {tuple(value.shape)}")
+        if key.endswith(("LL.weight", "LH.weight", "HL.weight", "HH.weight")) and not torch.allclose(value.float(), ref, atol=1e-5):
+            raise WeightsError(f"{path}: {key} is not a Haar filter; this is not a WCT2 checkpoint")
+        merged[key] = value
+    model.load_state_dict(merged, strict=True)
+
+
+def random_init(*models: torch.nn.Module) -> None:
+    """Variance-preserving (He) random convolutions from a fixed generator, zero biases: random
+    stand-in networks whose outputs keep the input's scale (a smoke output is not all black)."""
+    g = torch.Generator().manual_seed(RANDOM_INIT_SEED)
+    for model in models:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+                with torch.no_grad():
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                    m.bias.zero_()
+
+
+class WCT2(Method):
+    name = "wct2"
+    paper = "Yoo, Uh, Chun, Kang, Ha. Photorealistic Style Transfer via Wavelet Transforms. ICCV 2019"
+    summary = "Wavelet-pooling VGG autoencoder with whitening-colouring transforms (released cat5 checkpoints)."
+    devices = ("cpu", "cuda", "mps")
+    supports_max_side = True
+    in_smoke = True
+
+    def _weights(self, settings: RunSettings) -> str:
+        spec = settings.weights or settings.options.get("weights")
+        return str(spec) if spec else str(default_weights_dir())
+
+    def requirements(self, settings: RunSettings) -> list[Requirement]:
+        spec = self._weights(settings)
+        cfg = wct2_config(settings)
+        if spec == RANDOM:
+            return [Requirement(name="WCT2 checkpoints", how="random weights (smoke runs and tests only)", ready=True)]
+        folder = Path(spec).expanduser()
+        names = checkpoint_names(cfg.option_unpool)
+        ready = all((folder / n).is_file() for n in names)
+        how = f"download {' and '.join(names)} from {OFFICIAL_REPO} (folder model_checkpoints) into {folder}"
+        return [Requirement(name=f"WCT2 checkpoints ({cfg.option_unpool})", how=how, ready=ready, path=str(folder))]
+
+    def config(self, settings: RunSettings) -> dict[str, Any]:
+        spec = self._weights(settings)
+        return {
+            "method": self.name,
+            "preset": "smoke" if settings.preset == "smoke" else "paper",
+            "weights": RANDOM if spec == RANDOM else "released",
+            "max_side": settings.max_side,
+            **dataclasses.asdict(wct2_config(settings)),
+        }
+
+    def load_networks(self, settings: RunSettings, cfg: WCT2Config, device: str) -> tuple[WaveEncoder, WaveDecoder, dict]:
+        """The encoder/decoder pair and the identity of their weights (for the record)."""
+        spec = self._weights(settings)
+        identity: dict[str, Any] = {"spec": spec, "random": False}
+        folder = None if spec == RANDOM else Path(spec).expanduser()
+        names = checkpoint_names(cfg.option_unpool)
+        if folder is not None and folder.is_file():
+            raise WeightsError(f"--weights for wct2 must be the folder holding {' and '.join(names)}, not a file: {folder}")
+        missing = [] if folder is None else [n for n in names if not (folder / n).is_file()]
+        if missing and not settings.allow_random_weights:
+            raise WeightsError(
+                f"WCT2 checkpoints missing: {', '.join(missing)} not in {folder}; download them from the model_checkpoints "
+                f"folder of {OFFICIAL_REPO} (see its README) and put them in {folder}, or pass --weights DIR"
+            )
+        if missing:
+            identity["fallback_from"] = str(folder)
+            folder = None
+        encoder, decoder = WaveEncoder(cfg.option_unpool), WaveDecoder(cfg.option_unpool)
+        if folder is None:
+            random_init(encoder, decoder)
+            identity.update(spec=RANDOM, random=True, init_seed=RANDOM_INIT_SEED)
+        else:
+            files = {}
+            for model, name, what in ((encoder, names[0], "encoder"), (decoder, names[1], "decoder")):
+                _load_state(folder / name, model, what)
+                files[name] = sha256_file(folder / name)
+            identity.update(path=str(folder), sha256=files)
+        return encoder.to(device).eval(), decoder.to(device).eval(), identity
+
+    def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
+        cfg = wct2_config(settings)
+        device = resolve_device(settings.device)
+        s = load_rgb(pair.structure, role="structure image")
+        a = load_rgb(pair.appearance, role="appearance image")
+        short = min(cfg.image_size, settings.max_side) if settings.max_side else cfg.image_size
+        short = max(short, cfg.multiple)
+        content, geometry = _prepare(s.image, short, cfg.multiple)
+        style, _ = _prepare(a.image, short, cfg.multiple)
+        encoder, decoder, weights = self.load_networks(settings, cfg, device)
+        if weights["random"]:
+            log.warning("wct2: RANDOM encoder/decoder weights (smoke/test only): the output means nothing")
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = wct2_transfer(
+                encoder,
+                decoder,
+                to_tensor(content).unsqueeze(0).to(device),
+                to_tensor(style).unsqueeze(0).to(device),
+                transfer_at=cfg.transfer_at.split(","),
+                alpha=cfg.alpha,
+                reg=cfg.reg,
+            )
+        image = _to_image_rounded(out)
+        assert image.size == tuple(geometry.output), (image.size, geometry)
+        info = {
+            "seed": settings.seed,
+            "deterministic": True,
+            "device": device,
+            "weights": weights,
+            "random_weights": bool(weights["random"]),
+            "inputs": {"structure": s.record(), "appearance": a.record()},
+            "style_size": list(style.size),
+            "short_side": short,
+            "transfer_seconds": round(time.perf_counter() - start, 3),
+        }
+        return MethodResult(image=image, geometry=geometry, info=info)
