@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -58,6 +59,8 @@ nav a{margin-right:14px}
 table{border-collapse:collapse;margin:6px 0 12px}
 th,td{border:1px solid #d5d5d5;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums} td.best{font-weight:700}
+caption{text-align:left;font-weight:600;padding:2px 0}
+table.settings{margin:0} table.settings th{font-weight:500}
 pre{background:#f7f7f7;padding:6px 8px;margin:0;white-space:pre-wrap;word-break:break-all;font-size:12px}
 .muted{color:#666} .alert{color:#b71c1c;font-weight:600}
 figure{margin:8px 0 18px} figure img{max-width:100%;height:auto;border:1px solid #ddd}
@@ -87,10 +90,29 @@ def _json_pre(obj: Any) -> str:
     return f"<pre>{e(json.dumps(obj, indent=1, sort_keys=True, default=str))}</pre>"
 
 
-def _value_html(value: Any) -> str:
+def _value_html(value: Any, key: str = "") -> str:
+    """A run.json value: a command line as shell text, small structures as one line, big ones folded."""
+    if key == "command" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return f"<code>{e(shlex.join(value))}</code>"
     if isinstance(value, (dict, list)):
-        return _json_pre(value)
+        compact = json.dumps(value, sort_keys=True, default=str)
+        if len(compact) <= 120:
+            return f"<code>{e(compact)}</code>"
+        return f"<details><summary><code>{e(compact[:100])}…</code></summary>{_json_pre(value)}</details>"
+    if value is None or isinstance(value, bool):
+        return f"<code>{json.dumps(value)}</code>"
     return e(value)
+
+
+def _entry_html(entry: dict[str, Any], caption: str) -> str:
+    rows = []
+    for k, v in entry.items():
+        if k == "settings" and isinstance(v, dict):  # the settings a run was made with: one row each
+            inner = "".join(f"<tr><th>{e(sk)}</th><td>{_value_html(sv, sk)}</td></tr>" for sk, sv in v.items())
+            rows.append(f"<tr><th>{e(k)}</th><td><table class=settings>{inner}</table></td></tr>")
+        else:
+            rows.append(f"<tr><th>{e(k)}</th><td>{_value_html(v, k)}</td></tr>")
+    return f"<table class=run-entry><caption>{e(caption)}</caption>{''.join(rows)}</table>"
 
 
 def random_banner_text(results: RunResults) -> str:
@@ -110,7 +132,7 @@ def _run_entries(run_info: Any) -> list[dict[str, Any]]:
         return [x if isinstance(x, dict) else {"entry": x} for x in run_info]
     if isinstance(run_info, dict):
         lists = [v for v in run_info.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
-        if len(run_info) == 1 and len(lists) == 1:
+        if len(lists) == 1:  # {"schema": 1, "invocations": [...]}
             return lists[0]
         return [run_info]
     return []
@@ -133,7 +155,7 @@ def settings_html(results: RunResults) -> str:
                      "<th>model, weights, protocol and thresholds (jobs)</th></tr>")  # fmt: skip
         for mm in results.metric_models:
             random = '<span class="alert">yes</span>' if mm.random_weights else "no"
-            idents = "".join(f"<pre>{e(k)}  ({n} jobs)</pre>" for k, n in mm.identities.items())
+            idents = "".join(_entry_html(json.loads(k), f"{n} jobs") for k, n in mm.identities.items())
             parts.append(f"<tr><td>{e(mm.metric)}</td><td class=num>{mm.n_records}</td><td>{random}</td>"
                          f"<td>{idents}</td></tr>")  # fmt: skip
         parts.append("</table>")
@@ -146,10 +168,9 @@ def settings_html(results: RunResults) -> str:
     elif not entries:
         parts.append('<p class="muted">run.json is unreadable; see <a href="run.json">run.json</a>.</p>')
     else:
-        parts.append(f'<p><a href="run.json">run.json</a> ({len(entries)} entr{"y" if len(entries) == 1 else "ies"})</p>')
+        parts.append(f'<p><a href="run.json">run.json</a> (every <code>splice bench</code> invocation of the run)</p>')
         for i, entry in enumerate(entries, start=1):
-            rows = "".join(f"<tr><th>{e(k)}</th><td>{_value_html(v)}</td></tr>" for k, v in entry.items())
-            parts.append(f"<table class=run-entry><caption>entry {i}</caption>{rows}</table>")
+            parts.append(_entry_html(entry, f"invocation {i} of {len(entries)}"))
     parts.append("</section>")
     return "\n".join(parts)
 

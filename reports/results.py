@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: fields of a metric record that identify how it was made (the rest are per-job numbers)
 METRIC_IDENTITY_KEYS = ("protocol_version", "backbone", "detector", "weights", "random_weights", "score_threshold",
-                        "mask_threshold", "aligned")  # fmt: skip
+                        "mask_threshold", "detector_size", "settings_hash")  # fmt: skip
 
 
 @dataclass

@@ -215,3 +215,15 @@ def test_cli(run, tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip().splitlines() == [f"error: run folder not found: {tmp_path / 'nope'}; "
                                              "pass the --out folder of `splice bench`"]  # fmt: skip
+
+
+def test_run_json_shapes_and_command_line():
+    from reports.page import _entry_html, _run_entries
+
+    assert _run_entries({"schema": 1, "invocations": [{"id": "a"}, {"id": "b"}]}) == [{"id": "a"}, {"id": "b"}]
+    assert _run_entries([{"id": "a"}]) == [{"id": "a"}] and _run_entries({"id": "a"}) == [{"id": "a"}]
+    assert _run_entries(None) == []
+    html = _entry_html({"command": ["splice", "bench", "--out", "runs/a b"], "settings": {"preset": "smoke",
+                        "max_side": None}}, "invocation 1")  # fmt: skip
+    assert "<code>splice bench --out &#x27;runs/a b&#x27;</code>" in html
+    assert "<th>preset</th><td>smoke</td>" in html and "<th>max_side</th><td><code>null</code></td>" in html
