@@ -56,10 +56,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
 from typing import Any, ClassVar
@@ -68,8 +67,7 @@ import yaml
 
 from splice.atomic import atomic_save_image
 from splice.errors import ConfigError, UserError, WeightsError
-from splice.geometry import Geometry
-from splice.imageio import LoadedImage, load_rgb, sha256_file
+from splice.imageio import LoadedImage, load_rgb
 from splice.method import Method, MethodResult, Pair, Requirement, RunSettings
 
 from .external_geometry import parse_geometry, reconcile

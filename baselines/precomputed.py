@@ -28,11 +28,14 @@ Geometry: ``geometry=`` takes the external-method language (``native``, ``center
 it the rule is: same size as the structure image -> identity; same aspect ratio (1 %) -> resize;
 different aspect -> centre crop to the output's aspect, then resize. A stretch is never guessed.
 
-Importing a whole folder into a run store under a method name of its own (``paper-ours``,
-``paper-sa``, ...)::
+Importing a whole authors'-layout folder into a run store under a method name of its own
+(``paper-ours``, ``paper-sa``, ...), pairs matched to a manifest by SHA-256, records written by the
+benchmark runner exactly as for a fresh run::
 
-    python -m baselines.precomputed --root ../shared/data/paper/afhq --method-dir ours --label paper-ours \\
-        --dataset afhq --manifest ../shared/data/manifests/afhq.csv --out runs/paper-sample
+    python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
+
+Inside ``splice bench`` the method is simply ``precomputed`` (``--methods precomputed
+--method-args root=DIR method_dir=ours``); its jobs are then filed under the method name ``precomputed``.
 """
 
 from __future__ import annotations
@@ -41,16 +44,12 @@ import fnmatch
 import functools
 import logging
 import os
-import platform
 import re
 import sys
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from splice.atomic import atomic_save_image
 from splice.errors import ConfigError, ImageError, UserError
 from splice.imageio import IMAGE_SUFFIXES, load_rgb, sha256_file, sha256_image
 from splice.method import Method, MethodResult, Pair, RunSettings, config_hash
@@ -334,89 +333,76 @@ class PrecomputedMethod(Method):
 
 
 # -- importing a folder into a run store --------------------------------------------------------------------------
-def read_manifest_hashes(path: Path) -> list[dict[str, str]]:
-    """Rows (``pair_id``, ``structure_sha256``, optional ``appearance_sha256``) of a manifest CSV."""
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise ConfigError(f"cannot read manifest {path} ({e.strerror})") from None
-    if not rows or "pair_id" not in rows[0] or "structure_sha256" not in rows[0]:
-        raise ConfigError(f"manifest {path} needs the columns pair_id and structure_sha256")
-    return rows
+TARGET = "baselines.precomputed:PrecomputedMethod"
 
 
-def pairs_from_folder(root: Path, dataset: str, manifest: Path | None = None, structure_dir: str = "A",
-                      appearance_dir: str = "B") -> list[Pair]:
-    """The pairs stored in an authors'-layout folder (``<key>/A``, ``<key>/B``).
+@dataclass(frozen=True)
+class FolderPair:
+    """A pair found in an authors'-layout folder, with where it sits in the manifest."""
 
-    With a manifest, pair ids are the manifest's (matched by structure and appearance SHA-256) and
-    folders the manifest does not know are skipped; without, the id is ``<dataset>-<key>``.
+    pair: Pair
+    folder: Path
+    line: int | None = None
+
+
+def pairs_from_folder(root: Path, manifest, data_root: Path | None = None, structure_dir: str = "A",
+                      appearance_dir: str = "B") -> list[FolderPair]:
+    """The manifest pairs stored in an authors'-layout folder (``<key>/A``, ``<key>/B``), matched by SHA-256.
+
+    ``manifest`` is a :class:`splice.manifests.Manifest` (its rows carry ``structure_sha256``).
+    Folders it does not know are skipped with a warning. The pair's images are the folder's own
+    ``A``/``B`` files (identical bytes), or the data root's files when ``data_root`` is given.
     """
-    rows = read_manifest_hashes(manifest) if manifest else None
-    pairs = []
+    by_hash: dict[str, list] = {}
+    for row in manifest.rows:
+        if row.structure.sha256:
+            by_hash.setdefault(row.structure.sha256, []).append(row)
+    if not by_hash:
+        raise ConfigError(f"manifest {manifest.path} has no structure_sha256 column to match folders by")
+    found = []
     for c in scan(root):
         s, a = c.role_image(structure_dir), c.role_image(appearance_dir)
         if s is None or a is None:
             continue
-        pair_id = f"{dataset}-{c.key}"
-        if rows is not None:
-            s_sha, a_sha = file_sha(s), file_sha(a)
-            hits = [r for r in rows if r["structure_sha256"] == s_sha]
-            if len(hits) > 1:
-                hits = [r for r in hits if r.get("appearance_sha256") == a_sha] or hits
-            if not hits:
-                log.warning("precomputed: %s is not in %s (structure sha256 %s...); skipped", c.folder, manifest, s_sha[:12])
-                continue
-            pair_id = hits[0]["pair_id"]
-        pairs.append(Pair(pair_id=pair_id, structure=s, appearance=a, dataset=dataset))
-    return pairs
+        rows = by_hash.get(file_sha(s), [])
+        if len(rows) > 1:
+            a_sha = file_sha(a)
+            rows = [r for r in rows if r.appearance.sha256 == a_sha] or rows
+        if not rows:
+            log.warning("precomputed: %s is not a pair of %s (no row has its structure image); skipped", c.folder, manifest.path)
+            continue
+        row = rows[0]
+        pair = manifest.resolve(row, data_root) if data_root else Pair(row.pair_id, s, a, manifest.name)
+        found.append(FolderPair(pair=pair, folder=c.folder, line=row.line))
+    return found
 
 
-def _versions() -> dict[str, str]:
-    import numpy
-    import PIL
+def import_outputs(pairs: Iterable[FolderPair | Pair], out: Path, label: str, options: dict[str, Any], seed: int = 0,
+                   manifest=None) -> list[dict]:
+    """Import every pair's stored output into the run store ``out`` as method ``label``.
 
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "pillow": PIL.__version__}
-
-
-def import_outputs(pairs: Iterable[Pair], out: Path, method_name: str, options: dict[str, Any], seed: int = 0) -> list[dict]:
-    """Import every pair's stored output into the run store ``out`` under ``method_name``.
-
-    Each job gets ``output.png`` and a ``record.json`` in the run store's schema (written last,
-    atomically), so scoring, tables and reports treat it like any other method's result. A pair
-    without an output becomes a ``failed`` record and the import continues.
+    Each pair becomes a benchmark job run by the runner (:func:`splice.bench.execute.execute`), so
+    its ``output.png`` and ``record.json`` are exactly those of a fresh run (claims, atomic writes,
+    a ``failed`` record for a pair without an output); jobs already imported are skipped.
     """
+    from splice.bench.execute import execute
+    from splice.bench.jobs import Job, ensure_registered
+
+    ensure_registered(label, TARGET)  # the label is the method's name in the store, tables and reports
     store = RunStore(out)
-    method = PrecomputedMethod()
-    settings = RunSettings(preset="paper", seed=seed, device="cpu", options=dict(options))
-    config = method.config(settings)
+    settings = {"preset": "paper", "seed": seed, "weights": None, "allow_random_weights": False, "max_side": None,
+                "options": {**options, "label": label}}
+    config = PrecomputedMethod().config(RunSettings(options=settings["options"]))
     chash = config_hash(config)
     rows = []
-    for pair in pairs:
-        key = JobKey(dataset=pair.dataset, pair_id=pair.pair_id, method=method_name, seed=seed, config_hash=chash)
-        start = time.perf_counter()
-        record: dict[str, Any] = {
-            "pair": pair.to_dict(), "config": config, "output": None, "geometry": None, "random_weights": False,
-            "weights": {}, "device": "cpu", "peak_memory_mb": None, "info": {}, "error": None, "error_type": None,
-            "attempts": [], "versions": _versions(), "host": platform.node(),
-        }
-        try:
-            result = method.run(pair, settings)
-        except UserError as e:
-            record.update(status="failed", error=str(e), error_type=type(e).__name__)
-        else:
-            atomic_save_image(store.output_path(key), result.image)
-            inputs = {role: {**rec, "sha256": file_sha(Path(rec["path"]))} for role, rec in result.info["inputs"].items()}
-            record.update(status="ok", output="output.png", geometry=result.geometry.to_dict(), inputs=inputs,
-                          info=result.info)
-        record["seconds"] = round(time.perf_counter() - start, 4)
-        record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        store.write_record(key, record)
-        rows.append({"pair_id": pair.pair_id, "dataset": pair.dataset, "method": method_name, "status": record["status"],
-                     "job_dir": str(store.job_dir(key)), "error": record["error"]})
+    for item in pairs:
+        pair, line = (item.pair, item.line) if isinstance(item, FolderPair) else (item, None)
+        key = JobKey(dataset=pair.dataset, pair_id=pair.pair_id, method=label, seed=seed, config_hash=chash)
+        meta = {"name": manifest.name, "version": manifest.version, "line": line} if manifest is not None else {}
+        job = Job(key=key, pair=pair, method_target=TARGET, settings=settings, config=config, manifest=meta)
+        outcome = execute(job, store, device="cpu")
+        rows.append({"pair_id": pair.pair_id, "dataset": pair.dataset, "method": label, "state": outcome.state,
+                     "job_dir": str(store.job_dir(key)), "error": outcome.error})
     return rows
 
 
@@ -427,43 +413,48 @@ def _main(argv: list[str] | None = None) -> int:
 
     @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
     @click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True,
-                  help="Folder of pair folders (<key>/A, <key>/B, <key>/<method-dir>) or of flat images.")
-    @click.option("--method-dir", default=None, help="Subfolder holding the outputs (ours, sa, strotss, ...).")
+                  help="Folder of pair folders <key>/A (structure), <key>/B (appearance), <key>/<method-dir> (output).")
+    @click.option("--dataset", required=True,
+                  help="Data set (manifest name such as afhq, or a manifest CSV): pairs are matched to it by SHA-256.")
+    @click.option("--method-dir", required=True, help="Subfolder holding the outputs (ours, sa, strotss, ...).")
     @click.option("--label", default=None, help="Method name in the run store [paper-<method-dir>].")
-    @click.option("--dataset", required=True, help="Data set name for the run store (afhq, mountains, wild-pairs, ...).")
-    @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Manifest CSV (pair_id, structure_sha256): use its pair ids, matched by image hash.")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run store folder.")
+    @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Record the pair images under this data root (as `splice bench --root`) instead of <key>/A, <key>/B.")
     @click.option("--geometry", default=None, help="Output geometry (e.g. 'stretch 256x256'); default: inferred.")
     @click.option("--file", "file_glob", default=None, help="Glob picking the output when a folder holds several.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON row per pair on stdout.")
-    def cli(root, method_dir, label, dataset, manifest, out, geometry, file_glob, as_json):
+    def cli(root, dataset, method_dir, label, out, data_root, geometry, file_glob, as_json):
         """Import stored outputs into a run store as method LABEL.
 
         \b
-        Examples (the Splice authors' AFHQ sample, three methods):
-          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq \\
-              --manifest ../shared/data/manifests/afhq.csv --method-dir ours --label paper-ours --out runs/paper
-          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq \\
-              --manifest ../shared/data/manifests/afhq.csv --method-dir sa --label paper-sa --out runs/paper
+        Examples (the Splice authors' AFHQ sample, three methods into one run):
+          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
+          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir sa \\
+              --geometry "stretch 256x256" --out runs/paper
+          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir strotss --out runs/paper
+        Then: splice score --out runs/paper; splice report --out runs/paper
         """
+        from splice.manifests import get_manifest
+
         if not root.is_dir():
             raise ConfigError(f"--root {root} is not a folder")
-        label = label or (f"paper-{method_dir}" if method_dir else root.name)
-        pairs = pairs_from_folder(root, dataset, manifest)
-        if not pairs:
-            raise ConfigError(f"no pair folders with A/ and B/ images under {root}" + (f" known to {manifest}" if manifest else ""))
-        options = {"root": str(root), "method_dir": method_dir, "label": label, "geometry": geometry, "file": file_glob}
-        rows = import_outputs(pairs, out, label, {k: v for k, v in options.items() if v})
-        ok = sum(r["status"] == "ok" for r in rows)
+        manifest = get_manifest(dataset)
+        label = label or f"paper-{method_dir}"
+        found = pairs_from_folder(root, manifest, data_root)
+        if not found:
+            raise ConfigError(f"no folder under {root} holds A/ and B/ images of a pair of {manifest.path}")
+        options = {"root": str(root.absolute()), "method_dir": method_dir, "geometry": geometry, "file": file_glob}
+        rows = import_outputs(found, out, label, {k: v for k, v in options.items() if v}, manifest=manifest)
         for r in rows:
-            if r["status"] != "ok":
+            if r["state"] == "failed" or r["state"] == "skipped-failed":
                 click.echo(f"failed {r['pair_id']}: {r['error']}", err=True)
-        click.echo(f"imported {ok}/{len(rows)} outputs of {root} as {label} into {out}", err=True)
+        done = sum(r["state"] in ("done", "skipped") for r in rows)
+        click.echo(f"imported {done}/{len(rows)} outputs of {root} as {label} into {out}", err=True)
         if as_json:
             for r in rows:
                 click.echo(json.dumps(r))
-        return 0 if ok == len(rows) else 1
+        return 0 if done == len(rows) else 1
 
     try:
         rc = cli.main(args=argv, prog_name="python -m baselines.precomputed", standalone_mode=False)

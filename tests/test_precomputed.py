@@ -22,6 +22,7 @@ from baselines.precomputed import (
 from splice.errors import ConfigError
 from splice.geometry import Geometry
 from splice.imageio import sha256_file
+from splice.manifests import load_manifest
 from splice.method import Pair, RunSettings
 from splice.registry import methods
 from splice.store import RunStore
@@ -169,22 +170,25 @@ def test_options_are_checked(layout, tmp_path):
 
 
 def _manifest(path: Path, pairs: list[Pair]) -> Path:
+    """A project manifest (datasets/README.md format) whose paths are relative to the layout's data/ folder."""
     with open(path, "w", newline="") as f:
+        f.write("# splice-bench manifest\n# name: afhq\n# version: 1\n")
         w = csv.writer(f)
-        w.writerow(["pair_id", "structure_file", "structure_sha256", "appearance_file", "appearance_sha256"])
-        for p in reversed(pairs):
+        w.writerow(["pair_id", "structure", "structure_sha256", "appearance", "appearance_sha256"])
+        for p in pairs:
             w.writerow([p.pair_id, p.structure.name, sha256_file(p.structure), p.appearance.name, sha256_file(p.appearance)])
     return path
 
 
 def test_import_into_run_store_with_manifest_ids(layout, tmp_path):
     paper, pairs = layout
-    manifest = _manifest(tmp_path / "afhq.csv", pairs[:2])  # folder 2 is unknown to this manifest
-    found = pairs_from_folder(paper, "afhq", manifest)
-    assert [p.pair_id for p in found] == ["afhq-00", "afhq-01"]
+    manifest = load_manifest(_manifest(tmp_path / "afhq.csv", pairs[:2]))  # folder 2 is unknown to this manifest
+    found = pairs_from_folder(paper, manifest)
+    assert [(f.pair.pair_id, f.folder.name, f.line) for f in found] == [("afhq-00", "0", 5), ("afhq-01", "1", 6)]
+    assert found[0].pair.structure == paper / "0" / "A" / "img.png"
     out = tmp_path / "runs" / "paper"
-    rows = import_outputs(found, out, "paper-sa", {"root": str(paper), "method_dir": "sa", "label": "paper-sa"})
-    assert [r["status"] for r in rows] == ["ok", "ok"]
+    rows = import_outputs(found, out, "paper-sa", {"root": str(paper), "method_dir": "sa"}, manifest=manifest)
+    assert [r["state"] for r in rows] == ["done", "done"]
     records = dict(RunStore(out).iter_records())
     assert {k.pair_id for k in records} == {"afhq-00", "afhq-01"} and {k.method for k in records} == {"paper-sa"}
     key = next(k for k in records if k.pair_id == "afhq-01")
@@ -192,15 +196,21 @@ def test_import_into_run_store_with_manifest_ids(layout, tmp_path):
     assert rec["status"] == "ok" and rec["output"] == "output.png" and rec["random_weights"] is False
     assert rec["geometry"] == {"kind": "center-crop", "source": [120, 80], "box": [20, 0, 100, 80], "output": [64, 64]}
     assert rec["inputs"]["structure"]["sha256"] == sha256_file(pairs[1].structure)
+    assert rec["pair"]["manifest"] == {"name": "afhq", "version": 1, "line": 6}
+    assert rec["info"]["label"] == "paper-sa" and rec["info"]["precomputed"]["matched_by"] == "hash"
     saved = Image.open(RunStore(out).output_path(key))
     assert np.array_equal(np.asarray(saved), np.asarray(Image.open(paper / "1" / "sa" / "out.png").convert("RGB")))
+    again = import_outputs(found, out, "paper-sa", {"root": str(paper), "method_dir": "sa"}, manifest=manifest)
+    assert [r["state"] for r in again] == ["skipped", "skipped"]  # resumable like any benchmark job
+    with_root = pairs_from_folder(paper, manifest, data_root=pairs[0].structure.parent)
+    assert with_root[1].pair.structure == pairs[1].structure  # the data root's file, as `splice bench` records it
 
 
 def test_import_failure_becomes_failed_record(layout, tmp_path):
     paper, pairs = layout
     (paper / "1" / "sa" / "out.png").unlink()
     rows = import_outputs(pairs, tmp_path / "runs", "paper-sa", {"root": str(paper), "method_dir": "sa"})
-    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert [r["state"] for r in rows] == ["done", "failed", "done"]
     assert "no image in" in rows[1]["error"]
 
 
@@ -208,14 +218,13 @@ def test_import_cli(layout, tmp_path, capsys):
     paper, pairs = layout
     manifest = _manifest(tmp_path / "afhq.csv", pairs)
     out = tmp_path / "runs"
-    rc = _main(["--root", str(paper), "--dataset", "afhq", "--manifest", str(manifest), "--method-dir", "ours",
-                "--out", str(out), "--json"])
+    rc = _main(["--root", str(paper), "--dataset", str(manifest), "--method-dir", "ours", "--out", str(out), "--json"])
     assert rc == 0
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [r["pair_id"] for r in rows] == ["afhq-00", "afhq-01", "afhq-02"] and rows[0]["method"] == "paper-ours"
     assert "imported 3/3 outputs" in captured.err
-    assert _main(["--root", str(tmp_path / "nope"), "--dataset", "afhq", "--out", str(out)]) == 2
+    assert _main(["--root", str(tmp_path / "nope"), "--dataset", str(manifest), "--method-dir", "ours", "--out", str(out)]) == 2
     assert "error: --root" in capsys.readouterr().err
 
 

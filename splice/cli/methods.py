@@ -8,7 +8,6 @@ folder) is met, and at least one device it supports is available here.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +96,8 @@ def all_statuses(names: list[str] | None = None, settings: RunSettings | None = 
     for name in wanted:
         if name not in methods:
             methods.get_class(name)  # raises the "did you mean" ConfigError
-        out.append(method_status(name, METHODS.get(name, ""), settings, here))
+        targets = getattr(methods, "_entries", METHODS)  # includes methods registered at run time
+        out.append(method_status(name, targets.get(name, ""), settings, here))
     return out
 
 
