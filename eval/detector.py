@@ -16,7 +16,7 @@ threshold (0.5) and binarising soft masks at the mask threshold (>= 0.5).
 - ``detectron2``: the model-zoo ``mask_rcnn_R_50_FPN_3x`` when detectron2 is installed
   (it is optional and not a dependency); weights = the model-zoo URL or a local ``.pkl``/``.pth``.
 
-Inference is batched (a list of images per forward pass). ``min_size`` (``--detector-size``)
+Inference is batched (a list of same-size images per forward pass). ``min_size`` (``--detector-size``)
 overrides the resize of the shorter side (torchvision's default 800, longer side capped at
 1333 scaled alike) to trade accuracy for CPU time. Models are built lazily: the identity
 (what goes into cache keys and records) is known without loading anything, so a fully
@@ -47,6 +47,7 @@ DETECTORS = ("maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn", "detectron2")
 DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 800, 1333
 DOWNLOAD_TIMEOUT_S = 20
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".pkl", ".ckpt")
+UNUSED_NAMES = ("N/A", "__background__")
 D2_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 
 
@@ -218,12 +219,25 @@ class Detector:
 
     # -- inference --------------------------------------------------------------------
     def detect(self, images: Sequence[Image.Image]) -> list[list[Instance]]:
-        """Instances of each RGB image (score >= threshold, masks binarised), in batches."""
-        out: list[list[Instance]] = []
-        for i in range(0, len(images), max(1, self.batch_size)):
-            batch = list(images[i : i + max(1, self.batch_size)])
-            out.extend(self._detect_d2(batch) if self.name == "detectron2" else self._detect_tv(batch))
-        return out
+        """Instances of each RGB image (score >= threshold, masks binarised), in batches.
+
+        Only images of the same size share a batch: torchvision pads a batch to its largest
+        image, and padding would make an image's masks depend on its batch mates (and the
+        cache on the order of scoring).
+        """
+        out: list[list[Instance] | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(images):
+            groups.setdefault(tuple(im.size), []).append(i)
+        step = max(1, self.batch_size)
+        for idx in groups.values():
+            for j in range(0, len(idx), step):
+                chunk = idx[j : j + step]
+                batch = [images[i] for i in chunk]
+                found = self._detect_d2(batch) if self.name == "detectron2" else self._detect_tv(batch)
+                for i, inst in zip(chunk, found):
+                    out[i] = inst
+        return [o if o is not None else [] for o in out]
 
     def _detect_tv(self, images: list[Image.Image]) -> list[list[Instance]]:
         import torch
@@ -266,8 +280,13 @@ class Detector:
         scores = scores.cpu().numpy().astype(float)
         masks = masks.cpu().numpy().astype(bool)
         keep = np.nonzero(scores >= self.settings.score_threshold)[0]
-        return [Instance(int(labels[k]), names[k] if names else self._names[labels[k]], float(scores[k]), masks[k])
-                for k in keep]  # fmt: skip
+        out = []
+        for k in keep:
+            name = names[k] if names else self._names[labels[k]]
+            if name in UNUSED_NAMES:  # COCO ids without a class: trained models never fire there, random ones do
+                continue
+            out.append(Instance(int(labels[k]), name, float(scores[k]), masks[k]))
+        return out
 
 
 def detectron2_available() -> bool:
