@@ -248,7 +248,10 @@ class ExternalSpec:
         unknown = sorted(set(user) - set(self.options))
         if unknown:
             known = ", ".join([*sorted(self.options), *RUNTIME_OPTIONS]) or "(none)"
-            raise ConfigError(f"{self.name}: unknown --method-args {', '.join(unknown)} (from {self.source}); known: {known}")
+            raise ConfigError(
+                f"{self.name}: unknown --method-args {', '.join(unknown)} (options of {self.source}: {known}); "
+                f"address another method's options as <method>.key=value"
+            )
         values = dict(self.options)
         values.update(self.presets.get(settings.preset, {}))
         for k, v in user.items():
@@ -266,7 +269,9 @@ class ExternalSpec:
         return path
 
     def resolve_python(self, settings: RunSettings) -> str:
-        return str((settings.options or {}).get("python") or os.environ.get(f"SPLICE_PYTHON_{self.env_name}") or self.python)
+        value = str((settings.options or {}).get("python") or os.environ.get(f"SPLICE_PYTHON_{self.env_name}") or self.python)
+        # `python=~/envs/x/bin/python` reaches us unexpanded (the shell expands ~ only at a word's start)
+        return os.path.expanduser(os.path.expandvars(value))
 
     def resolve_timeout(self, settings: RunSettings) -> float:
         value = (settings.options or {}).get("timeout")

@@ -35,7 +35,7 @@ benchmark runner exactly as for a fresh run::
     python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
 
 Inside ``splice bench`` the method is simply ``precomputed`` (``--methods precomputed
---method-args root=DIR method_dir=ours``); its jobs are then filed under the method name ``precomputed``.
+--method-args precomputed.root=DIR precomputed.method_dir=ours``); its jobs are then filed under the method name ``precomputed``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class PrecomputedOptions:
         opts = dict(settings.options or {})
         unknown = sorted(set(opts) - set(OPTIONS))
         if unknown:
-            raise ConfigError(f"precomputed: unknown --method-args {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
+            raise ConfigError(f"precomputed: unknown --method-args {', '.join(unknown)}; known: {', '.join(OPTIONS)} "
+                              "(address another method's options as <method>.key=value)")
         if not opts.get("root"):
             raise ConfigError("precomputed needs the folder of stored outputs: --method-args root=DIR [method_dir=ours]")
         root = Path(os.path.expandvars(str(opts["root"]))).expanduser()

@@ -164,6 +164,16 @@ def test_external_without_workdir_uses_a_temporary_folder(tiny_pair, fake_yaml):
     assert res.image.size == (64, 64) and res.info["log"] is None and "seed 1" in res.info["log_tail"]
 
 
+def test_python_and_repo_expand_home(tmp_path, fake_yaml, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spec = ExternalSpec.load(fake_yaml)
+    settings = RunSettings(options={"python": "~/envs/m/bin/python", "repo": "~/src/m"})
+    assert spec.resolve_python(settings) == str(tmp_path / "envs/m/bin/python")
+    assert spec.resolve_repo(settings) == tmp_path / "src/m"
+    monkeypatch.setenv("SPLICE_PYTHON_FAKE_METHOD", "/opt/py")
+    assert spec.resolve_python(RunSettings()) == "/opt/py"
+
+
 def test_external_cuda_visible_follows_inherited_mask(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     assert device_values("cuda:1") == {"device": "cuda:1", "cuda_index": "1", "cuda_visible": "5", "num_gpus": "1"}
