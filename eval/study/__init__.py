@@ -1,0 +1,18 @@
+"""The 2AFC user study of the Splice paper (Tumanyan et al., CVPR 2022, Table 1).
+
+PROTOCOL.md, "2AFC user study": raters see image A (the structure image, in grayscale),
+image B (the appearance image) and two alternatives, our output and one baseline's, and
+answer "Which image best shows the shape/structure of image A combined with the
+appearance/style of image B?".
+
+- :mod:`eval.study.design`   trials, balanced left/right order, vigilance trials, HITs (pure)
+- :mod:`eval.study.images`   aligned, same-size, metadata-free images
+- :mod:`eval.study.export`   ``splice study export``: batch CSV, HIT template, images, answer key
+- :mod:`eval.study.results`  the results CSV (Mechanical Turk's format, also written by the lab page)
+- :mod:`eval.study.analyze`  ``splice study analyze``: vigilance filter, shares, CIs, tests, Table 1
+- :mod:`eval.study.stats`    Wilson and crossed-bootstrap intervals, binomial test, Holm
+- :mod:`eval.study.lab`, :mod:`eval.study.server`  ``splice study serve``: the lab page
+- :mod:`eval.study.csvsafe`  CSV cells guarded against formula injection
+"""
+
+from .question import QUESTION  # noqa: F401

@@ -1,0 +1,220 @@
+"""The 2AFC study design: which trials exist, their left/right order, and how they fill HITs.
+
+Following PROTOCOL.md and the Splice paper's study (Tumanyan et al., CVPR 2022, Table 1):
+
+- an *item* is one comparison, (data set, pair, baseline): our output against that
+  baseline's output on the same pair;
+- every item is judged ``judgments`` times; replicate ``r`` of every item goes into
+  *set* ``r``, so a set holds each item exactly once and one rater (a lab session, or a
+  worker doing the HITs of one set) never sees the same comparison twice;
+- left/right order is drawn per trial from the seed and balanced: within an item the
+  replicates differ by at most one between "ours left" and "ours right", and within each
+  (data set, baseline) stratum the totals differ by at most one;
+- vigilance (catch) trials make up about ``vigilance`` of every HIT (at least one per HIT
+  when ``vigilance > 0``), so every worker meets some: image A/B from one pair, and as the
+  alternatives that pair's structure image in colour (the obviously right answer) against
+  an output made for a *different* pair, by a method drawn at random;
+- each HIT holds at most ``trials_per_hit`` trials, in random order. A set uses as few HITs
+  as that allows, items are spread evenly over them, and the HIT size is the smallest that
+  holds them plus the catch trials; a HIT with one item less gets one more catch trial, so
+  every row of the batch CSV fills every slot of the template.
+
+This module only plans (ids, sides, packing); :mod:`eval.study.export` renders the images.
+Everything is a pure function of its arguments and the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from splice.errors import ConfigError
+
+LEFT, RIGHT = "left", "right"
+
+
+@dataclass(frozen=True, order=True)
+class Item:
+    """One comparison: our output against ``baseline``'s on pair ``pair_id`` of ``dataset``."""
+
+    dataset: str
+    pair_id: str
+    baseline: str
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One trial. ``side`` is where OUR output is (comparison) or the right answer (vigilance)."""
+
+    trial_id: str
+    kind: str  # "comparison" | "vigilance"
+    set: int  # 1-based replicate number
+    side: str  # "left" | "right"
+    item: Item | None = None  # comparison trials
+    pair: tuple[str, str] | None = None  # vigilance: (dataset, pair_id) shown as A/B
+    other: tuple[str, str] | None = None  # vigilance: the pair whose output is the wrong answer
+    other_method: str | None = None  # vigilance: the method whose output of ``other`` is shown
+
+
+@dataclass
+class PlannedHit:
+    hit_id: str
+    set: int
+    trials: list[PlannedTrial] = field(default_factory=list)
+
+
+@dataclass
+class StudyPlan:
+    hits: list[PlannedHit]
+    trials_per_hit: int
+    judgments: int
+    vigilance_per_hit: int
+
+    @property
+    def trials(self) -> list[PlannedTrial]:
+        return [t for h in self.hits for t in h.trials]
+
+    def counts(self) -> dict[str, int]:
+        trials = self.trials
+        comp = [t for t in trials if t.kind == "comparison"]
+        return {
+            "hits": len(self.hits),
+            "trials": len(trials),
+            "comparison_trials": len(comp),
+            "vigilance_trials": len(trials) - len(comp),
+            "ours_left": sum(t.side == LEFT for t in comp),
+            "ours_right": sum(t.side == RIGHT for t in comp),
+        }
+
+
+class _Ids:
+    """Unique random hex ids from one seeded stream."""
+
+    def __init__(self, rng: np.random.Generator, nbytes: int):
+        self.rng, self.nbytes, self.seen = rng, nbytes, set()
+
+    def __call__(self) -> str:
+        while True:
+            value = self.rng.bytes(self.nbytes).hex()
+            if value not in self.seen:
+                self.seen.add(value)
+                return value
+
+
+def vigilance_per_hit(trials_per_hit: int, vigilance: float) -> int:
+    """Catch trials per HIT: ``round(trials_per_hit * vigilance)``, at least 1 when vigilance > 0."""
+    if vigilance <= 0:
+        return 0
+    return max(1, min(trials_per_hit - 1, round(trials_per_hit * vigilance)))
+
+
+def balanced_sides(items: list[Item], judgments: int, rng: np.random.Generator) -> dict[Item, list[str]]:
+    """Side of our output for every replicate of every item (see the module docstring).
+
+    Each item gets ``judgments // 2`` replicates on each side; with an odd ``judgments`` the
+    extra replicate's side alternates over the items of a stratum, in random order, and the
+    alternation runs on across strata, so no stratum and not the total is off by more than one.
+    """
+    out: dict[Item, list[str]] = {}
+    strata: dict[tuple[str, str], list[Item]] = {}
+    for it in items:
+        strata.setdefault((it.dataset, it.baseline), []).append(it)
+    extra = int(rng.integers(2))
+    for key in sorted(strata):
+        group = strata[key]
+        for idx in rng.permutation(len(group)):
+            sides = [LEFT, RIGHT] * (judgments // 2)
+            if judgments % 2:
+                sides.append((LEFT, RIGHT)[extra % 2])
+                extra += 1
+            out[group[idx]] = [sides[i] for i in rng.permutation(len(sides))]
+    return out
+
+
+def _balanced_sequence(n: int, rng: np.random.Generator) -> list[str]:
+    sides = [LEFT, RIGHT] * (n // 2) + ([LEFT if rng.integers(2) else RIGHT] if n % 2 else [])
+    return [sides[i] for i in rng.permutation(n)]
+
+
+def _split_even(n: int, parts: int) -> list[int]:
+    base, extra = divmod(n, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def plan_study(
+    items: list[Item],
+    vigilance_pairs: dict[tuple[str, str], list[str]],
+    judgments: int = 5,
+    vigilance: float = 0.1,
+    trials_per_hit: int = 10,
+    seed: int = 0,
+) -> StudyPlan:
+    """Plan every trial and HIT of a study (pure; reproducible from ``seed``).
+
+    Args:
+        items: the comparisons (each is judged ``judgments`` times).
+        vigilance_pairs: (dataset, pair_id) of the pairs usable for catch trials (at least 2), each with
+            the methods that have an output for it; the wrong answer is one of these outputs of another
+            pair, drawn at random so that no one method is always the wrong answer.
+        judgments: judgments per item (PROTOCOL.md: 3-5).
+        vigilance: share of catch trials per HIT (0 disables them).
+        trials_per_hit: the most trials a HIT (row of the batch CSV) holds; the plan uses as few HITs as
+            this allows and makes them only as large as needed to spread the items evenly.
+        seed: the seed of every random choice.
+    """
+    if not items:
+        raise ConfigError("the study has no comparisons: no pair has outputs of both our method and a baseline")
+    if judgments < 1:
+        raise ConfigError(f"--judgments must be at least 1, got {judgments}")
+    if not 0 <= vigilance < 1:
+        raise ConfigError(f"--vigilance must be in [0, 1), got {vigilance}")
+    if trials_per_hit < 2:
+        raise ConfigError(f"--trials-per-hit must be at least 2, got {trials_per_hit}")
+    items = sorted(set(items))
+    k_vig = vigilance_per_hit(trials_per_hit, vigilance)
+    vig_pairs = sorted(set(vigilance_pairs))
+    if k_vig and len(vig_pairs) < 2:
+        raise ConfigError("vigilance trials need at least 2 pairs (an output of another pair is the wrong answer); "
+                          "add pairs or pass --vigilance 0")
+    # As few HITs per set as the limit allows, then as small as they can be: items spread evenly, so
+    # that small studies do not fill their last HIT with catch trials.
+    n_hits = math.ceil(len(items) / (trials_per_hit - k_vig))
+    per_hit = math.ceil(len(items) / n_hits) + k_vig
+
+    ss = np.random.SeedSequence(seed)
+    r_sides, r_pack, r_vig, r_ids = (np.random.default_rng(s) for s in ss.spawn(4))
+    new_id = _Ids(r_ids, 6)
+    sides = balanced_sides(items, judgments, r_sides)
+
+    hits: list[PlannedHit] = []
+    vig_slots: list[tuple[PlannedHit, int]] = []  # (hit, how many catch trials it needs)
+    for s in range(1, judgments + 1):
+        order = [items[i] for i in r_pack.permutation(len(items))]
+        start = 0
+        for size in _split_even(len(items), n_hits):
+            hit = PlannedHit(hit_id=new_id(), set=s)
+            for it in order[start : start + size]:
+                hit.trials.append(PlannedTrial(new_id(), "comparison", s, sides[it][s - 1], item=it))
+            start += size
+            vig_slots.append((hit, per_hit - size))
+            hits.append(hit)
+
+    n_vig = sum(n for _, n in vig_slots)
+    vig_sides = _balanced_sequence(n_vig, r_vig)
+    cycle: list[tuple[str, str]] = []
+    for hit, n in vig_slots:
+        for _ in range(n):
+            if not cycle:  # every pair is used before any repeats
+                cycle = [vig_pairs[i] for i in r_vig.permutation(len(vig_pairs))]
+            pair = cycle.pop()
+            others = [p for p in vig_pairs if p != pair]
+            other = others[int(r_vig.integers(len(others)))]
+            methods = sorted(vigilance_pairs[other])
+            method = methods[int(r_vig.integers(len(methods)))]
+            hit.trials.append(PlannedTrial(new_id(), "vigilance", hit.set, vig_sides.pop(), pair=pair, other=other,
+                                           other_method=method))
+    for hit in hits:
+        hit.trials = [hit.trials[i] for i in r_pack.permutation(len(hit.trials))]
+    return StudyPlan(hits=hits, trials_per_hit=per_hit, judgments=judgments, vigilance_per_hit=k_vig)
