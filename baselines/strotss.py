@@ -38,6 +38,7 @@ from splice.imageio import load_rgb, to_image, to_tensor
 from splice.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
 
 from .strotss_losses import (
+    StyleTarget,
     fold_laplacian_pyramid,
     grid_locations,
     laplacian,
@@ -46,7 +47,6 @@ from .strotss_losses import (
     sample_hypercolumns,
     strotss_loss,
     strotss_resample,
-    StyleTarget,
 )
 from .strotss_vgg import DEFAULT_TAG, IMAGENET_MEAN, IMAGENET_STD, load_strotss_vgg, resolve_vgg_weights
 
@@ -179,8 +179,11 @@ def stylise(
             lr = cfg.lr_last
         else:
             result = strotss_resample(result, content.shape[-2:]) + laplacian(content)
+        began = time.perf_counter()
         result, parts = _optimise_scale(result, content, style, extractor, cfg, weight, lr, rng, progress, factor)
-        history.append({"factor": factor, "size": list(content.shape[-2:]), "content_weight": weight, "lr": lr, **parts})
+        size = list(content.shape[-2:])
+        seconds = round(time.perf_counter() - began, 3)
+        history.append({"factor": factor, "size": size, "content_weight": weight, "lr": lr, "seconds": seconds, **parts})
         weight /= 2.0
     assert result is not None
     return result, {"scales": history}
@@ -204,10 +207,11 @@ def _optimise_scale(
         content_feats = extractor(content)
         style_feats = extractor(style)
         sh, sw = style.shape[-2:]
-        style_cols = StyleTarget.from_cols(torch.cat(
-            [sample_hypercolumns(style_feats, *random_pixels(sh, sw, cfg.style_samples, rng), bilinear=False) for _ in range(cfg.style_draws)],
-            0,
-        ))
+        draws = [
+            sample_hypercolumns(style_feats, *random_pixels(sh, sw, cfg.style_samples, rng), bilinear=False)
+            for _ in range(cfg.style_draws)
+        ]
+        style_cols = StyleTarget.from_cols(torch.cat(draws, 0))
         del style_feats
     rows, cols = grid_locations(content.shape[-2], content.shape[-1], rng, cfg.grid_cells)
     parts: dict[str, Any] = {"loss": None}
@@ -241,7 +245,7 @@ def _optimise_scale(
 class Strotss(Method):
     name = "strotss"
     paper = "Kolkin, Salavon, Shakhnarovich. Style Transfer by Relaxed Optimal Transport and Self-Similarity. CVPR 2019"
-    summary = "Optimises the image (Laplacian pyramid, RMSprop) for relaxed-EMD style + self-similarity content on VGG16."
+    summary = "Optimises the image (Laplacian pyramid, RMSprop): relaxed-EMD style + self-similarity content, VGG16."
     devices = ("cpu", "cuda", "mps")
     supports_max_side = True
     in_smoke = True
@@ -290,7 +294,8 @@ class Strotss(Method):
             log.warning("strotss: RANDOM VGG16 weights (smoke/test only): the output means nothing")
         rng = np.random.default_rng(settings.seed)
         start = time.perf_counter()
-        result, trace = stylise(_normalise(content, device), _normalise(style, device), extractor, cfg, rng, settings.progress)
+        content_t, style_t = _normalise(content, device), _normalise(style, device)
+        result, trace = stylise(content_t, style_t, extractor, cfg, rng, settings.progress)
         image = to_image(_to_unit(strotss_resample(result, (out_size[1], out_size[0])), cfg))
         info = {
             "seed": settings.seed,

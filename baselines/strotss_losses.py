@@ -70,7 +70,9 @@ def fold_laplacian_pyramid(pyramid: list[torch.Tensor]) -> torch.Tensor:
 
 
 # -- sampling -------------------------------------------------------------------------------------
-def grid_locations(height: int, width: int, rng: np.random.Generator, cells: int = 128**2) -> tuple[np.ndarray, np.ndarray]:
+def grid_locations(
+    height: int, width: int, rng: np.random.Generator, cells: int = 128**2
+) -> tuple[np.ndarray, np.ndarray]:
     """Row and column candidates for the output/content locations.
 
     A grid with strides chosen so that about ``cells`` locations remain on large images
@@ -127,7 +129,10 @@ def sample_hypercolumns(
             return flat[:, idx] * torch.from_numpy(weight).to(device=f.device, dtype=f.dtype)
 
         columns.append(
-            take(r0i, c0i, (1 - fr) * (1 - fc)) + take(r0i, c1i, (1 - fr) * fc) + take(r1i, c0i, fr * (1 - fc)) + take(r1i, c1i, fr * fc)
+            take(r0i, c0i, (1 - fr) * (1 - fc))
+            + take(r0i, c1i, (1 - fr) * fc)
+            + take(r1i, c0i, fr * (1 - fc))
+            + take(r1i, c1i, fr * fc)
         )
     return torch.cat(columns, 0).t().contiguous()
 
@@ -222,5 +227,6 @@ def strotss_loss(
     palette = palette_remd(out_cols[:, :3], style.cols[:, :3])
     style = remd + moment_weight * (moment + palette / max(content_weight, 1.0))
     total = (content_weight * content + style) / (content_weight + 1.0 + moment_weight)
-    parts = {k: float(v.detach()) for k, v in (("content", content), ("remd", remd), ("moment", moment), ("palette", palette))}
+    terms = {"content": content, "remd": remd, "moment": moment, "palette": palette}
+    parts = {k: float(v.detach()) for k, v in terms.items()}
     return total, parts

@@ -30,7 +30,9 @@ from splice.imageio import sha256_file
 from splice.weights import weights_dir
 
 #: torchvision's VGG16 layout ("D"): numbers are conv widths, "M" a 2x2 max-pool.
-VGG16_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+VGG16_LAYOUT: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512
+)
 
 #: indices of ``features`` whose outputs enter the hypercolumn (all ReLU outputs).
 HYPERCOLUMN_LAYERS: tuple[int, ...] = (1, 3, 6, 8, 11, 13, 15, 22, 29)
@@ -156,7 +158,8 @@ def _features_state(state: dict[str, Any], path: Path, model: nn.Sequential) -> 
         if value is None:
             raise WeightsError(f"{path} does not look like a VGG16 checkpoint: features.{key} is missing")
         if tuple(value.shape) != tuple(ref.shape):
-            raise WeightsError(f"{path} does not look like a VGG16 checkpoint: features.{key} has shape {tuple(value.shape)}")
+            shape = tuple(value.shape)
+            raise WeightsError(f"{path} does not look like a VGG16 checkpoint: features.{key} has shape {shape}")
         out[key] = value
     return out
 
@@ -172,7 +175,9 @@ def _random_init(model: nn.Module) -> None:
                 m.bias.zero_()
 
 
-def load_strotss_vgg(spec: str | None, device: str = "cpu", allow_random: bool = False) -> tuple[StrotssVGG, dict[str, Any]]:
+def load_strotss_vgg(
+    spec: str | None, device: str = "cpu", allow_random: bool = False
+) -> tuple[StrotssVGG, dict[str, Any]]:
     """Build the hypercolumn extractor with the weights ``spec`` names.
 
     Returns the model (eval mode, no gradients for its parameters) and the identity of its
@@ -191,7 +196,9 @@ def load_strotss_vgg(spec: str | None, device: str = "cpu", allow_random: bool =
                     f"(torchvision's cache) or in {where.also.parent}/, or pass --weights /path/to/vgg16.pth "
                     "(or allow random weights for a smoke run)"
                 )
-            raise WeightsError(f"VGG16 weight file not found: {where.path}; pass the path of a torchvision vgg16 .pth file")
+            raise WeightsError(
+                f"VGG16 weight file not found: {where.path}; pass the path of a torchvision vgg16 .pth file"
+            )
         identity["fallback_from"] = where.spec
         where = VGGWeights(spec=RANDOM, kind="random", path=None)
     model = StrotssVGG()

@@ -82,7 +82,8 @@ def wct2_config(settings: RunSettings) -> WCT2Config:
     cfg = dataclasses.replace(cfg, **changes)
     points = [p.strip() for p in cfg.transfer_at.split(",") if p.strip()]
     if not points or set(points) - set(TRANSFER_POINTS):
-        raise ConfigError(f"wct2 option transfer_at={cfg.transfer_at!r}; use a comma list of {', '.join(TRANSFER_POINTS)}")
+        known = ", ".join(TRANSFER_POINTS)
+        raise ConfigError(f"wct2 option transfer_at={cfg.transfer_at!r}; use a comma list of {known}")
     if cfg.option_unpool not in UNPOOL_OPTIONS:
         raise ConfigError(f"wct2 option option_unpool={cfg.option_unpool!r}; use one of {', '.join(UNPOOL_OPTIONS)}")
     if cfg.image_size < 16 or cfg.multiple < 8 or cfg.multiple % 8:
@@ -136,23 +137,25 @@ def _load_state(path: Path, model: torch.nn.Module, what: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise WeightsError(f"WCT2 {what} checkpoint {path} cannot be read ({type(e).__name__}); download it again") from None
+        problem = type(e).__name__
+        raise WeightsError(f"WCT2 {what} checkpoint {path} cannot be read ({problem}); download it again") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise WeightsError(f"WCT2 {what} checkpoint {path} holds no state dict")
     expected = model.state_dict()
+    haar_keys = ("LL.weight", "LH.weight", "HL.weight", "HH.weight")
     merged = {}
     for key, ref in expected.items():
         value = state.get(key)
         if value is None:
-            if key.endswith(tuple(f"{b}.weight" for b in ("LL", "LH", "HL", "HH"))):
+            if key.endswith(haar_keys):
                 merged[key] = ref  # fixed Haar filters: the formula is the reference
                 continue
             raise WeightsError(f"{path} is not a WCT2 {what} checkpoint for this option_unpool: {key} is missing")
         if tuple(value.shape) != tuple(ref.shape):
             raise WeightsError(f"{path} is not a WCT2 {what} checkpoint: {key} has shape {tuple(value.shape)}")
-        if key.endswith(("LL.weight", "LH.weight", "HL.weight", "HH.weight")) and not torch.allclose(value.float(), ref, atol=1e-5):
+        if key.endswith(haar_keys) and not torch.allclose(value.float(), ref, atol=1e-5):
             raise WeightsError(f"{path}: {key} is not a Haar filter; this is not a WCT2 checkpoint")
         merged[key] = value
     model.load_state_dict(merged, strict=True)
@@ -204,19 +207,23 @@ class WCT2(Method):
             **dataclasses.asdict(wct2_config(settings)),
         }
 
-    def load_networks(self, settings: RunSettings, cfg: WCT2Config, device: str) -> tuple[WaveEncoder, WaveDecoder, dict]:
+    def load_networks(
+        self, settings: RunSettings, cfg: WCT2Config, device: str
+    ) -> tuple[WaveEncoder, WaveDecoder, dict[str, Any]]:
         """The encoder/decoder pair and the identity of their weights (for the record)."""
         spec = self._weights(settings)
         identity: dict[str, Any] = {"spec": spec, "random": False}
         folder = None if spec == RANDOM else Path(spec).expanduser()
         names = checkpoint_names(cfg.option_unpool)
         if folder is not None and folder.is_file():
-            raise WeightsError(f"--weights for wct2 must be the folder holding {' and '.join(names)}, not a file: {folder}")
+            both = " and ".join(names)
+            raise WeightsError(f"--weights for wct2 must be the folder holding {both}, not a file: {folder}")
         missing = [] if folder is None else [n for n in names if not (folder / n).is_file()]
         if missing and not settings.allow_random_weights:
             raise WeightsError(
-                f"WCT2 checkpoints missing: {', '.join(missing)} not in {folder}; download them from the model_checkpoints "
-                f"folder of {OFFICIAL_REPO} (see its README) and put them in {folder}, or pass --weights DIR"
+                f"WCT2 checkpoints missing: {', '.join(missing)} not in {folder}; download them from the "
+                f"model_checkpoints folder of {OFFICIAL_REPO} (see its README) and put them in {folder}, "
+                "or pass --weights DIR"
             )
         if missing:
             identity["fallback_from"] = str(folder)

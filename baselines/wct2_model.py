@@ -105,7 +105,8 @@ class WaveEncoder(nn.Module):
         self.pool1 = WavePool(64)
         self.conv2_1, self.conv2_2 = _conv(64, 128), _conv(128, 128)
         self.pool2 = WavePool(128)
-        self.conv3_1, self.conv3_2, self.conv3_3, self.conv3_4 = _conv(128, 256), _conv(256, 256), _conv(256, 256), _conv(256, 256)
+        self.conv3_1, self.conv3_2 = _conv(128, 256), _conv(256, 256)
+        self.conv3_3, self.conv3_4 = _conv(256, 256), _conv(256, 256)
         self.pool3 = WavePool(256)
         self.conv4_1 = _conv(256, 512)
 

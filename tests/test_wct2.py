@@ -10,7 +10,18 @@ import torch
 from PIL import Image
 
 from baselines.wct2 import WCT2, _prepare, checkpoint_names, random_init, wct2_config, wct2_input_geometry
-from baselines.wct2_model import WaveDecoder, WaveEncoder, WavePool, WaveUnpool, colour, covariance, haar_filters, wct, wct2_transfer, whiten
+from baselines.wct2_model import (
+    WaveDecoder,
+    WaveEncoder,
+    WavePool,
+    WaveUnpool,
+    colour,
+    covariance,
+    haar_filters,
+    wct,
+    wct2_transfer,
+    whiten,
+)
 from splice.errors import ConfigError, WeightsError
 from splice.imageio import sha256_file
 from splice.method import Pair, RunSettings
@@ -73,8 +84,8 @@ def test_wct_of_a_map_with_itself_is_the_identity_and_alpha_blends():
 
 # -- network and checkpoints ---------------------------------------------------------------------------
 #: parameter names of the released wave_encoder_cat5_l4.pth / wave_decoder_cat5_l4.pth (the official model.py)
-ENCODER_CONVS = ["conv0", "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1"]
-DECODER_CONVS = ["conv4_1", "conv3_4_2", "conv3_3", "conv3_2", "conv3_1", "conv2_2_2", "conv2_1", "conv1_2_2", "conv1_1"]
+ENCODER_CONVS = "conv0 conv1_1 conv1_2 conv2_1 conv2_2 conv3_1 conv3_2 conv3_3 conv3_4 conv4_1".split()
+DECODER_CONVS = "conv4_1 conv3_4_2 conv3_3 conv3_2 conv3_1 conv2_2_2 conv2_1 conv1_2_2 conv1_1".split()
 
 
 def _keys(convs, pools):
@@ -84,7 +95,8 @@ def _keys(convs, pools):
 
 def test_state_dict_keys_match_the_released_checkpoints():
     assert set(WaveEncoder("cat5").state_dict()) == _keys(ENCODER_CONVS, ["pool1", "pool2", "pool3"])
-    assert set(WaveDecoder("cat5").state_dict()) == _keys(DECODER_CONVS, ["recon_block1", "recon_block2", "recon_block3"])
+    recon = ["recon_block1", "recon_block2", "recon_block3"]
+    assert set(WaveDecoder("cat5").state_dict()) == _keys(DECODER_CONVS, recon)
     assert WaveDecoder("cat5").state_dict()["conv3_4_2.weight"].shape == (256, 1280, 3, 3)
     assert "conv3_4.weight" in WaveDecoder("sum").state_dict()
     assert checkpoint_names() == ("wave_encoder_cat5_l4.pth", "wave_decoder_cat5_l4.pth")
@@ -146,7 +158,8 @@ def test_missing_checkpoints_error_names_files_source_and_place(tmp_path, monkey
         WCT2().run(Pair("p", *tiny_pair), RunSettings(preset="smoke"))
     msg = str(err.value)
     assert "\n" not in msg
-    for part in ("wave_encoder_cat5_l4.pth", "wave_decoder_cat5_l4.pth", "https://github.com/clovaai/WCT2", str(tmp_path / "weights" / "wct2")):
+    folder = str(tmp_path / "weights" / "wct2")
+    for part in ("wave_encoder_cat5_l4.pth", "wave_decoder_cat5_l4.pth", "https://github.com/clovaai/WCT2", folder):
         assert part in msg
     req = WCT2().requirements(RunSettings())[0]
     assert not req.ready and req.path == str(tmp_path / "weights" / "wct2")
@@ -155,7 +168,8 @@ def test_missing_checkpoints_error_names_files_source_and_place(tmp_path, monkey
 
 
 def test_random_fallback_is_marked(tmp_path, tiny_pair):
-    result = WCT2().run(Pair("p", *tiny_pair), RunSettings(preset="smoke", weights=str(tmp_path), allow_random_weights=True))
+    settings = RunSettings(preset="smoke", weights=str(tmp_path), allow_random_weights=True)
+    result = WCT2().run(Pair("p", *tiny_pair), settings)
     assert result.info["random_weights"] is True and result.info["weights"]["fallback_from"] == str(tmp_path)
 
 
@@ -188,7 +202,8 @@ def test_end_to_end_from_checkpoint_folder(checkpoint_dir, tiny_pair):
     assert result.geometry.source == (96, 80)
     info = result.info
     assert info["random_weights"] is False and info["seed"] == 0
-    assert info["weights"]["sha256"]["wave_encoder_cat5_l4.pth"] == sha256_file(checkpoint_dir / "wave_encoder_cat5_l4.pth")
+    encoder_file = checkpoint_dir / "wave_encoder_cat5_l4.pth"
+    assert info["weights"]["sha256"]["wave_encoder_cat5_l4.pth"] == sha256_file(encoder_file)
     assert info["style_size"] == [64, 64]
     assert np.asarray(result.image).std() > 1.0  # not a flat image
     again = method.run(pair, RunSettings(preset="smoke", seed=0, weights=str(checkpoint_dir)))
