@@ -103,7 +103,7 @@ def _remove_stale(dest: Path, written: set[str]) -> None:
 
 def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: list[str] | None = None,
                  methods: list[str] | None = None, style: GridStyle | None = None,
-                 progress: Callable[[str], None] | None = None) -> ReportSummary:  # fmt: skip
+                 progress: Callable[[str], None] | None = None, pdf: bool = True) -> ReportSummary:  # fmt: skip
     """Build the report of the run at ``run_dir`` into ``dest`` (default ``run_dir/report``).
 
     Args:
@@ -112,6 +112,7 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
         datasets, methods: keep only these (comma-separated strings allowed); default all in the run.
         style: grid sizes and rows per page.
         progress: called with one line per step (the CLI prints them on stderr).
+        pdf: also write the PDFs of grids and plots (False: PNG only, faster).
     """
     say = progress or (lambda msg: log.info(msg))
     style = style or GridStyle()
@@ -136,18 +137,19 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
     written += [f"tables/{name}" for t in tables for name in t.files.values()]
     say(f"tables: {', '.join(t.metric for t in tables) or 'none'}" + (f" (no values: {', '.join(missing)})" if missing else ""))
 
-    plots = write_plots(df, results.datasets, results.methods, dest / "plots", random_weights=random)
-    written += [f"plots/{name}" for p in plots for name in (p.png, p.pdf)]
+    plots = write_plots(df, results.datasets, results.methods, dest / "plots", random_weights=random, pdf=pdf)
+    written += [f"plots/{name}" for p in plots for name in (p.png, p.pdf) if name]
     say(f"plots: {', '.join(p.key for p in plots) or 'none'}")
 
     grids: list[GridFiles] = []
     taken: set[str] = set()
     for dataset in results.datasets:
         pages = build_grid(df, dataset, results.methods, style)
-        files = write_grid(pages, dest / "grids", _stem(dataset, taken), style)
-        g = GridFiles(dataset, pages, png=[f"grids/{n}" for n in files["png"]], pdf=f"grids/{files['pdf']}")
+        files = write_grid(pages, dest / "grids", _stem(dataset, taken), style, pdf=pdf)
+        g = GridFiles(dataset, pages, png=[f"grids/{n}" for n in files["png"]],
+                      pdf=f"grids/{files['pdf']}" if files["pdf"] else None)  # fmt: skip
         grids.append(g)
-        written += g.png + [g.pdf]
+        written += g.png + ([g.pdf] if g.pdf else [])
         n_pairs = sum(len(p.row_labels) for p in pages)
         say(f"grid {dataset}: {n_pairs} pairs x {len(pages[0].columns)} columns, {len(pages)} page(s)")
 

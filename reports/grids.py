@@ -15,6 +15,10 @@ Seeds and variants: one column per (method, configuration hash) present in the d
 configuration gets one column headed by its name, several get one column each headed by the hash. Within a
 column each row shows the job with the lowest seed stored for that pair (seed 0 in a normal run).
 
+A grid showing any output of a randomly initialised model says so in red in its title band and in the
+headers of those columns (random *metric* models change no picture, so they are named by the tables and
+the page, not here).
+
 Jobs that failed, were never run, or whose output file is gone are shown as labelled blank cells. Large
 sets are split into pages of ``rows_per_page`` rows; each page is one PNG and all pages of a data set are
 one multi-page PDF.
@@ -304,7 +308,7 @@ def draw_page(dataset: str, page: int, n_pages: int, columns: list[Column], row_
     th = f_bold.getbbox("Ag")[3]
     draw.text((8, (style.title_height - th) / 2), title, font=f_bold, fill=INK)
     if random_weights:
-        warning = "RANDOMLY INITIALISED MODELS — not the paper's results"
+        warning = "outputs of RANDOMLY INITIALISED models — not the methods' real results"
         x = max(8 + f_bold.getlength(title) + 24, width - 8 - f_bold.getlength(warning))
         draw.text((x, (style.title_height - th) / 2), _fit_text(warning, f_bold, width - x - 8), font=f_bold,
                   fill=ALERT)  # fmt: skip
@@ -371,9 +375,8 @@ def build_grid(df: pd.DataFrame, dataset: str, methods: list[str], style: GridSt
     pairs = sorted(sub["pair_id"].astype(str).unique(), key=_sort_key)
     columns = [Column("structure", role="structure"), Column("appearance", role="appearance")]
     columns += method_columns(sub, methods)
+    # only the methods' weights matter for what a grid shows (random metric models change no picture)
     random = bool(sub["random_weights"].any())
-    if "metrics_random_weights" in sub:
-        random = random or bool(sub["metrics_random_weights"].any())
     per_page = max(1, style.rows_per_page)
     n_pages = max(1, math.ceil(len(pairs) / per_page))
     pages = []
@@ -385,8 +388,10 @@ def build_grid(df: pd.DataFrame, dataset: str, methods: list[str], style: GridSt
     return pages
 
 
-def write_grid(pages: list[GridPage], folder: Path, stem: str, style: GridStyle | None = None) -> dict[str, Any]:
-    """Write each page as ``<stem>-pNN.png`` and all pages as ``<stem>.pdf``; returns the file names."""
+def write_grid(pages: list[GridPage], folder: Path, stem: str, style: GridStyle | None = None,
+               pdf: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Write each page as ``<stem>-pNN.png`` and all pages as ``<stem>.pdf`` (unless ``pdf`` is False);
+    returns the file names (``pdf`` None when not written)."""
     style = style or GridStyle()
     folder.mkdir(parents=True, exist_ok=True)
     pngs = []
@@ -394,6 +399,8 @@ def write_grid(pages: list[GridPage], folder: Path, stem: str, style: GridStyle 
         name = f"{stem}-p{page.page:02d}.png"
         atomic_save_image(folder / name, page.image)
         pngs.append(name)
+    if not pdf:
+        return {"png": pngs, "pdf": None}
     buf = io.BytesIO()
     first, *rest = [p.image for p in pages]
     first.save(buf, format="PDF", resolution=style.pdf_resolution, save_all=True, append_images=rest)

@@ -38,7 +38,7 @@ class GridFiles:
     dataset: str
     pages: list[GridPage]
     png: list[str] = field(default_factory=list)  # paths relative to the report folder
-    pdf: str = ""
+    pdf: str | None = None
 
 
 def e(value: Any) -> str:
@@ -268,8 +268,9 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
         out.append("<p class=muted>Nothing to plot yet.</p>")
     out.append('<div class="plots">')
     for p in plots:
-        out.append(f'<figure><img src="plots/{e(p.png)}" alt="{e(p.title)}"><figcaption>{e(p.title)} · '
-                   f'<a href="plots/{e(p.pdf)}">PDF</a></figcaption></figure>')  # fmt: skip
+        pdf_link = f' · <a href="plots/{e(p.pdf)}">PDF</a>' if p.pdf else ""
+        out.append(f'<figure><img src="plots/{e(p.png)}" alt="{e(p.title)}"><figcaption>{e(p.title)}{pdf_link}'
+                   "</figcaption></figure>")  # fmt: skip
     out.append("</div></section>")
 
     out.append('<section id="grids"><h2>Comparison grids</h2>')
@@ -278,7 +279,8 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
                "the structure image the output does not cover). One column per method configuration; the lowest "
                "stored seed of each pair is shown.</p>")  # fmt: skip
     for g in grids:
-        out.append(f'<h3 id="grid-{e(g.dataset)}">{e(g.dataset)}</h3><p><a href="{e(g.pdf)}">PDF</a> '
+        pdf_link = f'<a href="{e(g.pdf)}">PDF</a> ' if g.pdf else ""
+        out.append(f'<h3 id="grid-{e(g.dataset)}">{e(g.dataset)}</h3><p>{pdf_link}'
                    f"({len(g.png)} page{'s' if len(g.png) != 1 else ''})</p>")  # fmt: skip
         for page, png in zip(g.pages, g.png):
             w, h = page.image.size
@@ -322,5 +324,6 @@ def render_markdown(results: RunResults, tables: list[TableFiles], plots: list[P
     lines += ["## Plots", ""] + [f"- [{p.title}](plots/{p.png})" for p in plots] + [""]
     lines += ["## Comparison grids", ""]
     for g in grids:
-        lines.append(f"- {g.dataset}: [PDF]({g.pdf}), " + ", ".join(f"[page {i}]({p})" for i, p in enumerate(g.png, 1)))
+        pdf_link = f"[PDF]({g.pdf}), " if g.pdf else ""
+        lines.append(f"- {g.dataset}: {pdf_link}" + ", ".join(f"[page {i}]({p})" for i, p in enumerate(g.png, 1)))
     return "\n".join(lines).rstrip() + "\n"

@@ -31,7 +31,7 @@ class PlotFile:
     key: str
     title: str
     png: str
-    pdf: str
+    pdf: str | None
 
 
 def metric_values(df: pd.DataFrame, column: str, dataset: str, method: str) -> np.ndarray:
@@ -79,8 +79,8 @@ def _save(fig: Figure, path: Path, fmt: str) -> None:
 
 
 def write_plots(df: pd.DataFrame, datasets: list[str], methods: list[str], folder: Path,
-                random_weights: bool = False) -> list[PlotFile]:  # fmt: skip
-    """One PNG and one PDF per metric with values, plus ``seconds``; returns what was written."""
+                random_weights: bool = False, pdf: bool = True) -> list[PlotFile]:  # fmt: skip
+    """One PNG (and one PDF unless ``pdf`` is False) per metric with values, plus ``seconds``."""
     out = []
     keys = [k for k in REPORT_METRICS if k != KEY_SECONDS] + [KEY_SECONDS]
     for key in keys:
@@ -89,9 +89,10 @@ def write_plots(df: pd.DataFrame, datasets: list[str], methods: list[str], folde
         fig = distribution_figure(df, key, datasets, methods, random_weights=random_weights)
         if fig is None:
             continue
-        png, pdf = f"{key}.png", f"{key}.pdf"
+        png, pdf_name = f"{key}.png", (f"{key}.pdf" if pdf else None)
         _save(fig, folder / png, "png")
-        _save(fig, folder / pdf, "pdf")
+        if pdf_name:
+            _save(fig, folder / pdf_name, "pdf")
         title = "seconds per pair per method" if key == KEY_SECONDS else get_metric(key).label
-        out.append(PlotFile(key, title, png, pdf))
+        out.append(PlotFile(key, title, png, pdf_name))
     return out

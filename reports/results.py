@@ -187,7 +187,11 @@ def load_run(run_dir: str | Path, datasets: list[str] | tuple[str, ...] | None =
     if want_m:
         df = df[df["method"].isin(want_m)]
     df = df.reset_index(drop=True)
-    datasets_ = list(want_ds) if want_ds else all_ds
+    if df.empty:
+        raise UserError(f"run {run_dir} has no job of methods {', '.join(want_m or all_m)} on data sets "
+                        f"{', '.join(want_ds or all_ds)}; check --datasets and --methods")  # fmt: skip
+    present = set(df["dataset"])
+    datasets_ = [d for d in (want_ds or all_ds) if d in present]
     methods_ = list(want_m) if want_m else all_m
 
     run_info, run_text = None, None

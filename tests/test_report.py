@@ -20,6 +20,7 @@ from reports.results import load_run
 from reports.tables import build_tables
 from splice.errors import ConfigError, UserError
 from splice.geometry import Geometry
+from splice.store import RunStore
 from test_report_store import EVIL_ERROR, RED, build_store
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def run(tmp_path) -> Path:
 def built(tmp_path_factory):
     """The synthetic store's report, built once for the tests that only read it."""
     run = build_store(tmp_path_factory.mktemp("built"))
-    return build_report(run, dest=run.parent / "rep", style=STYLE)
+    return build_report(run, dest=run.parent / "rep", style=STYLE, pdf=False)
 
 
 def _cell(page, row: int, col: int) -> np.ndarray:
@@ -59,8 +60,13 @@ def test_grid_geometry_headers_and_pages(run):
     for c in range(5):  # every column header has ink
         assert header[:, 90 + c * 120:90 + (c + 1) * 120].min() < 100
     # the title band names random weights in red
-    title = np.asarray(pages[0].image)[:30].reshape(-1, 3).astype(int)
-    assert ((title[:, 0] > 150) & (title[:, 1] < 60) & (title[:, 2] < 60)).sum() > 20
+    def red_pixels(page) -> int:
+        title = np.asarray(page.image)[:30].reshape(-1, 3).astype(int)
+        return int(((title[:, 0] > 150) & (title[:, 1] < 60) & (title[:, 2] < 60)).sum())
+
+    assert red_pixels(pages[0]) > 20
+    # "other" holds only identity outputs (real); its metric records are random but change no picture
+    assert red_pixels(build_grid(df, "other", ["identity"], STYLE)[0]) == 0
 
 
 def test_grid_cells_are_aligned_to_the_structure_frame(run):
@@ -174,7 +180,7 @@ def test_index_banners_and_escaping(built):
 
 def test_no_banner_for_clean_real_weights_run(tmp_path):
     run = build_store(tmp_path, random=False, failures=False)
-    summary = build_report(run, style=STYLE)
+    summary = build_report(run, style=STYLE, pdf=False)
     html = (run / "report" / "index.html").read_text()
     assert not summary.random_weights and summary.n_failed == 0
     assert 'id="banner-random"' not in html and 'id="banner-failed"' not in html
@@ -187,17 +193,16 @@ def test_filters_and_stale_files(run):
     build_report(run, style=STYLE)
     rep = run / "report"
     assert (rep / "grids" / "other-p01.png").is_file()
-    summary = build_report(run, datasets=["demo"], methods=["cropper,identity"], style=STYLE)
+    summary = build_report(run, datasets=["demo"], methods=["cropper,identity"], style=STYLE, pdf=False)
     assert summary.datasets == ["demo"] and summary.methods == ["cropper", "identity"]
     assert not (rep / "grids" / "other-p01.png").exists() and not (rep / "grids" / "other.pdf").exists()
+    assert not (rep / "grids" / "demo.pdf").exists() and not (rep / "plots" / "iou.pdf").exists()  # --no-pdf
     page = build_grid(load_run(run, ["demo"], ["cropper", "identity"]).df, "demo", summary.methods, STYLE)[0]
     assert [c.title for c in page.columns] == ["structure", "appearance", "cropper", "identity"]
     with pytest.raises(ConfigError, match="method nope not in run .*; it holds: identity, broken, cropper"):
         load_run(run, methods=["nope"])
     with pytest.raises(UserError, match="run folder not found"):
         load_run(run.parent / "absent")
-    pdf = (rep / "grids" / "demo.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and b"/Count 2" in pdf  # both pages of demo in one PDF
 
 
 def test_cli(run, tmp_path):
@@ -210,6 +215,9 @@ def test_cli(run, tmp_path):
     assert out["random_weights"] is True and out["grid_pages"] == {"demo": 2, "other": 1}
     assert "RANDOMLY INITIALISED" in p.stderr and (tmp_path / "r" / "index.html").is_file()
     assert Image.open(tmp_path / "r" / "grids" / "demo-p01.png").size == GridStyle(cell=96).page_size(2, 5)
+    pdf = (tmp_path / "r" / "grids" / "demo.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"/Count 2" in pdf  # both pages of demo in one PDF
+    assert (tmp_path / "r" / "plots" / "iou.pdf").read_bytes().startswith(b"%PDF")
     p = subprocess.run([sys.executable, "-m", "splice", "report", "--out", str(tmp_path / "nope")],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert p.returncode == 2 and p.stdout == ""
@@ -227,3 +235,28 @@ def test_run_json_shapes_and_command_line():
                         "max_side": None}}, "invocation 1")  # fmt: skip
     assert "<code>splice bench --out &#x27;runs/a b&#x27;</code>" in html
     assert "<th>preset</th><td>smoke</td>" in html and "<th>max_side</th><td><code>null</code></td>" in html
+
+
+def test_seeds_and_config_variants(run):
+    from test_report_store import _job
+
+    store, data = RunStore(run), run.parent / "data"
+    # a second seed of identity (not shown: the lowest seed is) and a second cropper configuration (own column)
+    _job(store, data, "demo", "p1", "identity", random=False, seed=1)
+    key = _job(store, data, "demo", "p1", "cropper", random=False, extra={"steps": 10})
+    df = load_run(run).df
+    page = build_grid(df, "demo", ["identity", "broken", "cropper"], STYLE)[0]
+    titles = [(c.title, c.subtitle) for c in page.columns]
+    main_hash = df[(df.method == "cropper") & (df.pair_id == "p2")].iloc[0]["config_hash"]
+    assert titles[4] == ("cropper", f"config {main_hash[:8]} · random weights")  # 3 jobs: first
+    assert titles[5] == ("cropper", f"config {key.config_hash[:8]}")  # 1 job, real weights
+    assert page.cells[0][2].job["seed"] == 0
+    assert page.cells[0][5].image is not None and page.cells[1][5].label == "not run"
+    assert page.image.size == STYLE.page_size(2, 6)
+
+
+def test_filter_without_jobs(run):
+    # "other" holds no cropper job: with --methods cropper it is left out, not drawn as an empty grid
+    assert load_run(run, methods=["cropper"]).datasets == ["demo"]
+    with pytest.raises(UserError, match="has no job of methods cropper on data sets other; check"):
+        load_run(run, datasets=["other"], methods=["cropper"])

@@ -48,7 +48,7 @@ def body_attrs(dom: str) -> dict[str, str]:
 def report(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     run = build_store(root)
-    build_report(run, style=GridStyle(cell=128, rows_per_page=2))
+    build_report(run, style=GridStyle(cell=128, rows_per_page=2), pdf=False)
     return run / "report"
 
 

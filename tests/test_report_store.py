@@ -56,9 +56,9 @@ def _inputs(data: Path, dataset: str, pair: str) -> tuple[Path, Path]:
 
 
 def _job(store: RunStore, data: Path, dataset: str, pair: str, method: str, *, random: bool, failed: bool = False,
-         seed: int = 0) -> None:  # fmt: skip
+         seed: int = 0, extra: dict | None = None) -> JobKey:  # fmt: skip
     s, a = _inputs(data, dataset, pair)
-    config = {"method": method, "preset": "smoke"}
+    config = {"method": method, "preset": "smoke", **(extra or {})}
     key = JobKey(dataset, pair, method, seed, config_hash(config))
     structure = Image.open(s).convert("RGB")
     method_random = random and method == "cropper"
@@ -107,6 +107,7 @@ def _job(store: RunStore, data: Path, dataset: str, pair: str, method: str, *, r
             "aligned": "identity" if method == "identity" else "geometry",
         })  # fmt: skip
     store.write_record(key, record)
+    return key
 
 
 def build_store(root: Path, random: bool = True, failures: bool = True) -> Path:

@@ -19,9 +19,10 @@ import click
               help="Pairs per grid page (each page is one PNG; the PDF holds all pages).")
 @click.option("--cell-size", type=click.IntRange(64, 1024), default=224, show_default=True,
               help="Side of a grid cell in pixels.")
+@click.option("--no-pdf", is_flag=True, help="Write PNG grids and plots only (faster); PDFs are made by default.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (files, counts, random weights) on stdout.")
 def command(run_dir: str, datasets: tuple[str, ...], methods: tuple[str, ...], dest: str | None, rows_per_page: int,
-            cell_size: int, as_json: bool) -> None:  # fmt: skip
+            cell_size: int, no_pdf: bool, as_json: bool) -> None:  # fmt: skip
     """Build comparison grids, metric tables, plots and index.html from a run's stored results.
 
     Reads only outputs, job records and metric records (never re-runs a method). A report made with
@@ -38,7 +39,7 @@ def command(run_dir: str, datasets: tuple[str, ...], methods: tuple[str, ...], d
 
     style = GridStyle(cell=cell_size, rows_per_page=rows_per_page)
     summary = build_report(run_dir, dest=dest, datasets=list(datasets), methods=list(methods), style=style,
-                           progress=lambda msg: click.echo(msg, err=True))  # fmt: skip
+                           progress=lambda msg: click.echo(msg, err=True), pdf=not no_pdf)  # fmt: skip
     if summary.random_weights:
         click.echo("WARNING: this report contains results of RANDOMLY INITIALISED models: "
                    + "; ".join(summary.random_sources), err=True)  # fmt: skip
