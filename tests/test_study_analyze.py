@@ -110,12 +110,13 @@ def test_analysis_numbers_and_vigilance_filter(study, tmp_path):
 
 
 def test_without_filter_the_careless_rater_counts(study, tmp_path):
-    write_mturk_results(study, tmp_path / "r.csv", WORKERS[:4])
+    write_mturk_results(study, tmp_path / "r.csv", WORKERS[:4] + [("W1", "2", "good")])
     a = analyze(AnalysisSettings(results=[tmp_path / "r.csv"], key=study / "private" / "answer_key.csv",
                                  min_vigilance=0.0, n_boot=200))
     assert a.summary["raters_failed_vigilance"] == 0
+    assert a.summary["same_item_repeats"] == 9  # W1 also did set 2: every comparison a second time
     t = _table(a)
-    assert (t["afhq", "strotss"]["n_ours"], t["afhq", "strotss"]["n_votes"]) == (9, 12)
+    assert (t["afhq", "strotss"]["n_ours"], t["afhq", "strotss"]["n_votes"]) == (12, 15)
 
 
 def test_crowd_style_answers_and_several_files(study, tmp_path):

@@ -13,7 +13,7 @@ from eval.study import csvsafe
 from eval.study.analyze import AnalysisSettings, analyze
 from eval.study.lab import LabStudy, RequestError
 from eval.study.server import make_server
-from tests.test_study_support import exported_study
+from tests.test_study_support import BASELINES, OURS, exported_study
 
 
 @pytest.fixture
@@ -109,6 +109,8 @@ def test_http_flow_and_checks(server, study):
     assert status == 200 and b'name="rater"' in body and "default-src 'none'" in headers["Content-Security-Policy"]
     status, _, body = server.request("GET", "/trial?rater=P01")
     assert status == 200 and b"Question 1 of 12" in body
+    for word in (OURS, *BASELINES, "afhq", "cat_to_dog", "original"):  # nothing on the page names a method
+        assert word.encode() not in body.lower()
     t = server.lab.next_trial("P01")
     for image_id in (t.ref_a, t.ref_b, t.left, t.right):
         assert f"/images/{image_id}.png".encode() in body

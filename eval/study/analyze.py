@@ -168,6 +168,9 @@ def analyze(s: AnalysisSettings) -> Analysis:
     votes = kept[kept["kind"] == "comparison"].copy()
     votes["vote_ours"] = (votes["answer"] == votes["ours_side"]).astype(int)
     summary["comparison_votes"] = len(votes)
+    # Mechanical Turk cannot stop a worker from taking HITs of two sets: such repeats are kept (the
+    # bootstrap over raters accounts for them) and counted here.
+    summary["same_item_repeats"] = int(votes.duplicated(["worker", "dataset", "pair_id", "baseline"]).sum())
     summary["vigilance_accuracy_kept"] = (float(kept.loc[kept["kind"] == "vigilance", "correct"].mean())
                                           if (kept["kind"] == "vigilance").any() else None)
     if votes.empty:
