@@ -135,7 +135,8 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
     tables, missing = build_tables(df, results.methods)
     write_tables(tables, dest / "tables")
     written += [f"tables/{name}" for t in tables for name in t.files.values()]
-    say(f"tables: {', '.join(t.metric for t in tables) or 'none'}" + (f" (no values: {', '.join(missing)})" if missing else ""))
+    no_values = f" (no values: {', '.join(missing)})" if missing else ""
+    say(f"tables: {', '.join(t.metric for t in tables) or 'none'}{no_values}")
 
     plots = write_plots(df, results.datasets, results.methods, dest / "plots", random_weights=random, pdf=pdf)
     written += [f"plots/{name}" for p in plots for name in (p.png, p.pdf) if name]

@@ -148,7 +148,8 @@ def settings_html(results: RunResults) -> str:
         random = '<span class="alert">yes</span>' if mm.random_weights else "no"
         parts.append(f"<tr><td>{e(mm.method)}</td><td class=num>{mm.n_jobs}</td><td class=num>{mm.n_failed}</td>"
                      f"<td>{e(', '.join(map(str, mm.seeds)))}</td><td>{random}</td><td>{weights}</td>"
-                     f"<td>{configs or '<span class=muted>not recorded</span>'}</td><td>{e(', '.join(mm.devices))}</td></tr>")  # fmt: skip
+                     f"<td>{configs or '<span class=muted>not recorded</span>'}</td>"
+                     f"<td>{e(', '.join(mm.devices))}</td></tr>")  # fmt: skip
     parts.append("</table><h3>Metric models</h3>")
     if results.metric_models:
         parts.append("<table><tr><th>metric</th><th>records</th><th>random weights</th>"
@@ -203,7 +204,8 @@ def table_html(t: TableFiles, digits: int) -> str:
     show_unscored = bool(len(table)) and int(table["n_unscored"].sum()) > 0
     arrow = "↑" if t.higher_is_better else "↓"
     head = (f"<tr><th>data set</th><th>method</th><th>{e(t.label)} {arrow}<br><span class=muted>mean ± std</span></th>"
-            "<th>used</th><th>excluded</th><th>failed</th>" + ("<th>unscored</th>" if show_unscored else "") + "</tr>")  # fmt: skip
+            "<th>used</th><th>excluded</th><th>failed</th>"
+            + ("<th>unscored</th>" if show_unscored else "") + "</tr>")  # fmt: skip
     best = _best_rows(table, t.higher_is_better)
     body = []
     for i, r in table.iterrows():
@@ -242,7 +244,8 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
     out.append("<main>")
     out.append(f"<h1>{e(title)}</h1>")
     out.append(f"<p class=muted>Run folder <code>{e(results.run_dir)}</code> · {len(results.df)} jobs · data sets: "
-               f"{e(', '.join(results.datasets))} · methods: {e(', '.join(results.methods))} · generated {e(generated)} "
+               f"{e(', '.join(results.datasets))} · methods: {e(', '.join(results.methods))} · "
+               f"generated {e(generated)} "
                "from stored outputs and metric records only.</p>")  # fmt: skip
     nav = [("settings", "Models, weights and settings")]
     if n_failed:
@@ -286,7 +289,8 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
             w, h = page.image.size
             out.append(f'<figure><a href="{e(png)}"><img src="{e(png)}" width="{w}" height="{h}" '
                        f'alt="{e(g.dataset)} comparison grid, page {page.page}"></a>'
-                       f"<figcaption>{e(g.dataset)} · page {page.page}/{page.n_pages}</figcaption></figure>")  # fmt: skip
+                       f"<figcaption>{e(g.dataset)} · page {page.page}/{page.n_pages}"
+                       "</figcaption></figure>")  # fmt: skip
     out.append("</section></main>")
     out.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(x for x in out if x) + "\n"
