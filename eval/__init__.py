@@ -13,8 +13,10 @@ Modules (imported on use, so ``import eval`` never loads torch):
 - :mod:`eval.align`      the recorded geometry applied to the structure image
 - :mod:`eval.detector`   COCO Mask R-CNN (torchvision; detectron2 when installed)
 - :mod:`eval.cache`      content-hash cache of masks and ViT features
+- :mod:`eval.layout`     align + detect (cached) + IoU for one pair -> ``iou.json``
 - :mod:`eval.vit_metrics` ViT distances over a run, through the cache
 - :mod:`eval.scoring`    ``splice score``: every finished job of a run, resumable
+- :mod:`eval.vit_distances` (lead) and :mod:`eval.study` (2AFC study) live here too.
 """
 
 PROTOCOL_VERSION = "1"

@@ -82,13 +82,13 @@ class CachedViT:
         if arrays is None:
             feats = self._forward(image)
             keys = feats.get("keys")
-            store = {"cls": feats["cls"].detach().float().cpu().numpy()}
+            arrays = {"cls": feats["cls"].detach().float().cpu().numpy()}
             if keys is not None:
-                store["keys"] = keys.detach().float().cpu().numpy()
+                arrays["keys"] = keys.detach().float().cpu().numpy()
             else:
-                store["ssim"] = feats["ssim"].detach().float().cpu().numpy()
-            self.cache.put(key, store)
-            return {"ssim": feats["ssim"].detach().float().cpu(), "cls": feats["cls"].detach().float().cpu()}
+                arrays["ssim"] = feats["ssim"].detach().float().cpu().numpy()
+            self.cache.put(key, arrays)
+        # the same arithmetic on a hit and a miss: a rescored record equals the first one bit for bit
         cls = torch.from_numpy(np.asarray(arrays["cls"]))
         if "keys" in arrays:
             ssim = _ssim_from_keys(torch.from_numpy(np.asarray(arrays["keys"])))

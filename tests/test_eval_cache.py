@@ -81,6 +81,8 @@ def test_second_run_makes_zero_model_calls(tmp_path):
     assert rec["iou"] == pytest.approx(0.6) and rec["aligned"] == "geometry" and rec["protocol_version"] == "1"
     assert rec["job"]["method"] == "m2" and rec["detector"] == "colour-test" and rec["random_weights"] is False
     mtime = iou_path.stat().st_mtime_ns
+    vit_path = root / "outputs/d/p1/m2/s0-abc123/metrics/vit.json"
+    vit_first = json.loads(vit_path.read_text())
 
     # second run, new process state (fresh wrappers), same cache: nothing is computed or rewritten
     second = fakes(cache)
@@ -96,6 +98,7 @@ def test_second_run_makes_zero_model_calls(tmp_path):
     assert third.detector.model_calls == 0 and third.vit.model_calls == 0
     assert s3.cache["masks"]["hits"] == 5 and s3.cache["masks"]["misses"] == 0  # 6 images, 5 distinct
     assert json.loads(iou_path.read_text())["iou"] == pytest.approx(0.6)
+    assert json.loads(vit_path.read_text()) == vit_first  # from the cache, bit for bit
 
     # other settings are another cache entry and another record: the detector runs again
     fourth = fakes(cache, threshold=0.7)
