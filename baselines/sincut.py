@@ -203,8 +203,9 @@ def train_pair(
     optimizers = (opt_g, opt_d, opt_f)
 
     rng = np.random.default_rng(seed)
-    sampler_a = CropSampler(to_tensor_pm1(structure), cfg.crop_size, cfg.random_scale_max, cfg.flip, rng)
-    sampler_b = CropSampler(to_tensor_pm1(appearance), cfg.crop_size, cfg.random_scale_max, cfg.flip, rng)
+    # images live on the device: every crop resizes the whole image, which is the data loader's main cost
+    sampler_a = CropSampler(to_tensor_pm1(structure).to(device), cfg.crop_size, cfg.random_scale_max, cfg.flip, rng)
+    sampler_b = CropSampler(to_tensor_pm1(appearance).to(device), cfg.crop_size, cfg.random_scale_max, cfg.flip, rng)
 
     tag = checkpoint_tag or {}
     start, resumed_from = 0, None
