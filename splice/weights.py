@@ -7,8 +7,8 @@
 - a local state-dict file (``.pth``/``.pt``/``.bin``/``.safetensors``) in DINO's or timm's
   key layout (DINO's full training checkpoints with ``teacher``/``student`` entries work
   too: the teacher backbone is used, as DINO's own evaluation does);
-- ``random``: timm's random initialisation, for tests and smoke runs only. Every record
-  made with it says so.
+- ``random``: timm's random initialisation (from a fixed seed, so reproducible), for tests
+  and smoke runs only. Every record made with it says so.
 
 Offline without cached weights the result is one :class:`~splice.errors.WeightsError`
 line that says which file to download and where to put it. Files placed in
@@ -135,12 +135,19 @@ def load_state_dict_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], so
     model.load_state_dict({k: sd[k] for k in own}, strict=True)
 
 
+RANDOM_SEED = 0
+"""``random`` weights are timm's initialisation drawn from this fixed seed, so that smoke runs
+are reproducible across processes (a resumed run must see the same ViT)."""
+
+
 def create_vit(backbone: str) -> torch.nn.Module:
     import timm
 
     arch = canonical_backbone(backbone)
     try:
-        model = timm.create_model(arch, pretrained=False, num_classes=0)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model = timm.create_model(arch, pretrained=False, num_classes=0)
     except RuntimeError as e:
         raise WeightsError(f"unknown backbone {backbone!r} ({e}); use one of {', '.join(DINO_FILES)}") from None
     if getattr(model, "cls_token", None) is None or not hasattr(model, "blocks"):
@@ -179,7 +186,13 @@ def _download_timm(arch: str, tag: str) -> Path | None:
             return None
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-        return Path(hf_hub_download(cfg.hf_hub_id, "model.safetensors"))
+        hub_log = logging.getLogger("huggingface_hub")
+        level = hub_log.level
+        hub_log.setLevel(logging.ERROR)  # its retry warnings would bury our one-line message
+        try:
+            return Path(hf_hub_download(cfg.hf_hub_id, "model.safetensors"))
+        finally:
+            hub_log.setLevel(level)
     except Exception as e:  # offline, DNS failure, 404: all mean "not available here"
         log.info("download of %s.%s failed: %s", arch, tag, e)
         return None

@@ -1,0 +1,123 @@
+"""`splice run` and `splice score vit` from the command line: outputs, records, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_image
+from splice_helpers import TINY
+
+PY = sys.executable
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args, env=None):
+    return subprocess.run([PY, "-m", "splice", *map(str, args)], capture_output=True, text=True,
+                          env={**ENV, **(env or {})}, timeout=300)
+
+
+def run_args(s, a, out, *extra):
+    return ["run", s, a, "-o", out, "--steps", "3", "--quiet", "--device", "cpu", "--backbone", TINY["backbone"],
+            "--weights", "random", *extra]
+
+
+def test_run_writes_output_record_checkpoint(tmp_path, tiny_pair):
+    s, a = tiny_pair
+    out = tmp_path / "out"
+    r = cli(*run_args(s, a, out))
+    assert r.returncode == 0, r.stderr
+    assert "RANDOM ViT WEIGHTS" in r.stderr
+    img = Image.open(out / "output.png")
+    assert img.size == (96, 80) and img.mode == "RGB"
+    rec = json.loads((out / "record.json").read_text())
+    for key in ("config", "config_hash", "seed", "weights", "versions", "device", "seconds_total", "seconds_per_step",
+                "peak_memory_mb", "final_loss_terms", "geometry", "random_weights"):
+        assert key in rec, key
+    assert rec["seed"] == 0 and rec["random_weights"] is True and rec["weights"]["spec"] == "random"
+    assert rec["geometry"]["kind"] == "identity" and rec["config"]["steps"] == 3
+    assert set(rec["final_loss_terms"]) == {"appearance", "structure", "identity"}
+    assert (out / "checkpoint.pt").exists()
+    assert sorted(p.name for p in s.parent.iterdir()) == ["appearance.png", "structure.png"]  # inputs untouched
+    # a finished run is never overwritten ...
+    again = cli(*run_args(s, a, out))
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+    assert "Traceback" not in again.stderr
+    # ... resume is a no-op, --force replaces
+    assert cli(*run_args(s, a, out), "--resume").returncode == 0
+    # --resize sets the structure's shorter side and the geometry says so
+    r = cli(*run_args(s, a, tmp_path / "small", "--resize", "64"))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "small" / "record.json").read_text())
+    assert Image.open(tmp_path / "small" / "output.png").size == (77, 64)
+    assert rec["geometry"] == {"kind": "resize", "source": [96, 80], "box": [0, 0, 96, 80], "output": [77, 64]}
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "structure image not found"),
+    ("text", "not an image Pillow can read"),
+    ("tiny", "at least 64 px"),
+])
+def test_bad_inputs_one_line_errors(tmp_path, tiny_pair, case, message):
+    s, a = tiny_pair
+    bad = tmp_path / "bad.png"
+    if case == "text":
+        bad.write_text("x")
+    elif case == "tiny":
+        make_image(50, 30).save(bad)
+    r = cli(*run_args(bad, a, tmp_path / "o"))
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "o" / "record.json").exists()
+
+
+def test_missing_weights_offline_is_one_line(tmp_path, tiny_pair):
+    s, a = tiny_pair
+    r = cli("run", s, a, "-o", tmp_path / "o", "--steps", "1", "--backbone", "vit_small_patch16_224", "--quiet",
+            env={"SPLICE_WEIGHTS_DIR": str(tmp_path / "nothing")})
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: DINO weights 'vit_small_patch16_224.dino' are not cached")
+    assert "dino_deitsmall16_pretrain.pth" in line and str(tmp_path / "nothing") in line
+
+
+def test_unfinished_run_needs_resume_and_output_folder_is_not_input_folder(tmp_path, tiny_pair):
+    s, a = tiny_pair
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"")
+    r = cli(*run_args(s, a, out))
+    assert r.returncode == 2 and "add --resume" in r.stderr
+    r = cli(*run_args(s, a, s.parent))
+    assert r.returncode == 2 and "nothing is ever written into input folders" in r.stderr
+    r = cli("run", s, a, "-o", tmp_path / "p", "--preset", "nope")
+    assert r.returncode == 2 and "unknown preset 'nope'" in r.stderr
+
+
+def test_score_vit_json(tmp_path, tiny_pair):
+    from vit_helpers import recipe_state_dict
+
+    s, a = tiny_pair
+    w = tmp_path / "tiny.pth"
+    torch.save(recipe_state_dict("vit_tiny_patch16_224"), w)
+    o = tmp_path / "o.png"
+    Image.open(s).resize((48, 40)).save(o)  # smaller than S: resized back, and said so
+    r = cli("score", "vit", "-s", s, "-a", a, "-o", o, "--backbone", "vit_tiny_patch16_224", "--weights", w,
+            "--device", "cpu", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["aligned"] == "resize" and res["random_weights"] is False
+    assert res["structure_distance"] > 0 and res["appearance_distance"] > 0 and -1 <= res["appearance_cosine"] <= 1
+    same = json.loads(cli("score", "vit", "-s", s, "-a", s, "-o", s, "--backbone", "vit_tiny_patch16_224",
+                          "--weights", w, "--json").stdout)
+    assert same["structure_distance"] == 0 and same["appearance_distance"] == 0 and same["aligned"] == "identity"
+    assert same["appearance_cosine"] == pytest.approx(1, abs=1e-6)
