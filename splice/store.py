@@ -11,6 +11,10 @@ Layout::
           log.txt                                # anything the method printed (external methods)
           work/                                  # method scratch: checkpoints for resume
           metrics/<metric>.json                  # written by `splice score` (iou.json, vit.json)
+          job.json                               # the planned job (splice.bench.jobs.Job), written by `splice bench`
+          claim.json                             # present while a runner holds the job (splice.bench.claims)
+          traceback.txt                          # the full traceback of a failed job
+      slurm/<job id>/                            # submitit logs of `splice bench --launcher slurm`
 
 ``<variant>`` is ``s<seed>-<config_hash>``, so a changed configuration or another seed
 makes a new job instead of mixing results with old ones.
@@ -32,7 +36,10 @@ Record schema (``record.json``; ``status`` is the unit of resumability)::
       "info": {...method-specific...},
       "error": null | "one-line message", "error_type": null | str,
       "attempts": [{"max_side", "error"}...],    # OOM ladder history
-      "versions": {"python", "torch", ...}, "host": str, "finished": ISO time
+      "versions": {"python", "torch", ...}, "host": str, "finished": ISO time,
+      # added by splice.bench: "settings" (preset, seed, device, max_side, options...), "max_side" (the
+      # resolution that produced the output; None = native), "seconds_total" (all attempts),
+      # "peak_memory_kind", "peak_memory_baseline_mb", "invocation" (run.json id), "git", "started"
     }
 """
 

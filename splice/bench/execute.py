@@ -14,6 +14,8 @@ reference Splice code hit this on 8 GB GPUs and downscaled by hand.
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per attempt); on a Linux CPU
 the process's peak resident set (``VmHWM``), reset per job by writing ``5`` to
 ``/proc/self/clear_refs``; elsewhere the process-lifetime ``ru_maxrss`` (said so in the record).
+The peak includes what the worker already held when the job started (imported libraries,
+caches); that amount is recorded beside it as ``peak_memory_baseline_mb``.
 
 :func:`execute` wraps :func:`run_job` in the job's claim (:mod:`splice.bench.claims`) and
 skips jobs another runner holds or that are already done.
@@ -98,6 +100,7 @@ class PeakMemory:
     def __init__(self, device: str):
         self.device = device
         self.kind = "none"
+        self.baseline_mb: float | None = None  # what the process already held when the attempt started
         torch = sys.modules.get("torch")
         if device.startswith("cuda") and torch is not None and torch.cuda.is_available():
             self.kind = "cuda_max_allocated"
@@ -111,12 +114,21 @@ class PeakMemory:
             import torch
 
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline_mb = torch.cuda.memory_allocated(self.device) / 2**20
         elif self.kind == "rss_peak":
             try:
                 with open("/proc/self/clear_refs", "w") as f:
                     f.write("5")  # resets VmHWM to the current RSS
+                self.baseline_mb = self._status_mb("VmRSS:")
             except OSError:
                 self.kind = "ru_maxrss_process"
+
+    @staticmethod
+    def _status_mb(field: str) -> float | None:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+        return None
 
     def read_mb(self) -> float | None:
         try:
@@ -125,10 +137,7 @@ class PeakMemory:
 
                 return torch.cuda.max_memory_allocated(self.device) / 2**20
             if self.kind == "rss_peak":
-                for line in Path("/proc/self/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
-                return None
+                return self._status_mb("VmHWM:")
             import resource
 
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -274,6 +283,7 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         "seconds_total": round(time.perf_counter() - t_total, 3),
         "peak_memory_mb": round(peak, 1) if peak is not None else None,
         "peak_memory_kind": mem.kind,
+        "peak_memory_baseline_mb": round(mem.baseline_mb, 1) if mem.baseline_mb is not None else None,
         "device": device,
         "max_side": max_side,
         "attempts": attempts,
