@@ -1,0 +1,135 @@
+"""``make perf``: seconds per step and peak memory of Splice, ours against the reference's way.
+
+Each configuration runs in its own process (so peak memory is its own): ViT-S/8 with
+random weights (speed does not depend on the values) on a 512x512 pair and on an HD
+(1920x1080) structure image, in fp32 and bf16, plus the plain reading of SPLICE.md that
+computes like the reference (:mod:`splice.plain`). Steps 1..N are timed (crop terms); the
+full-image step (every 75th) is timed on its own. Ratios are taken within one run.
+
+    python -m splice.perf [--steps 4] [--sizes 512,hd] [--json perf.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+SIZES = {"512": ((512, 512), (512, 512)), "hd": ((1920, 1080), (512, 512))}
+
+
+def _images(size):
+    import torch
+
+    (sw, sh), (tw, th) = size
+    g = torch.Generator().manual_seed(0)
+    # smooth random images: a blurred noise field, so that the generator sees image-like input
+    import torch.nn.functional as F
+
+    def img(w, h):
+        x = torch.rand(1, 3, h // 16 + 1, w // 16 + 1, generator=g)
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+
+    return img(sw, sh), img(tw, th)
+
+
+def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
+    import torch
+
+    from .augment import PairSampler
+    from .config import SpliceConfig
+    from .generator import build_generator
+    from .objective import SpliceObjective
+    from .plain import PlainExtractor, plain_loss
+    from .resources import peak_memory_mb, reset_peak_memory
+    from .vit import load_vit
+
+    precision = "bf16" if mode == "bf16" else "fp32"
+    cfg = SpliceConfig.from_preset("paper", backbone=backbone, weights="random", precision=precision, entire_every=10**9)
+    ext = load_vit(cfg.backbone, "random")
+    S, T = _images(SIZES[size_name])
+    G = build_generator(0)
+    opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    sampler = PairSampler(S, T, cfg, seed=1)
+    if mode == "reference":
+        plain = PlainExtractor(ext)
+
+        def loss_fn(crops):
+            return plain_loss(G, plain, crops, S, cfg)
+    else:
+        obj = SpliceObjective(ext, cfg, S, precision=precision)
+
+        def loss_fn(crops):
+            return obj(G, crops)
+
+    def one(step: int) -> float:
+        crops = sampler.sample(step)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss, _ = loss_fn(crops)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    reset_peak_memory("cpu")
+    one(1)  # warm-up (allocations, kernels)
+    times = [one(1 + i) for i in range(steps)]
+    cfg.entire_every = 1  # the full-image step: crop terms + G(S) and its ViT pass
+    if mode != "reference":
+        obj.cfg = cfg
+    entire = one(75)
+    return {"mode": mode, "size": size_name, "backbone": backbone, "steps": steps,
+            "seconds_per_step": sum(times) / len(times), "min_seconds_per_step": min(times),
+            "full_image_step_seconds": entire, "peak_memory_mb": peak_memory_mb("cpu"),
+            "threads": torch.get_num_threads()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--sizes", default="512,hd")
+    ap.add_argument("--modes", default="reference,fp32,bf16")
+    ap.add_argument("--backbone", default="vit_small_patch8_224")
+    ap.add_argument("--json", default="perf-results/perf.json")
+    ap.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure_one(args.one[0], args.one[1], args.steps, args.backbone)))
+        return
+    rows = []
+    for size in args.sizes.split(","):
+        for mode in args.modes.split(","):
+            cmd = [sys.executable, "-m", "splice.perf", "--one", mode, size, "--steps", str(args.steps),
+                   "--backbone", args.backbone]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"{mode} {size}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
+                continue
+            row = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{size:>4} {mode:>9}: {row['seconds_per_step']:.3f} s/step (min {row['min_seconds_per_step']:.3f}), "
+                  f"full-image step {row['full_image_step_seconds']:.3f} s, peak {row['peak_memory_mb']:.0f} MB",
+                  file=sys.stderr, flush=True)
+    ref = {r["size"]: r["seconds_per_step"] for r in rows if r["mode"] == "reference"}
+    print(f"\nSplice seconds per step, {args.backbone}, random weights, {args.steps} timed steps "
+          f"(cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
+    print("| input | mode | s/step | vs reference | full-image step (s) | peak memory (MB) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = r["seconds_per_step"] / ref[r["size"]] if r["size"] in ref else float("nan")
+        r["ratio_vs_reference"] = ratio
+        label = "512x512 pair" if r["size"] == "512" else "HD 1920x1080 structure"
+        print(f"| {label} | {r['mode']} | {r['seconds_per_step']:.3f} | {ratio:.2f}x | "
+              f"{r['full_image_step_seconds']:.3f} | {r['peak_memory_mb']:.0f} |")
+    if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "machine": platform.platform(), "cpu_count": os.cpu_count()}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
