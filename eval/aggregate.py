@@ -53,8 +53,8 @@ COLUMNS = [
     "metrics_random_weights", "detector", "backbone",
 ]  # fmt: skip
 
-OBJECT_COLUMNS = ["dataset", "pair_id", "method", "config_hash", "status", "job_dir", "output", "structure", "appearance",
-                  "geometry", "error", "iou_exclusion_reason", "detector", "backbone"]  # fmt: skip
+OBJECT_COLUMNS = ["dataset", "pair_id", "method", "config_hash", "status", "job_dir", "output", "structure",
+                  "appearance", "geometry", "error", "iou_exclusion_reason", "detector", "backbone"]  # fmt: skip
 
 NAN = float("nan")
 
@@ -138,7 +138,8 @@ def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
     rows = [job_row(store, key, rec) for key, rec in store.iter_records()]
     df = pd.DataFrame(rows, columns=COLUMNS)
     if rows:
-        df = df.sort_values(["dataset", "pair_id", "method", "seed", "config_hash"], kind="stable").reset_index(drop=True)
+        df = df.sort_values(["dataset", "pair_id", "method", "seed", "config_hash"], kind="stable")
+        df = df.reset_index(drop=True)
     for col in ("seconds", "peak_memory_mb", "iou", "matched_iou", "structure_distance", "appearance_distance",
                 "appearance_cosine"):  # fmt: skip
         df[col] = df[col].astype(float)

@@ -75,7 +75,8 @@ def align_structure(
     return geo.apply(structure, resample=Image.Resampling.BICUBIC), "geometry"
 
 
-def geometry_from_option(value: str | None, structure_size: tuple[int, int], output_size: tuple[int, int]) -> Geometry | None:
+def geometry_from_option(value: str | None, structure_size: tuple[int, int],
+                         output_size: tuple[int, int]) -> Geometry | None:  # fmt: skip
     """``--geometry``: a shorthand (``identity``, ``resize``, ``stretch``, ``center-crop``), a
     JSON object (:meth:`Geometry.to_dict`), or a JSON file holding one (a job's ``record.json``
     works: its ``geometry`` entry is used). None -> None."""

@@ -202,10 +202,12 @@ class Detector:
         model = build_model(cfg).eval()
         if not self.random:
             try:
-                DetectionCheckpointer(model).load(str(self.path) if self.path else model_zoo.get_checkpoint_url(D2_CONFIG))
+                url = model_zoo.get_checkpoint_url(D2_CONFIG)
+                DetectionCheckpointer(model).load(str(self.path) if self.path else url)
             except Exception as e:
                 raise WeightsError(f"detectron2 weights could not be loaded ({type(e).__name__}: {e}); download "
-                                   f"{model_zoo.get_checkpoint_url(D2_CONFIG)} and pass --detector-weights /path/to/model_final.pkl") from None
+                                   f"{model_zoo.get_checkpoint_url(D2_CONFIG)} and pass "
+                                   "--detector-weights /path/to/model_final.pkl") from None  # fmt: skip
         self._d2_cfg = cfg
         self._names = list(MetadataCatalog.get("coco_2017_val").thing_classes)
         return model

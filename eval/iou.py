@@ -131,7 +131,8 @@ def matched_iou(structure: Sequence[np.ndarray], output: Sequence[np.ndarray]) -
     return float(iou[rows, cols].sum()) / max(n_s, n_o)
 
 
-def per_class_iou(structure: Sequence[Instance], output: Sequence[Instance], shape: tuple[int, int]) -> dict[str, float]:
+def per_class_iou(structure: Sequence[Instance], output: Sequence[Instance],
+                  shape: tuple[int, int]) -> dict[str, float]:  # fmt: skip
     """IoU of each class's union mask, for every class name present in either image (sorted)."""
     names = sorted({i.name for i in structure} | {i.name for i in output})
     out: dict[str, float] = {}

@@ -41,8 +41,8 @@ def _encode(instances: list[Instance], shape: tuple[int, int]) -> dict[str, np.n
 def _decode(arrays: dict[str, np.ndarray]) -> list[Instance]:
     h, w = (int(v) for v in arrays["shape"])
     masks = np.unpackbits(arrays["masks"], axis=1, count=h * w).astype(bool).reshape(-1, h, w)
-    return [Instance(int(lab), str(name), float(score), masks[k])
-            for k, (lab, name, score) in enumerate(zip(arrays["labels"], arrays["names"], arrays["scores"]))]  # fmt: skip
+    rows = zip(arrays["labels"], arrays["names"], arrays["scores"])
+    return [Instance(int(lab), str(name), float(score), masks[k]) for k, (lab, name, score) in enumerate(rows)]
 
 
 class CachedDetector:

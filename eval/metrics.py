@@ -49,7 +49,8 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric(KEY_IOU, "iou", "layout IoU (Mask R-CNN, class-agnostic)", True, "iou", excludable=True),
         Metric(KEY_MATCHED_IOU, "matched_iou", "instance-matched IoU (Mask R-CNN)", True, "iou", excludable=True),
-        Metric(KEY_STRUCTURE, "structure_distance", "structure distance (DINO self-similarity MSE)", False, "vit", digits=4),
+        Metric(KEY_STRUCTURE, "structure_distance", "structure distance (DINO self-similarity MSE)", False, "vit",
+               digits=4),
         Metric(KEY_APPEARANCE, "appearance_distance", "appearance distance (DINO CLS MSE)", False, "vit", digits=4),
         Metric(KEY_COSINE, "appearance_cosine", "appearance cosine (DINO CLS)", True, "vit"),
         Metric(KEY_SECONDS, "seconds", "seconds per pair", False, None, digits=1),

@@ -50,7 +50,8 @@ def make_run(tmp_path):
     add_job(root, "d", "p1", "m2", structure=str(s1), appearance=str(a),
             output=shapes_image((100, 100), red=(40, 30, 80, 70)),
             geometry=Geometry.center_crop((200, 100), (100, 100)).to_dict())
-    add_job(root, "d", "p2", "m1", structure=str(s2), appearance=str(a), output=shapes_image((100, 100), red=(0, 0, 10, 10)))
+    add_job(root, "d", "p2", "m1", structure=str(s2), appearance=str(a),
+            output=shapes_image((100, 100), red=(0, 0, 10, 10)))
     add_job(root, "d", "p3", "m1", status="failed", structure=str(s1), appearance=str(a))
     return root
 
@@ -112,7 +113,8 @@ def test_scores_reach_the_table(tmp_path):
     df = load_results(root)
     t = metric_table(df, "iou").set_index("method")
     # m1: p1 IoU 1.0 used, p2 excluded (no detection in its structure image), p3 failed
-    assert t.loc["m1", "mean"] == 1.0 and (t.loc["m1", "n_used"], t.loc["m1", "n_excluded"], t.loc["m1", "n_failed"]) == (1, 1, 1)
+    assert t.loc["m1", "mean"] == 1.0
+    assert (t.loc["m1", "n_used"], t.loc["m1", "n_excluded"], t.loc["m1", "n_failed"]) == (1, 1, 1)
     assert t.loc["m2", "mean"] == pytest.approx(0.6)
     vit = df[(df.method == "m1") & (df.pair_id == "p1")].iloc[0]
     assert vit.structure_distance == pytest.approx(0.0, abs=1e-7) and vit.vit_scored and vit.metrics_random_weights

@@ -7,10 +7,8 @@ import os
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
-from _eval_fakes import shapes_image
 from _eval_store import add_job, iou_rec
 from conftest import PROJECT, make_image
 from splice.cli import cli

@@ -86,7 +86,8 @@ def test_local_state_dict_file(tmp_path):
     a, b = ref.detect(im)[0], from_file.detect(im)[0]
     assert [i.label for i in a] == [i.label for i in b]
     # v1 weights do not fit v2: one line that names the file and suggests the other detector
-    with pytest.raises(WeightsError, match=r"do not fit maskrcnn_resnet50_fpn_v2: .*try --detector maskrcnn_resnet50_fpn"):
+    fit = r"do not fit maskrcnn_resnet50_fpn_v2: .*try --detector maskrcnn_resnet50_fpn$"
+    with pytest.raises(WeightsError, match=fit):
         load_detector("maskrcnn_resnet50_fpn_v2", str(path)).model
 
 

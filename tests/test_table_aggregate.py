@@ -90,7 +90,8 @@ def test_render_formats(store):
     t = metric_table(load_results(store), "iou")
     md = render(t, "md")
     lines = md.splitlines()
-    assert lines[0].startswith("| dataset | method | layout IoU") and lines[0].endswith("| used | excluded | failed | unscored |")
+    assert lines[0].startswith("| dataset | method | layout IoU")
+    assert lines[0].endswith("| used | excluded | failed | unscored |")
     assert "| afhq | splice | **0.700 ± 0.200** | 3 | 1 | 1 | 0 |" in lines
     assert "| afhq | strotss | 0.400 ± – | 1 | 0 | 0 | 1 |" in lines
     assert "| mountains | splice | – | 0 | 2 | 0 | 0 |" in lines
