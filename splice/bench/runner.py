@@ -107,6 +107,7 @@ class BenchSummary:
     method_seconds: dict[str, float] = field(default_factory=dict)
     submitted: list[str] = field(default_factory=list)  # SLURM job ids (when not waiting)
     invocation: str | None = None
+    interrupted: bool = False
 
     @property
     def done(self) -> int:
@@ -132,6 +133,7 @@ class BenchSummary:
         return {"planned": self.planned, "done": self.done, "skipped": self.skipped, "failed": self.failed,
                 "failed_not_retried": self.failed_total - self.failed, "claimed_elsewhere": self.claimed,
                 "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
+                "interrupted": self.interrupted,
                 "by_method": {m: dict(c) for m, c in self.by_method.items()},
                 "errors": dict(Counter(o.error for o in self.outcomes if o.state == "failed").most_common(10))}  # fmt: skip
 
@@ -240,6 +242,9 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
                     on_outcome(o)
         else:
             raise ConfigError(f"unknown --launcher {launch.launcher!r}; use local or slurm")
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
     finally:
         if bar is not None:
             bar.close()
