@@ -103,5 +103,6 @@ class PairSampler:
         t, t_info = self.augment_appearance(self.appearance)
         s_crop, s_box = random_square_crop(s, self.generator, self.cfg.crop_min_cover)
         t_crop, t_box = random_square_crop(t, self.generator, self.cfg.crop_min_cover)
-        return Crops(step, s_crop.contiguous(), t_crop.contiguous(),
+        fmt = torch.channels_last if self.structure.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        return Crops(step, s_crop.contiguous(memory_format=fmt), t_crop.contiguous(memory_format=fmt),
                      {"structure": {"box": s_box, **s_info}, "appearance": {"box": t_box, **t_info}})

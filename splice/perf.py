@@ -53,6 +53,11 @@ def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
     ext = load_vit(cfg.backbone, "random")
     S, T = _images(SIZES[size_name])
     G = build_generator(0)
+    if mode != "reference":  # ours: the same layout as splice.train
+        from .train import generator_memory_format
+
+        fmt = generator_memory_format(torch.device("cpu"))
+        S, T, G = S.contiguous(memory_format=fmt), T.contiguous(memory_format=fmt), G.to(memory_format=fmt)
     opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sampler = PairSampler(S, T, cfg, seed=1)
     if mode == "reference":

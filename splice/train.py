@@ -54,6 +54,13 @@ class TrainResult:
     snapshots: list[str] = field(default_factory=list)
 
 
+def generator_memory_format(device: torch.device) -> torch.memory_format:
+    """Channels-last for the generator's convolutions on CPU and CUDA: same math, and on this
+    project's CPU 1.6x faster for the generator's forward + backward on a 500x500 crop (see README,
+    "Speed"). MPS keeps the default layout."""
+    return torch.channels_last if torch.device(device).type in ("cpu", "cuda") else torch.contiguous_format
+
+
 def _generator_output(G, image: torch.Tensor, objective: SpliceObjective) -> torch.Tensor:
     with torch.no_grad(), objective.amp():
         return G(image).float().clamp(0, 1).cpu()
@@ -98,13 +105,9 @@ def train_splice(
     fingerprint = {"config_hash": cfg.hash(), "seed": int(seed), **(fingerprint or {})}
     S = structure.to(dev)
     T = appearance.to(dev)
-    channels_last = dev.type == "cuda"  # measured: faster on CUDA, slower for these 3-16 channel convs on CPU
-    if channels_last:
-        S, T = S.contiguous(memory_format=torch.channels_last), T.contiguous(memory_format=torch.channels_last)
-
-    G = build_generator(seed).to(dev)
-    if channels_last:
-        G = G.to(memory_format=torch.channels_last)
+    memory_format = generator_memory_format(dev)
+    S, T = S.contiguous(memory_format=memory_format), T.contiguous(memory_format=memory_format)
+    G = build_generator(seed).to(dev, memory_format=memory_format)
     G.train()  # BatchNorm always uses batch statistics, also for the output
     opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sampler = PairSampler(S, T, cfg, seed=seed + 1)

@@ -26,8 +26,8 @@ def test_schedule():
     assert active_terms(150, cfg)[-1] == "entire_appearance" and "entire_structure" not in active_terms(74, cfg)
 
 
-@pytest.mark.parametrize("step", [0, 1, 3])
-def test_terms_and_gradients_match_plain(step):
+@pytest.mark.parametrize("step,fmt", [(0, "nchw"), (1, "nchw"), (3, "nchw"), (3, "channels_last")])
+def test_terms_and_gradients_match_plain(step, fmt):
     torch.manual_seed(0)
     cfg = tiny_config(entire_every=3)
     ext = tiny_extractor(cfg)
@@ -35,7 +35,13 @@ def test_terms_and_gradients_match_plain(step):
     crops = PairSampler(S, T, cfg, seed=1).sample(step)
     G1 = build_generator(5)
     G2 = build_generator(5)
-    fast = SpliceObjective(ext, cfg, S)
+    S1 = S
+    if fmt == "channels_last":  # the layout splice.train uses on CPU and CUDA
+        cl = torch.channels_last
+        S1, G1 = S.contiguous(memory_format=cl), G1.to(memory_format=cl)
+        crops = PairSampler(S1, T.contiguous(memory_format=cl), cfg, seed=1).sample(step)
+        assert crops.structure.is_contiguous(memory_format=cl)
+    fast = SpliceObjective(ext, cfg, S1)
     loss1, terms1 = fast(G1, crops)
     loss1.backward()
     loss2, terms2 = plain_loss(G2, PlainExtractor(ext), crops, S, cfg)
