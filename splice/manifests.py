@@ -130,7 +130,8 @@ class Manifest:
             dataset=self.name,
         )
 
-    def pairs(self, root: str | os.PathLike, pair_ids: Iterable[str] | None = None, limit: int | None = None) -> list[Pair]:
+    def pairs(self, root: str | os.PathLike, pair_ids: Iterable[str] | None = None,
+              limit: int | None = None) -> list[Pair]:  # fmt: skip
         return [self.resolve(r, root) for r in self.select(pair_ids, limit)]
 
     def record(self) -> dict:
@@ -151,7 +152,8 @@ def _check_relpath(value: str, where: str, column: str) -> str:
     if p.is_absolute() or re.match(r"^[A-Za-z]:", value) or value.startswith("~"):
         raise ManifestError(f"{where}: {column} path {value!r} is absolute; paths must be relative to the data root")
     if any(part == ".." for part in p.parts):
-        raise ManifestError(f"{where}: {column} path {value!r} escapes the data root ('..'); make it relative and inside it")
+        raise ManifestError(f"{where}: {column} path {value!r} escapes the data root ('..'); "
+                            "make it relative and inside it")  # fmt: skip
     parts = [x for x in p.parts if x != "."]
     if not parts:
         raise ManifestError(f"{where}: {column} path {value!r} names no file")
@@ -242,7 +244,8 @@ def load_manifest(path: str | os.PathLike, name: str | None = None) -> Manifest:
         raise ManifestError(f"{path}: '# version: {version_text}' is not a whole number") from None
     if version < 1 or version > MANIFEST_VERSION:
         raise ManifestError(
-            f"{path}: manifest version {version} is not supported (this splice-bench reads versions 1..{MANIFEST_VERSION}); "
+            f"{path}: manifest version {version} is not supported "
+            f"(this splice-bench reads versions 1..{MANIFEST_VERSION}); "
             "update splice-bench or use a manifest of a supported version"
         )
 
@@ -255,7 +258,8 @@ def load_manifest(path: str | os.PathLike, name: str | None = None) -> Manifest:
                             f"{', '.join(REQUIRED_COLUMNS)}")  # fmt: skip
     dup_cols = sorted({c for c in header if header.count(c) > 1})
     if dup_cols:
-        raise ManifestError(f"{path}:{header_line}: column(s) {', '.join(dup_cols)} appear more than once in the header")
+        raise ManifestError(f"{path}:{header_line}: column(s) {', '.join(dup_cols)} appear more than once "
+                            "in the header")  # fmt: skip
 
     rows: list[ManifestRow] = []
     seen: dict[str, int] = {}
@@ -337,7 +341,8 @@ def parse_dataset_list(value: str, folder: str | os.PathLike | None = None) -> l
     if names == ["all"]:
         names = [n for n in available_manifests(folder) if n != "demo"]
     if not names:
-        raise UserError("--datasets is empty; give names such as wild-pairs,afhq,mountains (see `splice datasets list`)")
+        raise UserError("--datasets is empty; give names such as wild-pairs,afhq,mountains "
+                        "(see `splice datasets list`)")  # fmt: skip
     out: dict[str, Manifest] = {}
     for n in names:
         m = get_manifest(n, folder)
@@ -385,8 +390,9 @@ def check_image(entry: ImageEntry, root: Path, role: str, verify_hash: bool = Tr
     if verify_hash and entry.sha256:
         actual = sha256_file(path)
         if actual != entry.sha256:
-            return ImageCheck(role, path, "sha256", f"{path} has sha256 {actual[:16]}..., the manifest expects "
-                                                   f"{entry.sha256[:16]}... (a different or re-encoded file)")  # fmt: skip
+            detail = (f"{path} has sha256 {actual[:16]}..., the manifest expects {entry.sha256[:16]}... "
+                      "(a different or re-encoded file)")  # fmt: skip
+            return ImageCheck(role, path, "sha256", detail)
     w, h = loaded.source_size
     if (entry.width and entry.width != w) or (entry.height and entry.height != h):
         return ImageCheck(role, path, "size", f"{path} is {w}x{h}, the manifest expects {entry.width}x{entry.height}")

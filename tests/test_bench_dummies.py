@@ -69,7 +69,7 @@ class Dummy(Method):
 
             effective = settings.max_side or min(s.size)
             if int(oom) < 0 or effective > int(oom):
-                raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB at max_side {settings.max_side}")
+                raise torch.OutOfMemoryError(f"CUDA out of memory (max_side {settings.max_side})")
         geom = Geometry.identity(s.size)
         image = s.image.copy()
         if settings.max_side and min(s.size) > settings.max_side:

@@ -42,7 +42,8 @@ def test_seeds_weights_and_methods():
     with pytest.raises(ConfigError, match="--seeds 'x'"):
         parse_seeds("x")
     assert parse_weights(["vit_base_patch8_224.dino"], ["splice"]) == {"splice": "vit_base_patch8_224.dino"}
-    assert parse_weights(["dummy=/w/d.pth", "/w/s=1.pth"], ["dummy", "splice"]) == {"dummy": "/w/d.pth", "splice": "/w/s=1.pth"}
+    got = parse_weights(["dummy=/w/d.pth", "/w/s=1.pth"], ["dummy", "splice"])
+    assert got == {"dummy": "/w/d.pth", "splice": "/w/s=1.pth"}
     assert "identity" in expand_methods("smoke")
     assert "dummy" not in expand_methods("all")  # in_benchmark=False
     assert expand_methods("dummy,identity,dummy") == ["dummy", "identity"]

@@ -136,7 +136,8 @@ def test_cli_exit_codes_dry_run_and_status(tmp_path):
     r = _run(_cli_args(tmp_path, manifest, root, log, "--method-args", "fail_on=p1", "--limit", "2", "--workers", "0"))
     assert r.returncode == 1
     assert "--limit 2 is for smoke tests only" in r.stderr and "1 x RuntimeError: dummy failure on p1" in r.stderr
-    r = _run(_cli_args(tmp_path, manifest, root, log, "--method-args", "fail_on=p1", "--limit", "2", "--dry-run", "--json"))
+    r = _run(_cli_args(tmp_path, manifest, root, log, "--method-args", "fail_on=p1", "--limit", "2", "--dry-run",
+                       "--json"))  # fmt: skip
     plan = json.loads(r.stdout)
     assert [p["state"] for p in plan] == ["done", "failed"] and "--retry-failed" in plan[1]["action"]
 

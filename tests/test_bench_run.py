@@ -194,7 +194,8 @@ def test_stale_rules():
         assert "rebooted" in stale_reason({"host": me, "pid": os.getpid(), "boot_id": "other"}, now)
     ticks = open(f"/proc/{os.getpid()}/stat").read().rsplit(")", 1)[1].split()[19] if os.path.exists("/proc") else None
     if ticks:
-        assert stale_reason({"host": me, "pid": os.getpid(), "start_ticks": int(ticks) + 1}, now) is not None  # pid reused
+        recycled = {"host": me, "pid": os.getpid(), "start_ticks": int(ticks) + 1}  # the pid of another process
+        assert "is not running" in stale_reason(recycled, now)
     other = {"host": "elsewhere", "pid": 1}
     assert stale_reason(other, now - 10, timeout=600) is None
     assert "no heartbeat" in stale_reason(other, now - 601, timeout=600)

@@ -35,7 +35,8 @@ def test_job_array_through_submitit_local_executor(tmp_path):
                       options={"dummy": {"log": str(log), "fail_on": "p2"}})  # fmt: skip
     out = tmp_path / "run"
     opts = SlurmOptions(cluster="local", jobs_per_task=2, time_min=5, cpus_per_task=1, gpus_per_task=0)
-    summary = bench(req, LaunchOptions(out=out, devices=["cpu"], launcher="slurm", slurm=opts, wait=True, progress=False))
+    launch = LaunchOptions(out=out, devices=["cpu"], launcher="slurm", slurm=opts, wait=True, progress=False)
+    summary = bench(req, launch)
     assert len(summary.submitted) == 2  # 3 jobs, 2 per array task
     assert (summary.done, summary.failed) == (2, 1)
     store = RunStore(out)
@@ -82,8 +83,9 @@ def test_sbatch_script_for_a_real_cluster(tmp_path, monkeypatch):
     summary = bench(req, LaunchOptions(out=tmp_path / "run", launcher="slurm", slurm=opts, wait=False, progress=False))
     assert summary.submitted == ["4242_0", "4242_1", "4242_2"] and summary.done == 0
     script = (tmp_path / "submitted.sh").read_text()
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-task=2", "#SBATCH --cpus-per-task=4",
-                 "#SBATCH --mem=32GB", "#SBATCH --account=lab", "#SBATCH --array=0-2%3", "#SBATCH --job-name=splice-bench"):
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-task=2",
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --mem=32GB", "#SBATCH --account=lab", "#SBATCH --array=0-2%3",
+                 "#SBATCH --job-name=splice-bench"):
         assert line in script, line
     # the jobs are planned on disk (job.json) and pending until the array runs them
     assert (tmp_path / "run" / "jobs.csv").read_text().count(",pending,") == 3

@@ -23,7 +23,8 @@ from splice.manifests import (
 
 from conftest import PROJECT, make_image
 
-HEADER = "pair_id,structure,structure_sha256,structure_w,structure_h,appearance,appearance_sha256,appearance_w,appearance_h"
+HEADER = ("pair_id,structure,structure_sha256,structure_w,structure_h,"
+          "appearance,appearance_sha256,appearance_w,appearance_h")
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 
@@ -54,7 +55,8 @@ def test_shipped_manifests_hold_the_papers_facts():
     assert row.structure.path == "afhq/afhq-00/structure/img.png"
     assert row.structure.sha256 == "d07190c07d427882d78b4333aa24b93fe1ad27915b009045a2715134aa7f722f"
     assert (row.structure.width, row.structure.height) == (512, 512)
-    assert row.reference_outputs == {"ours": "43c26a62f17fbed4", "sa": "63d741ff9459a789", "strotss": "c1c599dcb0d39d13"}
+    refs = {"ours": "43c26a62f17fbed4", "sa": "63d741ff9459a789", "strotss": "c1c599dcb0d39d13"}
+    assert row.reference_outputs == refs
     m1 = get_manifest("mountains").row("mountains-01")
     assert (m1.structure.source, m1.structure.source_id) == ("flickr", "51575122501")
     assert m1.structure.file_name == "51575122501_0ac708d653_c.jpg"

@@ -13,7 +13,15 @@ records), :mod:`.claims` (no job runs twice), :mod:`.local` and :mod:`.slurm` (l
 
 from .claims import Claim  # noqa: F401
 from .execute import OOM_LADDER, Outcome, execute, run_job  # noqa: F401
-from .jobs import Job, PlanRequest, expand_methods, parse_method_args, parse_seeds, parse_weights, plan_jobs  # noqa: F401
+from .jobs import (  # noqa: F401
+    Job,
+    PlanRequest,
+    expand_methods,
+    parse_method_args,
+    parse_seeds,
+    parse_weights,
+    plan_jobs,
+)
 from .runner import BenchSummary, LaunchOptions, bench, dry_run, parse_devices  # noqa: F401
 from .slurm import SlurmOptions  # noqa: F401
 from .status import job_state, scan, write_jobs_csv  # noqa: F401

@@ -70,7 +70,8 @@ def is_oom(e: BaseException) -> bool:
     oom_type = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
     if oom_type is not None and isinstance(e, oom_type):
         return True
-    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower() and ("cuda" in str(e).lower() or "mps" in str(e).lower())
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and "out of memory" in text and ("cuda" in text or "mps" in text)
 
 
 def is_accelerator(device: str) -> bool:
@@ -226,7 +227,10 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
     native_short: int | None = None
     t_total = time.perf_counter()
     while True:
-        workdir = job_dir / WORK if max_side == job.settings.get("max_side") else job_dir / WORK / f"max_side-{max_side}"
+        # the planned resolution resumes from work/; a lowered rung keeps its own checkpoint
+        workdir = job_dir / WORK
+        if max_side != job.settings.get("max_side"):
+            workdir = workdir / f"max_side-{max_side}"
         settings = job.run_settings(device, workdir, max_side)
         oom = False
         mem.reset()
@@ -235,8 +239,8 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
             if method is None:
                 method = create_method(job)
             if device.split(":")[0] not in method.devices and device.split(":")[0] not in ("auto",):
-                raise UserError(f"method {key.method} does not run on {device} (it supports {', '.join(method.devices)}); "
-                                "choose another --devices")  # fmt: skip
+                raise UserError(f"method {key.method} does not run on {device} "
+                                f"(it supports {', '.join(method.devices)}); choose another --devices")  # fmt: skip
             _seed_everything(settings.seed)
             result = method.run(job.pair, settings)
             _check_result(result)
@@ -257,13 +261,15 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         error = None
         _free_accelerator()
         if not getattr(method, "supports_max_side", False):
-            error = _Failure(error_type, f"{error_msg} (the method cannot lower its resolution: supports_max_side=False)")
+            why = "the method cannot lower its resolution: supports_max_side=False"
+            error = _Failure(error_type, f"{error_msg} ({why})")
             break
         if native_short is None:
             native_short = _short_side(job.pair.structure)
         rung = next_rung(max_side, native_short, ladder)
         if rung is None:
-            error = _Failure(error_type, f"{error_msg} (out of memory at every rung of the ladder down to max_side {max_side})")
+            why = f"out of memory at every rung of the ladder down to max_side {max_side}"
+            error = _Failure(error_type, f"{error_msg} ({why})")
             break
         log.warning("%s: out of memory at max_side %s; retrying at %d", key, max_side or "native", rung)
         max_side = rung
@@ -401,7 +407,8 @@ def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
             log.warning("failed: %s: %s", key, record["error"])
         else:
             log.info("done: %s (%.1f s)", key, record["seconds"])
-        return Outcome(key.to_dict(), state, seconds=record["seconds"], error=record["error"], max_side=record["max_side"])
+        return Outcome(key.to_dict(), state, seconds=record["seconds"], error=record["error"],
+                       max_side=record["max_side"])  # fmt: skip
     finally:
         claim.release()
 

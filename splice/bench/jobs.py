@@ -65,7 +65,8 @@ class Job:
         pair = Pair(pair_id=p["pair_id"], structure=Path(p["structure"]), appearance=Path(p["appearance"]),
                     dataset=p.get("dataset", "adhoc"))  # fmt: skip
         return cls(key=JobKey.from_dict(d["key"]), pair=pair, method_target=d["method_target"],
-                   settings=dict(d["settings"]), config=dict(d["config"]), manifest=dict(d.get("manifest") or {}))  # fmt: skip
+                   settings=dict(d["settings"]), config=dict(d["config"]),
+                   manifest=dict(d.get("manifest") or {}))  # fmt: skip
 
 
 def ensure_registered(name: str, target: str) -> None:
@@ -104,7 +105,8 @@ def parse_method_args(items: Iterable[str], method_names: Iterable[str]) -> dict
     per: dict[str, dict[str, Any]] = {n: {} for n in names}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--method-args {item!r} is not k=v; write e.g. --method-args steps=100 or splice.steps=100")
+            raise ConfigError(f"--method-args {item!r} is not k=v; write e.g. --method-args steps=100 "
+                              "or splice.steps=100")  # fmt: skip
         k, _, v = item.partition("=")
         k = k.strip()
         if not k:
@@ -167,7 +169,8 @@ def expand_methods(value: str) -> list[str]:
                 try:
                     cls = registry.get_class(name)
                 except Exception as e:  # an optional dependency of one method must not stop the others
-                    log.warning("method %s skipped for --methods %s: cannot be loaded (%s)", name, token, " ".join(str(e).split()))
+                    log.warning("method %s skipped for --methods %s: cannot be loaded (%s)", name, token,
+                                " ".join(str(e).split()))  # fmt: skip
                     continue
                 if getattr(cls, attr, False):
                     out.append(name)
@@ -177,8 +180,8 @@ def expand_methods(value: str) -> list[str]:
             except ConfigError:
                 raise
             except Exception as e:
-                raise ConfigError(f"method {token!r} cannot be loaded here ({type(e).__name__}: {' '.join(str(e).split())}); "
-                                  "see `splice methods`") from None  # fmt: skip
+                why = f"{type(e).__name__}: {' '.join(str(e).split())}"
+                raise ConfigError(f"method {token!r} cannot be loaded here ({why}); see `splice methods`") from None
             out.append(token)
     out = list(dict.fromkeys(out))
     if not out:

@@ -84,7 +84,8 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def new_invocation(settings: dict[str, Any], manifests: list[dict[str, Any]], argv: list[str] | None = None) -> dict[str, Any]:
+def new_invocation(settings: dict[str, Any], manifests: list[dict[str, Any]],
+                   argv: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "id": time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3),
         "command": list(sys.argv if argv is None else argv),

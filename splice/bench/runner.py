@@ -24,7 +24,7 @@ from .jobs import Job, PlanRequest, plan_jobs
 from .local import run_local
 from .runlog import append_invocation, finish_invocation, new_invocation
 from .slurm import SlurmOptions, submit_slurm, wait_slurm
-from .status import job_state, scan, write_job_specs, write_jobs_csv
+from .status import _format_table, job_state, scan, write_job_specs, write_jobs_csv
 
 log = logging.getLogger(__name__)
 
@@ -135,24 +135,24 @@ class BenchSummary:
                 "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
                 "interrupted": self.interrupted,
                 "by_method": {m: dict(c) for m, c in self.by_method.items()},
-                "errors": dict(Counter(o.error for o in self.outcomes if o.state == "failed").most_common(10))}  # fmt: skip
+                "errors": dict(Counter(o.error for o in self.outcomes
+                                       if o.state == "failed").most_common(10))}  # fmt: skip
 
     def table(self) -> str:
         head = ["method", "jobs", "done", "skipped", "failed", "claimed", "seconds"]
         rows = []
         for m, c in sorted(self.by_method.items()):
-            rows.append([m, str(sum(c.values())), str(c["done"]), str(c["skipped"]), str(c["failed"]), str(c["claimed"]),
-                         f"{self.method_seconds.get(m, 0.0):.1f}"])  # fmt: skip
+            rows.append([m, str(sum(c.values())), str(c["done"]), str(c["skipped"]), str(c["failed"]),
+                         str(c["claimed"]), f"{self.method_seconds.get(m, 0.0):.1f}"])  # fmt: skip
         rows.append(["total", str(self.planned), str(self.done), str(self.skipped), str(self.failed_total),
                      str(self.claimed), f"{self.seconds:.1f} (wall)"])  # fmt: skip
-        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-        return "\n".join([fmt(head), *(fmt(r) for r in rows)])
+        return _format_table(head, rows, left=1)
 
 
 def _tally(summary: BenchSummary, method: str, state: str, seconds: float | None = None) -> None:
-    bucket = {"done": "done", "failed": "failed", "skipped": "skipped", "skipped-failed": "failed", "claimed": "claimed",
-              "skip-done": "skipped", "failed-before": "failed", "claimed-before": "claimed"}[state]  # fmt: skip
+    bucket = {"done": "done", "failed": "failed", "skipped": "skipped", "skipped-failed": "failed",
+              "claimed": "claimed", "skip-done": "skipped", "failed-before": "failed",
+              "claimed-before": "claimed"}[state]  # fmt: skip
     summary.by_method.setdefault(method, Counter())[bucket] += 1
     if seconds:
         summary.method_seconds[method] = summary.method_seconds.get(method, 0.0) + float(seconds)
@@ -179,7 +179,8 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
     planned = classify(jobs, store, launch.retry_failed)
     summary = BenchSummary(planned=len(planned))
 
-    missing = sum(1 for p in planned if p.state != "done" and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
+    missing = sum(1 for p in planned
+                  if p.state != "done" and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
     if missing:
         log.warning("%d job(s) have missing input images under %s; they will fail. Check with "
                     "`splice datasets check --root %s`", missing, req.root, req.root)  # fmt: skip

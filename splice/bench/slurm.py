@@ -123,7 +123,8 @@ def submit_slurm(jobs: list[Job], store: RunStore, opts: SlurmOptions, invocatio
     task = BenchTask(str(store.root.absolute()), invocation or {}, retry_failed, device)
     submitted = executor.map_array(task, chunks)
     if submitted:
-        log.info("submitted %d array task(s) for %d job(s): %s", len(submitted), len(jobs), submitted[0].job_id.split("_")[0])
+        log.info("submitted %d array task(s) for %d job(s): %s", len(submitted), len(jobs),
+                 submitted[0].job_id.split("_")[0])  # fmt: skip
     return submitted
 
 
@@ -138,5 +139,6 @@ def wait_slurm(submitted: list[Any], jobs: list[Job], jobs_per_task: int = 1) ->
             outcomes.extend(Outcome(**d) for d in sj.result())
         except Exception as e:  # noqa: BLE001 - the whole task died (node failure, cancelled)
             msg = " ".join(str(e).split())[:300]
-            outcomes.extend(Outcome(j.key.to_dict(), "failed", error=f"array task {sj.job_id} died: {msg}") for j in chunk)
+            died = f"array task {sj.job_id} died: {msg}"
+            outcomes.extend(Outcome(j.key.to_dict(), "failed", error=died) for j in chunk)
     return outcomes

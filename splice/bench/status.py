@@ -158,6 +158,14 @@ def table(states: list[JobState]) -> str:
             for (d, m), c in sorted(groups.items())]  # fmt: skip
     total = counts(states)
     rows.append(["total", "", str(len(states)), *(str(total[k]) for k in STATES), f"{sum(secs.values()):.1f}"])
+    return _format_table(head, rows, left=2)
+
+
+def _format_table(head: list[str], rows: list[list[str]], left: int) -> str:
+    """Aligned columns: the first ``left`` columns left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
     return "\n".join([fmt(head), *(fmt(r) for r in rows)])

@@ -30,7 +30,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--datasets", help="Comma-separated data-set names (see `splice datasets list`) or manifest CSV paths.")
 @click.option("--root", type=click.Path(path_type=Path), help="Data root the manifest image paths are relative to.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run store folder, e.g. runs/paper.")
-@click.option("--preset", default="paper", show_default=True, help="Method preset: paper, smoke (splice also: paper-10k, fast).")
+@click.option("--preset", default="paper", show_default=True,
+              help="Method preset: paper, smoke (splice also: paper-10k, fast).")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: 0 or 0,1,2 or 0-4.")
 @click.option("--pairs", help="Only these pair ids (comma-separated).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N pairs of each data set (smoke tests only).")
@@ -40,12 +41,16 @@ def _csv(value: str | None) -> list[str] | None:
               help="Weights for splice (a tag or a local file), or method=SPEC for another method (repeatable).")
 @click.option("--allow-random-weights", is_flag=True, help="Fall back to random weights when real ones are missing "
               "(smoke runs; every record says so).")
-@click.option("--max-side", type=click.IntRange(min=64), help="Cap the structure image's shorter side (part of the config).")
-@click.option("--devices", default="auto", show_default=True, help="auto, cpu, cuda, cuda:0,cuda:1 or mps; one worker per device.")
-@click.option("--workers", type=click.IntRange(min=0), help="Worker processes (default: one per device; 0 = in this process).")
+@click.option("--max-side", type=click.IntRange(min=64),
+              help="Cap the structure image's shorter side (part of the config).")
+@click.option("--devices", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:0,cuda:1 or mps; one worker per device.")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="Worker processes (default: one per device; 0 = in this process).")
 @click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
 @click.option("--slurm-partition", help="SLURM partition.")
-@click.option("--slurm-time", type=click.IntRange(min=1), default=24 * 60, show_default=True, help="Minutes per array task.")
+@click.option("--slurm-time", type=click.IntRange(min=1), default=24 * 60, show_default=True,
+              help="Minutes per array task.")
 @click.option("--slurm-gpus-per-task", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--slurm-mem-gb", type=float, help="Memory per array task in GB.")
@@ -58,16 +63,18 @@ def _csv(value: str | None) -> list[str] | None:
               help="Jobs run one after the other by each array task.")
 @click.option("--slurm-cluster", type=click.Choice(["slurm", "local", "debug"]), default="slurm", hidden=True,
               help="submitit executor (local/debug run the array on this machine; for tests).")
-@click.option("--wait/--no-wait", default=None, help="Wait for the SLURM array to finish (default: wait for local/debug only).")
+@click.option("--wait/--no-wait", default=None,
+              help="Wait for the SLURM array to finish (default: wait for local/debug only).")
 @click.option("--dry-run", is_flag=True, help="List the jobs and what would be run or skipped; write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run jobs with a failed record again.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (or the dry-run plan) as JSON on stdout.")
 @click.pass_context
 def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pairs, limit, method_args, weights,
-            allow_random_weights, max_side, devices, workers, launcher, slurm_partition, slurm_time, slurm_gpus_per_task,
-            slurm_cpus_per_task, slurm_mem_gb, slurm_account, slurm_qos, slurm_constraint, slurm_array_parallelism,
-            slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, no_progress, as_json) -> None:  # fmt: skip
+            allow_random_weights, max_side, devices, workers, launcher, slurm_partition, slurm_time,
+            slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb, slurm_account, slurm_qos, slurm_constraint,
+            slurm_array_parallelism, slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, no_progress,
+            as_json) -> None:  # fmt: skip
     """Run methods over data sets into a resumable run store.
 
     A job is (method, data set, pair, seed, config hash); its output and record.json go to
@@ -89,7 +96,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     """
     if ctx.invoked_subcommand is not None:
         return
-    missing = [n for n, v in (("--methods", methods), ("--datasets", datasets), ("--root", root), ("--out", out)) if not v]
+    given = (("--methods", methods), ("--datasets", datasets), ("--root", root), ("--out", out))
+    missing = [n for n, v in given if not v]
     if missing:
         raise ConfigError(f"splice bench needs {', '.join(missing)}; see `splice bench --help` for examples")
     from ..bench.jobs import PlanRequest, expand_methods, parse_method_args, parse_seeds, parse_weights
@@ -99,7 +107,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     if not Path(root).is_dir():
         raise UserError(f"--root {root} is not a folder; it must hold the images (see datasets/README.md)")
     if limit is not None:
-        click.echo(f"warning: --limit {limit} is for smoke tests only; never report numbers from a partial run", err=True)
+        click.echo(f"warning: --limit {limit} is for smoke tests only; never report numbers from a partial run",
+                   err=True)  # fmt: skip
     names = expand_methods(methods)
     req = PlanRequest(
         methods=names,
@@ -122,7 +131,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         else:
             for p in planned:
                 k = p.job.key
-                click.echo(f"{p.state:<8} {k.method:<12} {k.dataset:<10} {k.pair_id:<28} s{k.seed}-{k.config_hash}  {p.action}")
+                click.echo(f"{p.state:<8} {k.method:<12} {k.dataset:<10} {k.pair_id:<28} "
+                           f"s{k.seed}-{k.config_hash}  {p.action}")  # fmt: skip
         from collections import Counter
 
         c = Counter(p.state for p in planned)
@@ -138,7 +148,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     slurm = SlurmOptions(partition=slurm_partition, time_min=slurm_time, gpus_per_task=slurm_gpus_per_task,
                          cpus_per_task=slurm_cpus_per_task, mem_gb=slurm_mem_gb, account=slurm_account, qos=slurm_qos,
                          constraint=slurm_constraint, array_parallelism=slurm_array_parallelism,
-                         jobs_per_task=slurm_jobs_per_task, cluster=None if slurm_cluster == "slurm" else slurm_cluster)  # fmt: skip
+                         jobs_per_task=slurm_jobs_per_task,
+                         cluster=None if slurm_cluster == "slurm" else slurm_cluster)  # fmt: skip
     if wait is None:
         wait = launcher == "local" or slurm.cluster is not None
     launch = LaunchOptions(out=Path(out), devices=devs, workers=workers, launcher=launcher, slurm=slurm, wait=wait,

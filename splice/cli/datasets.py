@@ -72,8 +72,10 @@ def list_cmd(root: Path | None, as_json: bool) -> None:
 
 
 @command.command(name="check")
-@click.option("--root", type=click.Path(path_type=Path), required=True, help="The data root the manifest paths are relative to.")
-@click.option("--dataset", "datasets", default=None, help="Data set name(s) or manifest path(s), comma-separated (default: all).")
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="The data root the manifest paths are relative to.")
+@click.option("--dataset", "datasets", default=None,
+              help="Data set name(s) or manifest path(s), comma-separated (default: all).")
 @click.option("--pairs", default=None, help="Only these pair ids (comma-separated).")
 @click.option("--no-hash", is_flag=True, help="Skip the SHA-256 comparison (faster; still decodes every image).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only rows with a problem.")
@@ -101,7 +103,8 @@ def check_cmd(root: Path, datasets: str | None, pairs: str | None, no_hash: bool
                        disable=as_json or not sys.stderr.isatty(), leave=False)  # fmt: skip
         except ImportError:  # pragma: no cover
             bar = None
-        results = check_manifest(m, root, ids, verify_hash=not no_hash, progress=(lambda _r: bar.update()) if bar else None)
+        tick = (lambda _r: bar.update()) if bar else None
+        results = check_manifest(m, root, ids, verify_hash=not no_hash, progress=tick)
         if bar:
             bar.close()
         for r in results:
@@ -122,9 +125,11 @@ def check_cmd(root: Path, datasets: str | None, pairs: str | None, no_hash: bool
 
 
 @command.command(name="import")
-@click.option("--dataset", "datasets", required=True, help="Data set name(s) or manifest path(s), comma-separated, or 'all'.")
+@click.option("--dataset", "datasets", required=True,
+              help="Data set name(s) or manifest path(s), comma-separated, or 'all'.")
 @click.option("--from", "sources", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="A folder tree holding the images under any names (repeatable): a downloaded AFHQ, the authors' pairs...")
+              help="A folder tree holding the images under any names (repeatable): a downloaded AFHQ, "
+                   "the authors' pairs...")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True, help="The data root to fill.")
 @click.option("--link", "mode", flag_value="symlink", help="Symlink instead of copying.")
 @click.option("--hardlink", "mode", flag_value="hardlink", help="Hard-link instead of copying (same file system only).")
@@ -153,9 +158,9 @@ def import_cmd(datasets: str, sources: tuple[Path, ...], root: Path, mode: str, 
                                  "source_id": e.source_id} for p, r, e in rep.missing],
                     "unhashed": [{"pair_id": p, "role": r, "path": e.path} for p, r, e in rep.unhashed]})  # fmt: skip
         verb = "would place" if dry_run else {"copy": "copied", "symlink": "linked", "hardlink": "hard-linked"}[mode]
+        unhashed = f", no sha256 in manifest {len(rep.unhashed)}" if rep.unhashed else ""
         click.echo(f"{m.name}: {verb} {len(rep.placed)}, already present {len(rep.present)}, "
-                   f"missing {len(rep.missing)}" + (f", no sha256 in manifest {len(rep.unhashed)}" if rep.unhashed else "")
-                   + f" ({rep.scanned} files scanned)", err=True)  # fmt: skip
+                   f"missing {len(rep.missing)}{unhashed} ({rep.scanned} files scanned)", err=True)  # fmt: skip
         if not as_json:
             for p, r, e in rep.missing:
                 src = f" [{e.source} {e.source_id}]" if e.source_id else (f" [{e.source}]" if e.source else "")
