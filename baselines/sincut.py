@@ -252,7 +252,9 @@ def train_pair(
         real_b_in = real_b.detach().requires_grad_(True)
         pred_real = netD(real_b_in)
         loss_d_gan = 0.5 * (nonsaturating_loss(netD(fake_b.detach()), real=False) + nonsaturating_loss(pred_real, True))
-        loss_r1 = r1_penalty(pred_real, real_b_in, cfg.lambda_r1) if cfg.lambda_r1 > 0 else torch.zeros((), device=device)
+        loss_r1 = torch.zeros((), device=device)
+        if cfg.lambda_r1 > 0:
+            loss_r1 = r1_penalty(pred_real, real_b_in, cfg.lambda_r1)
         (loss_d_gan + loss_r1).backward()
         opt_d.step()
 
@@ -284,7 +286,8 @@ def train_pair(
             })
         if done == total_iters:
             losses = {"D_gan": loss_d_gan.item(), "D_R1": loss_r1.item(), "G_gan": loss_gan.item(),
-                      "NCE": float(loss_nce.detach()), "NCE_Y": float(loss_nce_y.detach()), "idt": loss_idt.item(), "lr": lr}
+                      "NCE": float(loss_nce.detach()), "NCE_Y": float(loss_nce_y.detach()), "idt": loss_idt.item(),
+                      "lr": lr}
     bar.close()
 
     full = to_tensor_pm1(structure)[None].to(device)

@@ -149,7 +149,8 @@ def test_geometry_of_odd_sizes_and_max_side(tmp_path):
     m = methods.create("sincut")
     res = m.run(Pair("odd", s, a), RunSettings(preset="smoke", seed=0, options={"iters_per_epoch": 1}))
     assert res.image.size == (104, 72)
-    assert res.geometry.to_dict() == {"kind": "stretch", "source": [102, 74], "box": [0, 0, 102, 74], "output": [104, 72]}
+    assert res.geometry.to_dict() == {
+        "kind": "stretch", "source": [102, 74], "box": [0, 0, 102, 74], "output": [104, 72]}
     res = m.run(Pair("odd", s, a), RunSettings(preset="smoke", seed=0, max_side=64, options={"iters_per_epoch": 1}))
     # shorter side 74 -> 64: 102 * 64 / 74 = 88.2 -> 88; both multiples of 4 already
     assert res.image.size == (88, 64) and res.geometry.output == (88, 64) and res.geometry.source == (102, 74)

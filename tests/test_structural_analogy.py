@@ -148,7 +148,8 @@ def test_resume_after_interruption_gives_the_same_bytes(tiny_pair, tmp_path, mon
 
 def test_output_sample_mode_and_max_side(tiny_pair):
     m = methods.create("structural-analogy")
-    res = m.run(_pair(tiny_pair), RunSettings(preset="smoke", seed=0, max_side=24, options={"output": "sample", "niter": 1}))
+    settings = RunSettings(preset="smoke", seed=0, max_side=24, options={"output": "sample", "niter": 1})
+    res = m.run(_pair(tiny_pair), settings)
     assert res.image.size == (24, 24) and res.geometry.output == (24, 24)
     assert res.info["output_mode"] == "sample" and res.info["pyramid"][-1] == 24
 
