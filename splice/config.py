@@ -56,6 +56,7 @@ class SpliceConfig:
     resize_appearance: int | None = None  # the appearance image's shorter side (None = native, as the reference)
     # how it is computed (precision changes numbers slightly; compile and checkpointing do not)
     precision: str = "fp32"  # fp32 | bf16
+    memory_format: str = "auto"  # auto | channels-last | nchw, for the generator (see splice.train)
     compile: bool = False
     checkpoint_full: bool = field(default=False, metadata={"hash": False})  # activation checkpointing, same numbers
     preset: str = "paper"
@@ -70,6 +71,8 @@ class SpliceConfig:
             self.weights = default_weights(self.backbone)
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, not {self.precision!r}")
+        if self.memory_format not in ("auto", "channels-last", "nchw"):
+            raise ConfigError(f"memory_format must be auto, channels-last or nchw, not {self.memory_format!r}")
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, not {self.steps}")
         if self.entire_every < 1:

@@ -48,15 +48,15 @@ def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
     from .resources import peak_memory_mb, reset_peak_memory
     from .vit import load_vit
 
-    precision = "bf16" if mode == "bf16" else "fp32"
+    precision = "bf16" if mode.startswith("bf16") else "fp32"
     cfg = SpliceConfig.from_preset("paper", backbone=backbone, weights="random", precision=precision, entire_every=10**9)
     ext = load_vit(cfg.backbone, "random")
     S, T = _images(SIZES[size_name])
     G = build_generator(0)
-    if mode != "reference":  # ours: the same layout as splice.train
+    if mode != "reference":  # ours: the layout splice.train uses on this device; "-cl" forces channels-last
         from .train import generator_memory_format
 
-        fmt = generator_memory_format(torch.device("cpu"))
+        fmt = generator_memory_format("cpu", precision, "channels-last" if mode.endswith("-cl") else "auto")
         S, T, G = S.contiguous(memory_format=fmt), T.contiguous(memory_format=fmt), G.to(memory_format=fmt)
     opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sampler = PairSampler(S, T, cfg, seed=1)

@@ -32,6 +32,8 @@ RANDOM_BANNER = (
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation and augmentations.")
 @click.option("--resize", type=int, default=None, help="Resize the structure image's shorter side to this (px).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="bf16 = autocast (faster, not identical).")
+@click.option("--memory-format", type=click.Choice(["auto", "channels-last", "nchw"]), default=None,
+              help="Generator layout; auto = channels-last on CUDA and for bf16 (see README 'Speed').")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator.")
 @click.option("--checkpoint-full", is_flag=True, default=None,
               help="Activation checkpointing for the full-image pass (less memory for HD images, same numbers).")
@@ -41,7 +43,7 @@ RANDOM_BANNER = (
 @click.option("--force", is_flag=True, help="Replace a finished or unfinished run in OUTDIR.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(structure, appearance, outdir, preset, steps, backbone, weights, allow_random_weights, device, seed,
-            resize, precision, compile_, checkpoint_full, save_every, checkpoint_every, resume, force, quiet) -> None:
+            resize, precision, memory_format, compile_, checkpoint_full, save_every, checkpoint_every, resume, force, quiet) -> None:
     """Train Splice on STRUCTURE (layout to keep) and APPEARANCE (look to transfer).
 
     Writes OUTDIR/output.png (at the structure image's resolution, or the --resize'd
@@ -86,7 +88,7 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
         shutil.rmtree(out / "snapshots", ignore_errors=True)
 
     cfg = SpliceConfig.from_preset(
-        preset, steps=steps, backbone=backbone, weights=weights, resize=resize, precision=precision,
+        preset, steps=steps, backbone=backbone, weights=weights, resize=resize, precision=precision, memory_format=memory_format,
         compile=compile_, checkpoint_full=checkpoint_full, save_every=save_every, checkpoint_every=checkpoint_every,
     )
     dev = resolve_device(device)
