@@ -6,7 +6,9 @@
   (so a method never changes the randomness of whatever runs next in the same process);
 - :func:`check_device` resolves ``auto`` and refuses devices the method does not list;
 - :func:`save_checkpoint` / :func:`load_checkpoint` keep a resumable training state in the job's work folder,
-  tagged with the configuration and seed so a stale checkpoint is never resumed.
+  tagged with the configuration and seed so a stale checkpoint is never resumed;
+- :func:`train_seeded` runs a method's training under its seed with that checkpoint in the job's work folder,
+  and :func:`trained_info` starts the ``info`` record both methods return (no weights: trained on the pair).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import logging
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from splice.atomic import atomic_torch_save
 from splice.errors import ConfigError
 from splice.method import resolve_device
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -95,6 +99,39 @@ def seeded(seed: int, device: str) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def preset_name(settings: Any) -> str:
+    """``smoke`` for the smoke preset; every other preset runs the published (``paper``) settings."""
+    return "smoke" if settings.preset == "smoke" else "paper"
+
+
+def train_seeded(settings: Any, device: str, config: dict[str, Any], checkpoint_name: str,
+                 train: Callable[..., T]) -> T:
+    """``train(checkpoint=..., checkpoint_tag=...)`` under ``seeded(settings.seed)``.
+
+    The checkpoint lives in ``settings.workdir`` (None without one) and is tagged with ``config``, the seed and
+    the device; it is deleted once training has finished, having served its purpose.
+    """
+    workdir = Path(settings.workdir) if settings.workdir else None
+    path = workdir / checkpoint_name if workdir is not None else None
+    tag = {"config": config, "seed": int(settings.seed), "device": device}
+    with seeded(int(settings.seed), device):
+        result = train(checkpoint=path, checkpoint_tag=tag)
+    if path is not None:
+        path.unlink(missing_ok=True)
+    return result
+
+
+def trained_info(structure: Any, appearance: Any, settings: Any) -> dict[str, Any]:
+    """The common head of ``MethodResult.info`` for a method trained from scratch on the pair."""
+    return {
+        "weights": {"spec": "none: trained from scratch on the pair"},
+        "random_weights": False,
+        "inputs": {"structure": structure.record(), "appearance": appearance.record()},
+        "seed": int(settings.seed),
+        "preset": preset_name(settings),
+    }
 
 
 def save_checkpoint(path: Path, tag: dict[str, Any], state: dict[str, Any]) -> None:

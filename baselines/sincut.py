@@ -46,7 +46,8 @@ from splice.imageio import load_rgb
 from splice.method import Method, MethodResult, Pair, Requirement, RunSettings
 
 from ._single_pair import (
-    apply_options, check_device, load_checkpoint, rng_state, save_checkpoint, seeded, set_rng_state,
+    apply_options, check_device, load_checkpoint, preset_name, rng_state, save_checkpoint, set_rng_state, train_seeded,
+    trained_info,
 )
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ PRESETS: dict[str, SinCUTConfig] = {
 
 
 def resolve_config(settings: RunSettings) -> SinCUTConfig:
-    cfg = apply_options(PRESETS["smoke" if settings.preset == "smoke" else "paper"], settings.options, METHOD)
+    cfg = apply_options(PRESETS[preset_name(settings)], settings.options, METHOD)
     from .sincut_networks import table_resolution
 
     if cfg.crop_size < 8 or table_resolution(cfg.crop_size) != cfg.crop_size:
@@ -321,8 +322,7 @@ class SinCUT(Method):
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         cfg = resolve_config(settings)
-        return {"method": METHOD, "version": VERSION, "preset": "smoke" if settings.preset == "smoke" else "paper",
-                "max_side": settings.max_side, **dataclasses.asdict(cfg)}
+        return {"method": METHOD, "version": VERSION, "preset": preset_name(settings), "max_side": settings.max_side, **dataclasses.asdict(cfg)}
 
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
         cfg = resolve_config(settings)
@@ -335,22 +335,14 @@ class SinCUT(Method):
         if size4 != structure.size:
             geo = geo.then(Geometry.resize(structure.size, size4))
             structure = structure.resize(size4, Image.Resampling.BILINEAR)
-        workdir = Path(settings.workdir) if settings.workdir else None
-        tag = {"config": self.config(settings), "seed": int(settings.seed), "device": device}
-        with seeded(int(settings.seed), device):
-            out, summary = train_pair(
-                structure, appearance, cfg, seed=int(settings.seed), device=device, progress=settings.progress,
-                checkpoint=workdir / CHECKPOINT if workdir else None, checkpoint_tag=tag,
-            )
-        if workdir is not None:
-            (workdir / CHECKPOINT).unlink(missing_ok=True)  # finished: the checkpoint has served its purpose
+        out, summary = train_seeded(
+            settings, device, self.config(settings), CHECKPOINT,
+            lambda **ckpt: train_pair(structure, appearance, cfg, seed=int(settings.seed), device=device,
+                                      progress=settings.progress, **ckpt),
+        )
         image = _to_image(out)
         info = {
-            "weights": {"spec": "none: trained from scratch on the pair"},
-            "random_weights": False,
-            "inputs": {"structure": s.record(), "appearance": a.record()},
-            "seed": int(settings.seed),
-            "preset": "smoke" if settings.preset == "smoke" else "paper",
+            **trained_info(s, a, settings),
             "input_transform": f"structure image resized to {size4[0]}x{size4[1]} (multiple of 4)"
             + (f" after capping the shorter side at {settings.max_side}" if settings.max_side else ""),
             "appearance_size": list(appearance.size),

@@ -57,7 +57,8 @@ from splice.imageio import load_rgb
 from splice.method import Method, MethodResult, Pair, Requirement, RunSettings
 
 from ._single_pair import (
-    apply_options, check_device, load_checkpoint, rng_state, save_checkpoint, seeded, set_rng_state,
+    apply_options, check_device, load_checkpoint, preset_name, rng_state, save_checkpoint, set_rng_state, train_seeded,
+    trained_info,
 )
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ PRESETS: dict[str, StructuralAnalogyConfig] = {
 
 
 def resolve_config(settings: RunSettings) -> StructuralAnalogyConfig:
-    cfg = PRESETS["smoke" if settings.preset == "smoke" else "paper"]
+    cfg = PRESETS[preset_name(settings)]
     cfg = apply_options(cfg, settings.options, METHOD)
     if settings.max_side:
         cfg = dataclasses.replace(cfg, img_size=min(cfg.img_size, int(settings.max_side)))
@@ -483,8 +484,7 @@ class StructuralAnalogy(Method):
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         cfg = resolve_config(settings)
-        return {"method": METHOD, "version": VERSION, "preset": "smoke" if settings.preset == "smoke" else "paper",
-                **dataclasses.asdict(cfg)}
+        return {"method": METHOD, "version": VERSION, "preset": preset_name(settings), **dataclasses.asdict(cfg)}
 
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
         import torch
@@ -493,23 +493,14 @@ class StructuralAnalogy(Method):
         device = check_device(settings.device, self.devices, METHOD)
         s = load_rgb(pair.structure, role="structure image")
         a = load_rgb(pair.appearance, role="appearance image")
-        workdir = Path(settings.workdir) if settings.workdir else None
-        tag = {"config": self.config(settings), "seed": int(settings.seed), "device": device}
-        with seeded(int(settings.seed), device):
-            out, summary = train_pair(
-                s.image, a.image, cfg, device=device, progress=settings.progress,
-                checkpoint=workdir / CHECKPOINT if workdir else None, checkpoint_tag=tag,
-            )
-        if workdir is not None:
-            (workdir / CHECKPOINT).unlink(missing_ok=True)  # finished: the checkpoint has served its purpose
+        out, summary = train_seeded(
+            settings, device, self.config(settings), CHECKPOINT,
+            lambda **ckpt: train_pair(s.image, a.image, cfg, device=device, progress=settings.progress, **ckpt),
+        )
         image = to_image_minmax(out)
         geometry = Geometry.resize(s.size, (cfg.img_size, cfg.img_size))
         info = {
-            "weights": {"spec": "none: trained from scratch on the pair"},
-            "random_weights": False,
-            "inputs": {"structure": s.record(), "appearance": a.record()},
-            "seed": int(settings.seed),
-            "preset": "smoke" if settings.preset == "smoke" else "paper",
+            **trained_info(s, a, settings),
             "output_mode": cfg.output,
             "input_transform": f"both images stretched to {cfg.img_size}x{cfg.img_size} (bilinear), per scale",
             **summary,
