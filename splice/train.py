@@ -123,7 +123,12 @@ def train_splice(
     opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sampler = PairSampler(S, T, cfg, seed=seed + 1)
     objective = SpliceObjective(extractor, cfg, S, precision=cfg.precision)
-    G_run = torch.compile(G) if cfg.compile else G
+    G_run = G
+    if cfg.compile:
+        if dev.type == "cpu":  # measured: the first steps take minutes of Inductor compilation on a 2-core CPU
+            log.warning(
+                "--compile on the CPU spends minutes compiling before the first step; it pays off on CUDA")
+        G_run = torch.compile(G, dynamic=True)  # crop sizes change every step: one dynamic graph, not one per size
 
     start, history, elapsed_before = 0, [], 0.0
     final_terms: dict[str, float] = {}

@@ -27,6 +27,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
+ALL_IMAGES_LOADED = ("document.images.length === 4 && "
+                     "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+
+
 def _need_chromium():
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
@@ -68,15 +72,19 @@ def test_click_through_a_whole_session(server, tmp_path):
             page.set_default_timeout(15000)
             page.goto(f"http://127.0.0.1:{server.port}/")
             page.fill("input[name=rater]", "lab.P03")
-            page.click("#start")
+            with page.expect_navigation():
+                page.click("#start")
             for n in range(12):
                 assert page.inner_text("#progress") == f"Question {n + 1} of 12"
-                assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+                # every image decoded (waits: a slow CI machine may still be fetching them)
+                page.wait_for_function(ALL_IMAGES_LOADED)
                 trial = page.get_attribute("input[name=trial]", "value")
                 if n == 5:  # stop, and continue later from the start page with the same name
-                    page.click("#stop")
+                    with page.expect_navigation():
+                        page.click("#stop")
                     page.fill("input[name=rater]", "lab.P03")
-                    page.click("#start")
+                    with page.expect_navigation():
+                        page.click("#start")
                     assert page.inner_text("#progress") == "Question 6 of 12"
                 side = ("left", "right")[n % 2]
                 with page.expect_navigation():

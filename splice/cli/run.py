@@ -34,7 +34,7 @@ RANDOM_BANNER = (
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="bf16 = autocast (faster, not identical).")
 @click.option("--memory-format", type=click.Choice(["auto", "channels-last", "nchw"]), default=None,
               help="Generator layout; auto = channels-last on CUDA and for bf16 (see README 'Speed').")
-@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator.")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator (for CUDA; on a CPU compilation takes minutes).")
 @click.option("--checkpoint-full", is_flag=True, default=None,
               help="Activation checkpointing for the full-image pass (less memory for HD images, same numbers).")
 @click.option("--save-every", type=int, default=0, show_default=True, help="Save a snapshot every N steps.")
