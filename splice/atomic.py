@@ -17,6 +17,17 @@ from typing import Any, Callable
 import numpy as np
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # read it (the only portable way) and put it back at once
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; results on a shared (SLURM) store must be readable like any
+# file the user writes, so the final file gets the mode ``open()`` would have given it.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
@@ -37,6 +48,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:
