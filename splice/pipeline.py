@@ -36,8 +36,15 @@ def get_extractor(cfg: SpliceConfig, device: str, allow_random: bool = False) ->
     return _EXTRACTORS[key]
 
 
-def _resize_short(img: Image.Image, short: int) -> tuple[Image.Image, Geometry]:
+def _fit_short_side(img: Image.Image, short: int | None, cap: int | None, role: str,
+                    notes: list[str]) -> tuple[Image.Image, Geometry]:
+    """Resize ``img`` to shorter side ``short``, never above ``cap``; note what was done."""
+    if cap is not None and min(img.size) > cap:
+        short = min(short or cap, cap)
+    if short is None or short == min(img.size):
+        return img, Geometry.identity(img.size)
     geom = Geometry.resize_short_side(img.size, short)
+    notes.append(f"{role} resized to shorter side {short}")
     return geom.apply(img), geom
 
 
@@ -55,21 +62,9 @@ def prepare_pair(structure: Path, appearance: Path, cfg: SpliceConfig, max_side:
     """Read both images and apply ``cfg.resize`` (structure) and the ``max_side`` cap (both)."""
     s = load_rgb(structure, role="structure image")
     t = load_rgb(appearance, role="appearance image")
-    s_img, t_img = s.image, t.image
-    geometry = Geometry.identity(s_img.size)
-    notes = []
-    short = cfg.resize
-    if max_side is not None and min(s_img.size) > max_side:
-        short = min(short or max_side, max_side)
-    if short is not None and short != min(s_img.size):
-        s_img, geometry = _resize_short(s_img, short)
-        notes.append(f"structure resized to shorter side {short}")
-    t_short = cfg.resize_appearance
-    if max_side is not None and min(t_img.size) > max_side:
-        t_short = min(t_short or max_side, max_side)
-    if t_short is not None and t_short != min(t_img.size):
-        t_img, _ = _resize_short(t_img, t_short)
-        notes.append(f"appearance resized to shorter side {t_short}")
+    notes: list[str] = []
+    s_img, geometry = _fit_short_side(s.image, cfg.resize, max_side, "structure", notes)
+    t_img, _ = _fit_short_side(t.image, cfg.resize_appearance, max_side, "appearance", notes)
     return PreparedPair(s, t, s_img, t_img, geometry, notes)
 
 
