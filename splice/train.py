@@ -59,9 +59,10 @@ def generator_memory_format(device, precision: str = "fp32", setting: str = "aut
 
     ``auto`` = channels-last on CUDA (the usual cuDNN win) and for bf16 on the CPU (measured with
     ``make perf``: HD step 2.35 s instead of 2.80 s), and the default layout for fp32 on the CPU.
-    There channels-last would save 15% at HD (4.14 s instead of 4.88 s) but its oneDNN kernels
-    put the generator's weight gradients ~10x further from a float64 computation (about 1e-3
-    instead of 1e-4 of the largest gradient), so fp32 would no longer compute what the reference
+    There channels-last would save 15% at HD (4.14 s instead of 4.88 s) but the CPU's
+    channels-last BatchNorm loses precision (training-mode output 2.5e-4 from float64 instead
+    of 8e-7 on activations whose mean is large against their spread; whole-generator weight
+    gradients 4x further from float64), so fp32 would no longer compute what the reference
     computes to float precision; ``--memory-format channels-last`` opts in.
     """
     if setting == "channels-last":
