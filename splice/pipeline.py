@@ -36,16 +36,14 @@ def get_extractor(cfg: SpliceConfig, device: str, allow_random: bool = False) ->
     return _EXTRACTORS[key]
 
 
-def _fit_short_side(img: Image.Image, short: int | None, cap: int | None, role: str,
-                    notes: list[str]) -> tuple[Image.Image, Geometry]:
-    """Resize ``img`` to shorter side ``short``, never above ``cap``; note what was done."""
+def _fit_short_side(img: Image.Image, short: int | None, cap: int | None) -> tuple[Image.Image, Geometry, int | None]:
+    """Resize ``img`` to shorter side ``short``, never above ``cap``; also the side used (None = untouched)."""
     if cap is not None and min(img.size) > cap:
         short = min(short or cap, cap)
     if short is None or short == min(img.size):
-        return img, Geometry.identity(img.size)
+        return img, Geometry.identity(img.size), None
     geom = Geometry.resize_short_side(img.size, short)
-    notes.append(f"{role} resized to shorter side {short}")
-    return geom.apply(img), geom
+    return geom.apply(img), geom, short
 
 
 @dataclass
@@ -62,9 +60,10 @@ def prepare_pair(structure: Path, appearance: Path, cfg: SpliceConfig, max_side:
     """Read both images and apply ``cfg.resize`` (structure) and the ``max_side`` cap (both)."""
     s = load_rgb(structure, role="structure image")
     t = load_rgb(appearance, role="appearance image")
-    notes: list[str] = []
-    s_img, geometry = _fit_short_side(s.image, cfg.resize, max_side, "structure", notes)
-    t_img, _ = _fit_short_side(t.image, cfg.resize_appearance, max_side, "appearance", notes)
+    s_img, geometry, s_short = _fit_short_side(s.image, cfg.resize, max_side)
+    t_img, _, t_short = _fit_short_side(t.image, cfg.resize_appearance, max_side)
+    notes = [f"{role} resized to shorter side {short}"
+             for role, short in (("structure", s_short), ("appearance", t_short)) if short is not None]
     return PreparedPair(s, t, s_img, t_img, geometry, notes)
 
 
