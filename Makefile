@@ -34,7 +34,7 @@ demo: install
 	@echo "demo output: runs/demo/output.png (record: runs/demo/record.json)"
 
 perf: install
-	$(BIN)/python -m splice.perf
+	$(BIN)/python -m splice.model.perf
 
 # The paper protocol. DATA_ROOT holds the images (see datasets/README.md); weights must be cached or given.
 DATA_ROOT ?= data

@@ -1,6 +1,6 @@
-"""The comparison methods of splice-bench, one module each, behind :class:`splice.method.Method`.
+"""The comparison methods of splice-bench, one module each, behind :class:`splice.core.method.Method`.
 
-Every baseline is registered lazily in ``splice.registry.METHODS`` (``"name": "baselines.module:Class"``),
+Every baseline is registered lazily in ``splice.core.registry.METHODS`` (``"name": "baselines.module:Class"``),
 so importing this package imports nothing heavy. Modules:
 
 - :mod:`baselines.colour`: ``reinhard`` (Reinhard et al. 2001) and ``histogram`` (per-channel histogram

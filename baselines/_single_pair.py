@@ -1,7 +1,7 @@
 """Plumbing shared by the baselines that train from scratch on one pair (``structural-analogy``, ``sincut``).
 
 - :func:`apply_options` turns ``--method-args k=v`` strings into a typed copy of a config dataclass, with a
-  one-line :class:`~splice.errors.ConfigError` for unknown keys or bad values;
+  one-line :class:`~splice.core.errors.ConfigError` for unknown keys or bad values;
 - :func:`seeded` runs a block with torch's global generator seeded, restoring the caller's state afterwards
   (so a method never changes the randomness of whatever runs next in the same process);
 - :func:`check_device` resolves ``auto`` and refuses devices the method does not list;
@@ -21,9 +21,9 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from splice.atomic import atomic_torch_save
-from splice.errors import ConfigError
-from splice.method import resolve_device
+from splice.core.atomic import atomic_torch_save
+from splice.core.errors import ConfigError
+from splice.core.method import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from splice.geometry import Geometry
-from splice.imageio import LoadedImage, load_rgb
-from splice.method import Method, MethodResult, Pair, RunSettings
+from splice.core.geometry import Geometry
+from splice.core.imageio import LoadedImage, load_rgb
+from splice.core.method import Method, MethodResult, Pair, RunSettings
 
 log = logging.getLogger(__name__)
 

@@ -65,10 +65,10 @@ from typing import Any, ClassVar
 
 import yaml
 
-from splice.atomic import atomic_save_image
-from splice.errors import ConfigError, UserError, WeightsError
-from splice.imageio import LoadedImage, load_rgb
-from splice.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.core.atomic import atomic_save_image
+from splice.core.errors import ConfigError, UserError, WeightsError
+from splice.core.imageio import LoadedImage, load_rgb
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
 
 from .external_geometry import parse_geometry, reconcile
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from splice.geometry import Geometry, Size
+from splice.core.geometry import Geometry, Size
 
 ASPECT_TOLERANCE = 0.04
 """Largest relative aspect difference between a predicted and a real output accepted as rounding."""

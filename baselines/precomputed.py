@@ -50,10 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from splice.errors import ConfigError, ImageError, UserError
-from splice.imageio import IMAGE_SUFFIXES, load_rgb, sha256_file, sha256_image
-from splice.method import Method, MethodResult, Pair, RunSettings, config_hash
-from splice.store import JobKey, RunStore
+from splice.core.errors import ConfigError, ImageError, UserError
+from splice.core.imageio import IMAGE_SUFFIXES, load_rgb, sha256_file, sha256_image
+from splice.core.method import Method, MethodResult, Pair, RunSettings, config_hash
+from splice.core.store import JobKey, RunStore
 
 from .external_geometry import infer_geometry, parse_geometry, reconcile
 
@@ -289,7 +289,7 @@ class PrecomputedMethod(Method):
         return {"method": "precomputed", **PrecomputedOptions.from_settings(settings).identity()}
 
     def requirements(self, settings: RunSettings):
-        from splice.method import Requirement
+        from splice.core.method import Requirement
 
         try:
             opts = PrecomputedOptions.from_settings(settings)
@@ -350,7 +350,7 @@ def pairs_from_folder(root: Path, manifest, data_root: Path | None = None, struc
                       appearance_dir: str = "B") -> list[FolderPair]:
     """The manifest pairs stored in an authors'-layout folder (``<key>/A``, ``<key>/B``), matched by SHA-256.
 
-    ``manifest`` is a :class:`splice.manifests.Manifest` (its rows carry ``structure_sha256``).
+    ``manifest`` is a :class:`splice.data.manifests.Manifest` (its rows carry ``structure_sha256``).
     Folders it does not know are skipped with a warning. The pair's images are the folder's own
     ``A``/``B`` files (identical bytes), or the data root's files when ``data_root`` is given.
     """
@@ -382,12 +382,12 @@ def import_outputs(pairs: Iterable[FolderPair | Pair], out: Path, label: str, op
                    manifest=None) -> list[dict]:
     """Import every pair's stored output into the run store ``out`` as method ``label``.
 
-    Each pair becomes a benchmark job run by the runner (:func:`splice.bench.execute.execute`), so
+    Each pair becomes a benchmark job run by the runner (:func:`splice.runner.execute.execute`), so
     its ``output.png`` and ``record.json`` are exactly those of a fresh run (claims, atomic writes,
     a ``failed`` record for a pair without an output); jobs already imported are skipped.
     """
-    from splice.bench.execute import execute
-    from splice.bench.jobs import Job, ensure_registered
+    from splice.runner.execute import execute
+    from splice.runner.jobs import Job, ensure_registered
 
     ensure_registered(label, TARGET)  # the label is the method's name in the store, tables and reports
     store = RunStore(out)
@@ -436,7 +436,7 @@ def _main(argv: list[str] | None = None) -> int:
           python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir strotss --out runs/paper
         Then: splice score --out runs/paper; splice report --out runs/paper
         """
-        from splice.manifests import get_manifest
+        from splice.data.manifests import get_manifest
 
         if not root.is_dir():
             raise ConfigError(f"--root {root} is not a folder")

@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from splice.errors import ConfigError
-from splice.geometry import Geometry
-from splice.imageio import load_rgb
-from splice.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.core.errors import ConfigError
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
 
 from ._single_pair import (
     apply_options, check_device, load_checkpoint, preset_name, rng_state, save_checkpoint, set_rng_state, train_seeded,

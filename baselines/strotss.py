@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from splice.errors import ConfigError
-from splice.geometry import Geometry
-from splice.imageio import load_rgb, to_image, to_tensor
-from splice.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
+from splice.core.errors import ConfigError
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb, to_image, to_tensor
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
 
 from .strotss_losses import (
     StyleTarget,

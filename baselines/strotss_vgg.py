@@ -11,7 +11,7 @@ torchvision's cache by tag (``IMAGENET1K_V1``, the weights the authors' code loa
 ``pretrained=True``), or are ``random`` (tests and smoke runs only; marked in every record).
 A tagged file is looked for in torchvision's cache (``$TORCH_HOME/hub/checkpoints``), then in
 ``$SPLICE_WEIGHTS_DIR`` (default ``~/.cache/splice-bench/weights``) under the same name.
-Nothing is ever downloaded: a missing file is a one-line :class:`~splice.errors.WeightsError`
+Nothing is ever downloaded: a missing file is a one-line :class:`~splice.core.errors.WeightsError`
 that says which file to fetch and where to put it.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from splice.errors import WeightsError
-from splice.imageio import sha256_file
-from splice.weights import weights_dir
+from splice.core.errors import WeightsError
+from splice.core.imageio import sha256_file
+from splice.model.weights import weights_dir
 
 #: torchvision's VGG16 layout ("D"): numbers are conv widths, "M" a 2x2 max-pool.
 VGG16_LAYOUT: tuple[int | str, ...] = (

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from splice.errors import ConfigError, WeightsError
-from splice.geometry import Geometry
-from splice.imageio import load_rgb, sha256_file, to_tensor
-from splice.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
-from splice.weights import weights_dir
+from splice.core.errors import ConfigError, WeightsError
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb, sha256_file, to_tensor
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
+from splice.model.weights import weights_dir
 
 from .wct2_model import TRANSFER_POINTS, UNPOOL_OPTIONS, WaveDecoder, WaveEncoder, wct2_transfer
 

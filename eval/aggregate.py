@@ -40,9 +40,9 @@ from typing import Any
 
 import pandas as pd
 
-from splice.atomic import read_json
-from splice.errors import UserError
-from splice.store import RunStore
+from splice.core.atomic import read_json
+from splice.core.errors import UserError
+from splice.core.store import RunStore
 
 log = logging.getLogger(__name__)
 

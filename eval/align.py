@@ -1,7 +1,7 @@
 """Pixel alignment of the structure image with an output (PROTOCOL.md, "Geometry first").
 
 Methods return outputs of different shapes (the Splice paper's baselines work at 256 px,
-centre crops or stretches). Each job records the :class:`splice.geometry.Geometry` from
+centre crops or stretches). Each job records the :class:`splice.core.geometry.Geometry` from
 the structure image to its output; before a paired metric the same transform is applied
 to the structure image, so masks (and ViT self-similarities) are computed on an image
 that is pixel-aligned with the output.
@@ -21,8 +21,8 @@ from typing import Any
 
 from PIL import Image
 
-from splice.errors import UserError
-from splice.geometry import Geometry
+from splice.core.errors import UserError
+from splice.core.geometry import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def align_structure(
     """The structure image transformed like the output, and how (``identity|geometry|resize``).
 
     Args:
-        structure: the structure image as loaded (:func:`splice.imageio.load_rgb`).
+        structure: the structure image as loaded (:func:`splice.core.imageio.load_rgb`).
         output_size: (W, H) of the output image.
         geometry: the job's recorded geometry (dict or :class:`Geometry`), or None.
         where: names the job or file in error messages.

@@ -2,11 +2,11 @@
 
 PROTOCOL.md: masks and features of an image depend only on its pixels, the model and
 the settings, so they are cached by the content hash of the decoded RGB image
-(:func:`splice.imageio.sha256_image`), the model identity (weights hash or tag, random
+(:func:`splice.core.imageio.sha256_image`), the model identity (weights hash or tag, random
 seed) and the settings (thresholds, sizes). Re-scoring a run or rebuilding a table never
 runs a model on an image it has already seen.
 
-Layout (``root`` is ``--cache-dir``, default :func:`splice.method.default_cache_dir`)::
+Layout (``root`` is ``--cache-dir``, default :func:`splice.core.method.default_cache_dir`)::
 
     <root>/<kind>/<model-slug>/<key[:2]>/<key>.npz
 
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from splice.atomic import atomic_write_bytes
+from splice.core.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,6 @@ class FeatureCache:
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    from splice.method import default_cache_dir
+    from splice.core.method import default_cache_dir
 
     return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()

@@ -12,7 +12,7 @@ threshold (0.5) and binarising soft masks at the mask threshold (>= 0.5).
   A tag is looked for, in order, in ``$SPLICE_WEIGHTS_DIR`` and torch hub's
   ``checkpoints`` folder under torchvision's file name, then downloaded (a few seconds'
   timeout; skipped when ``SPLICE_OFFLINE`` is set). Offline and not cached it is one
-  :class:`~splice.errors.WeightsError` line saying which file to put where.
+  :class:`~splice.core.errors.WeightsError` line saying which file to put where.
 - ``detectron2``: the model-zoo ``mask_rcnn_R_50_FPN_3x`` when detectron2 is installed
   (it is optional and not a dependency); weights = the model-zoo URL or a local ``.pkl``/``.pth``.
 
@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from splice.errors import ConfigError, WeightsError
+from splice.core.errors import ConfigError, WeightsError
 
 from .iou import Instance
 
@@ -66,7 +66,7 @@ def coco_categories() -> list[str]:
 
 
 def _weights_dir() -> Path:
-    from splice.weights import weights_dir
+    from splice.model.weights import weights_dir
 
     return weights_dir()
 
@@ -102,7 +102,7 @@ def _download(url: str, dest: Path) -> Path | None:
 
 
 def _sha256(path: Path) -> str:
-    from splice.imageio import sha256_file
+    from splice.core.imageio import sha256_file
 
     return sha256_file(path)
 
@@ -162,7 +162,7 @@ class Detector:
             torch.manual_seed(seed)  # random weights are reproducible
             model = factory(weights=None, weights_backbone=None, num_classes=91, **kwargs)
         if self.path is not None:
-            from splice.weights import read_state_dict
+            from splice.model.weights import read_state_dict
 
             sd = read_state_dict(self.path)
             for outer in ("model", "state_dict"):
@@ -244,7 +244,7 @@ class Detector:
     def _detect_tv(self, images: list[Image.Image]) -> list[list[Instance]]:
         import torch
 
-        from splice.imageio import to_tensor
+        from splice.core.imageio import to_tensor
 
         model = self.model
         with torch.inference_mode():

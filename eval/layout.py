@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from splice.geometry import Geometry
-from splice.imageio import sha256_image
+from splice.core.geometry import Geometry
+from splice.core.imageio import sha256_image
 
 from . import PROTOCOL_VERSION
 from .align import align_structure
@@ -102,7 +102,7 @@ class CachedDetector:
 
 
 def cached_detector(detector: Detector, cache_dir: str | None = None) -> CachedDetector:
-    """``detector`` behind the cache under ``cache_dir`` (default :func:`splice.method.default_cache_dir`)."""
+    """``detector`` behind the cache under ``cache_dir`` (default :func:`splice.core.method.default_cache_dir`)."""
     from .cache import resolve_cache_dir
 
     ident = detector.identity

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from splice.errors import ConfigError
+from splice.core.errors import ConfigError
 
 KEY_IOU = "iou"
 KEY_MATCHED_IOU = "matched_iou"

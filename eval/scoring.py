@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from splice.atomic import atomic_write_json, read_json
-from splice.errors import ConfigError, UserError
-from splice.imageio import load_rgb
-from splice.store import JobKey, RunStore
+from splice.core.atomic import atomic_write_json, read_json
+from splice.core.errors import ConfigError, UserError
+from splice.core.imageio import load_rgb
+from splice.core.store import JobKey, RunStore
 
 from .cache import FeatureCache, resolve_cache_dir
 from .detector import DEFAULT_DETECTOR, load_detector
@@ -139,7 +139,7 @@ class _Models:
     @property
     def vit(self):
         if self._vit is None:
-            from splice.vit import load_vit
+            from splice.model.vit import load_vit
 
             from .vit_metrics import CachedViT
 

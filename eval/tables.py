@@ -25,7 +25,7 @@ import math
 
 import pandas as pd
 
-from splice.errors import ConfigError
+from splice.core.errors import ConfigError
 
 from .metrics import METRICS, Metric, get_metric
 

@@ -5,7 +5,7 @@ appearance distances"; SPLICE.md for the features).
 - ``appearance_distance`` = MSE(CLS(output), CLS(appearance)), lower is better;
 - ``appearance_cosine`` = cosine similarity of the two CLS tokens, higher is better.
 
-Features come from :meth:`splice.vit.ViTExtractor.image_features` (one forward pass per
+Features come from :meth:`splice.model.vit.ViTExtractor.image_features` (one forward pass per
 image serves both the self-similarity and the CLS token).
 """
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from splice.imageio import to_tensor
+from splice.core.imageio import to_tensor
 
 METRIC_KEYS = ("structure_distance", "appearance_distance", "appearance_cosine")
 HIGHER_IS_BETTER = {"structure_distance": False, "appearance_distance": False, "appearance_cosine": True}

@@ -4,7 +4,7 @@ PROTOCOL.md ("ViT structure and appearance distances", after the Splice losses o
 Tumanyan et al., CVPR 2022): structure distance = MSE of the key self-similarities of
 the output and the *aligned* structure image, appearance distance = MSE of the CLS
 tokens of the output and the appearance image, plus their cosine. The extractor and the
-distances are the lead's (:func:`splice.vit.load_vit`, :func:`eval.vit_distances.vit_distances`);
+distances are the lead's (:func:`splice.model.vit.load_vit`, :func:`eval.vit_distances.vit_distances`);
 this module adds the geometry alignment and the content-hash cache: one forward pass
 per distinct image serves both the self-similarity and the CLS token.
 
@@ -21,8 +21,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from splice.geometry import Geometry
-from splice.imageio import sha256_image, to_tensor
+from splice.core.geometry import Geometry
+from splice.core.imageio import sha256_image, to_tensor
 
 from . import PROTOCOL_VERSION
 from .align import align_structure
@@ -36,7 +36,7 @@ def identity_dict(extractor) -> dict[str, Any]:
 
 def _ssim_from_keys(keys):
     try:
-        from splice.vit import self_similarity
+        from splice.model.vit import self_similarity
     except ImportError:  # pragma: no cover - the lead's module is part of the project
         import torch
 

@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from splice.atomic import atomic_write_json, atomic_write_text, read_json
-from splice.errors import UserError
+from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
+from splice.core.errors import UserError
 
 from .grids import GridStyle, build_grid, write_grid
 from .page import GridFiles, render_index, render_markdown

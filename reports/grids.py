@@ -4,7 +4,7 @@ One grid per data set: rows are pairs; columns are the structure image, the appe
 column per method variant. Built from stored outputs only (never by running a method).
 
 Alignment (PROTOCOL.md, "Geometry first"): every output is shown in the *structure image's frame*. The
-job's recorded :class:`~splice.geometry.Geometry` names the box of the structure image the output covers;
+job's recorded :class:`~splice.core.geometry.Geometry` names the box of the structure image the output covers;
 the output is resized to that box (at display scale) and pasted there on a grey canvas the size of the
 structure image. So every cell of a row has the structure image's aspect ratio and the same pixel means the
 same place in every column: a centre crop shows grey bands where the method dropped the borders, a stretch
@@ -36,10 +36,10 @@ from typing import Any
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from splice.atomic import atomic_save_image, atomic_write_bytes
-from splice.errors import ImageError
-from splice.geometry import Geometry
-from splice.imageio import load_rgb
+from splice.core.atomic import atomic_save_image, atomic_write_bytes
+from splice.core.errors import ImageError
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb
 
 UNCOVERED = (200, 200, 200)
 """Grey for the parts of the structure frame an output does not cover (e.g. a centre crop's borders)."""

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eval.metrics import KEY_SECONDS, get_metric
-from splice.atomic import atomic_write_bytes
+from splice.core.atomic import atomic_write_bytes
 
 from .tables import REPORT_METRICS, has_values
 

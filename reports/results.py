@@ -1,6 +1,6 @@
 """What a report is built from: a run's job rows, its settings, and the models and weights behind them.
 
-Reads only the run store (``run.json``, job records, metric records; layout in :mod:`splice.store`) through
+Reads only the run store (``run.json``, job records, metric records; layout in :mod:`splice.core.store`) through
 :func:`eval.aggregate.load_results`, so a report never re-runs a method or a model (ARCHITECTURE.md). PROTOCOL.md
 asks every report to state the models, weights and settings it was made with and to say so loudly when any
 came from randomly initialised models; :class:`RunResults` collects exactly that.
@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from splice.atomic import read_json
-from splice.errors import ConfigError, UserError
+from splice.core.atomic import read_json
+from splice.core.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _split(values: tuple[str, ...] | list[str] | None) -> list[str] | None:
 def method_order(names: list[str]) -> list[str]:
     """Registry order (Splice first) for registered methods, then the others alphabetically."""
     try:
-        from splice.registry import METHODS
+        from splice.core.registry import METHODS
 
         known = list(METHODS)
     except ImportError:  # pragma: no cover - the registry is part of the core
@@ -165,7 +165,7 @@ def load_run(run_dir: str | Path, datasets: list[str] | tuple[str, ...] | None =
              methods: list[str] | tuple[str, ...] | None = None) -> RunResults:  # fmt: skip
     """Read the run store at ``run_dir``, keeping only ``datasets`` and ``methods`` (comma lists allowed).
 
-    Raises :class:`~splice.errors.UserError` for a missing run, an empty run, or names the run does not hold.
+    Raises :class:`~splice.core.errors.UserError` for a missing run, an empty run, or names the run does not hold.
     """
     from eval.aggregate import load_results
 

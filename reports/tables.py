@@ -14,7 +14,7 @@ import pandas as pd
 
 from eval.metrics import KEY_APPEARANCE, KEY_COSINE, KEY_IOU, KEY_MATCHED_IOU, KEY_SECONDS, KEY_STRUCTURE, get_metric
 from eval.tables import metric_table, render
-from splice.atomic import atomic_write_text
+from splice.core.atomic import atomic_write_text
 
 #: metrics a report tabulates, in this order
 REPORT_METRICS = (KEY_IOU, KEY_MATCHED_IOU, KEY_STRUCTURE, KEY_APPEARANCE, KEY_COSINE, KEY_SECONDS)

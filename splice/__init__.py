@@ -8,6 +8,6 @@ Public API::
 
 __version__ = "0.1.0"
 
-from .errors import UserError  # noqa: F401
-from .geometry import Geometry  # noqa: F401
-from .method import Method, MethodResult, Pair, RunSettings  # noqa: F401
+from splice.core.errors import UserError  # noqa: F401
+from splice.core.geometry import Geometry  # noqa: F401
+from splice.core.method import Method, MethodResult, Pair, RunSettings  # noqa: F401

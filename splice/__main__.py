@@ -1,3 +1,3 @@
-from .cli import main
+from splice.cli import main
 
 main()

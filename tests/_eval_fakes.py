@@ -49,7 +49,7 @@ class ColourDetector:
 
 
 class TinyExtractor:
-    """``image_features`` like splice.vit.ViTExtractor, on a 4x4 grid of patch means."""
+    """``image_features`` like splice.model.vit.ViTExtractor, on a 4x4 grid of patch means."""
 
     def __init__(self):
         self.identity = {"backbone": "tiny", "spec": "random", "source": "random", "sha256": None, "random": True}

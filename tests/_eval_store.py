@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from splice.atomic import atomic_write_json
-from splice.store import JobKey, RunStore
+from splice.core.atomic import atomic_write_json
+from splice.core.store import JobKey, RunStore
 
 
 def add_job(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from splice.config import SpliceConfig
-from splice.vit import load_vit
+from splice.model.config import SpliceConfig
+from splice.model.vit import load_vit
 
 TINY = dict(backbone="vit_tiny_patch16_224", weights="random", vit_short_side=96, vit_max_side=160)
 

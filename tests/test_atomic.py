@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from splice.atomic import atomic_write, atomic_write_json, read_json
+from splice.core.atomic import atomic_write, atomic_write_json, read_json
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -29,7 +29,7 @@ def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     try:
         import importlib
 
-        import splice.atomic as atomic
+        import splice.core.atomic as atomic
 
         importlib.reload(atomic)  # the mode is read from the umask at import
         atomic.atomic_write_json(tmp_path / "a.json", {})

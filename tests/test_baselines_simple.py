@@ -18,9 +18,9 @@ from baselines.colour import (
     reinhard_transfer,
     rgb_to_lab,
 )
-from splice.errors import ImageError
-from splice.method import Pair, RunSettings
-from splice.registry import methods
+from splice.core.errors import ImageError
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
 
 from conftest import make_image
 

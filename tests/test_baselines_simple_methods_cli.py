@@ -9,8 +9,8 @@ import sys
 from click.testing import CliRunner
 
 from splice.cli.methods import all_statuses, available_devices, command
-from splice.method import Method, Requirement, RunSettings
-from splice.registry import methods
+from splice.core.method import Method, Requirement, RunSettings
+from splice.core.registry import methods
 
 from conftest import PROJECT
 

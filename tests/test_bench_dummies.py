@@ -1,4 +1,4 @@
-"""Dummy methods for the runner's tests (registered at test time, never in splice.registry).
+"""Dummy methods for the runner's tests (registered at test time, never in splice.core.registry).
 
 ``dummy`` returns the structure image (resized to ``max_side`` when set) and is steered by its
 options: ``log`` (append "start/end <pair> <pid>" lines), ``sleep`` (seconds), ``block_on``
@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from splice.geometry import Geometry
-from splice.imageio import load_rgb
-from splice.method import Method, MethodResult, Pair, RunSettings
-from splice.registry import methods
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb
+from splice.core.method import Method, MethodResult, Pair, RunSettings
+from splice.core.registry import methods
 
 TESTS = Path(__file__).resolve().parent
 PROJECT = TESTS.parent

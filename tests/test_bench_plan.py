@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from splice.bench import PlanRequest, dry_run, parse_method_args, parse_seeds, parse_weights, plan_jobs
-from splice.bench.jobs import expand_methods
-from splice.errors import ConfigError
-from splice.manifests import load_manifest
-from splice.method import config_hash
-from splice.store import RunStore
+from splice.runner import PlanRequest, dry_run, parse_method_args, parse_seeds, parse_weights, plan_jobs
+from splice.runner.jobs import expand_methods
+from splice.core.errors import ConfigError
+from splice.data.manifests import load_manifest
+from splice.core.method import config_hash
+from splice.core.store import RunStore
 
 from test_bench_dummies import make_dataset, register
 
@@ -86,7 +86,7 @@ def test_pairs_and_limit_select_rows(tmp_path):
 
 
 def test_dry_run_classifies_done_failed_and_pending(tmp_path):
-    from splice.bench import run_job
+    from splice.runner import run_job
 
     req = _req(tmp_path, methods=["dummy"], seeds=[0], options={"dummy": {"fail_on": "p1"}})
     jobs = plan_jobs(req)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from splice.bench import LaunchOptions, PlanRequest, bench, plan_jobs
-from splice.bench.claims import pid_alive
-from splice.manifests import load_manifest
-from splice.store import RunStore
+from splice.runner import LaunchOptions, PlanRequest, bench, plan_jobs
+from splice.core.claims import pid_alive
+from splice.data.manifests import load_manifest
+from splice.core.store import RunStore
 
 from test_bench_dummies import PROJECT, TESTS, events, make_dataset, register
 

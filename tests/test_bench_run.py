@@ -13,12 +13,12 @@ import time
 import pytest
 from PIL import Image
 
-from splice.bench import LaunchOptions, PlanRequest, bench, execute, plan_jobs, run_job
-from splice.bench.claims import Claim, _boot_id, pid_alive, stale_reason
-from splice.bench.execute import next_rung
-from splice.bench.status import scan
-from splice.manifests import load_manifest
-from splice.store import RunStore
+from splice.runner import LaunchOptions, PlanRequest, bench, execute, plan_jobs, run_job
+from splice.core.claims import Claim, _boot_id, pid_alive, stale_reason
+from splice.runner.execute import next_rung
+from splice.runner.status import scan
+from splice.data.manifests import load_manifest
+from splice.core.store import RunStore
 
 from test_bench_dummies import PROJECT, TESTS, events, make_dataset, register
 
@@ -66,7 +66,7 @@ def test_run_job_writes_output_then_a_complete_record(tmp_path):
 
 def test_peak_memory_is_reset_per_job(tmp_path):
     """A job that allocates 200 MB reports it; the next small job in the same process does not."""
-    from splice.bench.execute import PeakMemory
+    from splice.runner.execute import PeakMemory
 
     mem = PeakMemory("cpu")
     if mem.kind != "rss_peak":
@@ -282,9 +282,9 @@ KILL_DURING_WRITE = r"""
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {project!r}]
 import test_bench_dummies as d; d.register()
-import splice.atomic as atomic
-from splice.bench import Job, execute
-from splice.store import RunStore
+import splice.core.atomic as atomic
+from splice.runner import Job, execute
+from splice.core.store import RunStore
 import json
 real_fsync = os.fsync
 def fsync(fd):

@@ -10,10 +10,10 @@ import pytest
 
 submitit = pytest.importorskip("submitit")
 
-from splice.bench import LaunchOptions, PlanRequest, SlurmOptions, bench, plan_jobs  # noqa: E402
-from splice.bench.slurm import BenchTask, make_executor  # noqa: E402
-from splice.manifests import load_manifest  # noqa: E402
-from splice.store import RunStore  # noqa: E402
+from splice.runner import LaunchOptions, PlanRequest, SlurmOptions, bench, plan_jobs  # noqa: E402
+from splice.runner.slurm import BenchTask, make_executor  # noqa: E402
+from splice.data.manifests import load_manifest  # noqa: E402
+from splice.core.store import RunStore  # noqa: E402
 
 from test_bench_dummies import events, make_dataset, register  # noqa: E402
 

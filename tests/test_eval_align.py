@@ -15,7 +15,7 @@ from _eval_fakes import ColourDetector, shapes_image
 from eval.align import AlignmentError, align_structure, geometry_from_option
 from eval.cache import FeatureCache
 from eval.layout import CachedDetector, score_layout
-from splice.geometry import Geometry
+from splice.core.geometry import Geometry
 
 STRUCTURE = shapes_image((200, 100), red=(80, 30, 120, 70))
 

@@ -17,8 +17,8 @@ from eval.layout import CachedDetector
 from eval.scoring import ScoreOptions, score_run
 from eval.tables import metric_table
 from eval.vit_metrics import CachedViT
-from splice.errors import ConfigError, UserError
-from splice.geometry import Geometry
+from splice.core.errors import ConfigError, UserError
+from splice.core.geometry import Geometry
 
 
 def test_feature_cache_roundtrip(tmp_path):

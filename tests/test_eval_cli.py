@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from _eval_store import add_job, iou_rec
 from conftest import PROJECT, make_image
 from splice.cli import cli
-from splice.geometry import Geometry
+from splice.core.geometry import Geometry
 
 DET = ["--detector", "maskrcnn_resnet50_fpn", "--detector-weights", "random", "--allow-random-weights",
        "--detector-size", "64", "--score-threshold", "0.2", "--device", "cpu"]  # fmt: skip

@@ -10,8 +10,8 @@ from conftest import make_image
 from eval.cache import FeatureCache
 from eval.detector import load_detector
 from eval.layout import CachedDetector, score_layout
-from splice.errors import ConfigError, WeightsError
-from splice.geometry import Geometry
+from splice.core.errors import ConfigError, WeightsError
+from splice.core.geometry import Geometry
 
 V1 = "maskrcnn_resnet50_fpn"  # cheaper heads than v2; the v2 path is exercised once below
 

@@ -14,8 +14,8 @@ import pytest
 from conftest import PROJECT, SHARED
 from eval.cache import FeatureCache
 from eval.vit_metrics import CachedViT, score_vit
-from splice.geometry import Geometry
-from splice.imageio import load_rgb
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb
 
 REF = SHARED / "design" / "reference_values.json"
 DEMO = PROJECT / "datasets" / "demo" / "giraffe_zebra"
@@ -25,7 +25,7 @@ DEMO = PROJECT / "datasets" / "demo" / "giraffe_zebra"
 def test_cached_vit_matches_reference_and_rescoring_is_free(tmp_path):
     from vit_helpers import save_recipe_weights
 
-    from splice.vit import load_vit
+    from splice.model.vit import load_vit
 
     arch = "vit_small_patch8_224"
     expected = json.loads(REF.read_text())["values"][arch]["giraffe_zebra"]  # output = the appearance image

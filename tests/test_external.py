@@ -26,10 +26,10 @@ from baselines.external import (
     git_commit,
 )
 from baselines.external_geometry import infer_geometry, parse_geometry, reconcile
-from splice.errors import ConfigError, UserError, WeightsError
-from splice.geometry import Geometry
-from splice.method import Pair, RunSettings
-from splice.registry import methods
+from splice.core.errors import ConfigError, UserError, WeightsError
+from splice.core.geometry import Geometry
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
 
 FAKE_RUN = r'''
 import argparse, os, subprocess, sys, time

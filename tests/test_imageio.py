@@ -10,8 +10,8 @@ from PIL import Image
 
 from conftest import make_image
 
-from splice.errors import ImageError
-from splice.imageio import load_rgb
+from splice.core.errors import ImageError
+from splice.core.imageio import load_rgb
 
 
 def test_missing_folder_and_not_an_image(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from splice.errors import ManifestError
-from splice.manifests import (
+from splice.core.errors import ManifestError
+from splice.data.manifests import (
     check_manifest,
     find_manifest,
     get_manifest,

@@ -19,13 +19,13 @@ from baselines.precomputed import (
     pair_names,
     pairs_from_folder,
 )
-from splice.errors import ConfigError
-from splice.geometry import Geometry
-from splice.imageio import sha256_file
-from splice.manifests import load_manifest
-from splice.method import Pair, RunSettings
-from splice.registry import methods
-from splice.store import RunStore
+from splice.core.errors import ConfigError
+from splice.core.geometry import Geometry
+from splice.core.imageio import sha256_file
+from splice.data.manifests import load_manifest
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
+from splice.core.store import RunStore
 
 from conftest import make_image
 

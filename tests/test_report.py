@@ -18,9 +18,9 @@ from reports.build import build_report
 from reports.grids import FAILED_FILL, MISSING_FILL, UNCOVERED, GridStyle, aligned_output, build_grid
 from reports.results import load_run
 from reports.tables import build_tables
-from splice.errors import ConfigError, UserError
-from splice.geometry import Geometry
-from splice.store import RunStore
+from splice.core.errors import ConfigError, UserError
+from splice.core.geometry import Geometry
+from splice.core.store import RunStore
 from test_report_store import EVIL_ERROR, RED, build_store
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -25,10 +25,10 @@ from pathlib import Path
 from PIL import Image
 
 from conftest import make_image
-from splice.atomic import atomic_save_image, atomic_write_json
-from splice.geometry import Geometry
-from splice.method import config_hash
-from splice.store import JobKey, RunStore
+from splice.core.atomic import atomic_save_image, atomic_write_json
+from splice.core.geometry import Geometry
+from splice.core.method import config_hash
+from splice.core.store import JobKey, RunStore
 
 RED = (220, 20, 20)
 EVIL_ERROR = 'CUDA out of memory <script>alert("x")</script> & more'

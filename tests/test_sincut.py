@@ -14,9 +14,9 @@ from baselines import sincut
 from baselines.sincut_networks import (
     PatchSampleMLP, SinCUTDiscriminator, SinCUTGenerator, nonsaturating_loss, patch_nce_loss, r1_penalty,
 )
-from splice.errors import ConfigError
-from splice.method import Pair, RunSettings
-from splice.registry import methods
+from splice.core.errors import ConfigError
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
 
 from conftest import make_image
 

@@ -7,8 +7,8 @@ import torch
 
 from splice_helpers import tiny_config
 
-from splice.augment import PairSampler, random_square_crop
-from splice.generator import SkipGenerator, build_generator
+from splice.model.augment import PairSampler, random_square_crop
+from splice.model.generator import SkipGenerator, build_generator
 
 
 def test_parameter_count_and_init():

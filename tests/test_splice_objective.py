@@ -7,10 +7,10 @@ import torch
 
 from splice_helpers import tiny_config, tiny_extractor
 
-from splice.augment import PairSampler
-from splice.generator import build_generator
-from splice.objective import SpliceObjective, active_terms
-from splice.plain import PlainExtractor, plain_loss
+from splice.model.augment import PairSampler
+from splice.model.generator import build_generator
+from splice.model.objective import SpliceObjective, active_terms
+from splice.model.plain import PlainExtractor, plain_loss
 
 
 def _inputs(h=70, w=100, th=80, tw=66):
@@ -36,7 +36,7 @@ def test_terms_and_gradients_match_plain(step, fmt):
     G1 = build_generator(5)
     G2 = build_generator(5)
     S1 = S
-    if fmt == "channels_last":  # the layout splice.train uses on CPU and CUDA
+    if fmt == "channels_last":  # the layout splice.model.train uses on CPU and CUDA
         cl = torch.channels_last
         S1, G1 = S.contiguous(memory_format=cl), G1.to(memory_format=cl)
         crops = PairSampler(S1, T.contiguous(memory_format=cl), cfg, seed=1).sample(step)

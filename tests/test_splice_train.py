@@ -13,7 +13,7 @@ import torch
 
 from splice_helpers import TINY, tiny_config, tiny_extractor
 
-from splice.train import CHECKPOINT, TrainingStopped, train_splice
+from splice.model.train import CHECKPOINT, TrainingStopped, train_splice
 
 PY = sys.executable
 
@@ -54,7 +54,7 @@ def test_resume_gives_identical_output(tmp_path):
 
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):
-    from splice.errors import UserError
+    from splice.core.errors import UserError
 
     cfg = tiny_config(steps=4)
     ext = tiny_extractor(cfg)

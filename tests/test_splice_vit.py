@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from splice_helpers import tiny_extractor
 
-from splice.vit import load_vit, self_similarity, vit_input_size
-from splice.weights import normalise_state_dict
+from splice.model.vit import load_vit, self_similarity, vit_input_size
+from splice.model.weights import normalise_state_dict
 
 
 def test_resize_rule_matches_reference_examples():
@@ -102,7 +102,7 @@ def test_state_dict_layouts(tmp_path):
 
 
 def test_weights_errors(tmp_path, monkeypatch):
-    from splice.errors import WeightsError
+    from splice.core.errors import WeightsError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("SPLICE_WEIGHTS_DIR", str(tmp_path / "none"))

@@ -13,10 +13,10 @@ from PIL import Image
 from baselines import strotss_losses as L
 from baselines.strotss import PRESETS, Strotss, long_side_size, scale_factors, strotss_config
 from baselines.strotss_vgg import HYPERCOLUMN_CHANNELS, StrotssVGG, _random_init, load_strotss_vgg
-from splice.errors import ConfigError, WeightsError
-from splice.imageio import sha256_file
-from splice.method import Pair, RunSettings
-from splice.registry import methods
+from splice.core.errors import ConfigError, WeightsError
+from splice.core.imageio import sha256_file
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
 
 
 # -- Laplacian pyramid ----------------------------------------------------------------------------

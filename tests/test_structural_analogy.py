@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from baselines import structural_analogy as sa
-from splice.errors import ConfigError
-from splice.method import Pair, RunSettings
-from splice.registry import methods
+from splice.core.errors import ConfigError
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
 
 
 # ----------------------------------------------------------------------------------------- pyramid

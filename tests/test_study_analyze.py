@@ -12,7 +12,7 @@ from eval.study import csvsafe
 from eval.study.analyze import AnalysisSettings, analyze
 from eval.study.export import export_study
 from eval.study.results import META
-from splice.errors import UserError
+from splice.core.errors import UserError
 from tests.test_study_support import build_store, export_settings
 
 PROJECT = Path(__file__).resolve().parents[1]

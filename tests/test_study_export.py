@@ -19,7 +19,7 @@ from eval.study.design import Item
 from eval.study.export import export_study
 from eval.study.images import png_chunk_types
 from eval.study.question import QUESTION, batch_header
-from splice.errors import UserError
+from splice.core.errors import UserError
 from tests.test_study_support import BASELINES, CONFIG, OURS, PAIRS, SECRET_TEXT, build_store, export_settings
 
 PROJECT = Path(__file__).resolve().parents[1]

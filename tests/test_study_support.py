@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter, PngImagePlugin
 
-from splice.geometry import Geometry
-from splice.store import RunStore, JobKey
+from splice.core.geometry import Geometry
+from splice.core.store import RunStore, JobKey
 from tests.conftest import make_image
 
 OURS = "splice"

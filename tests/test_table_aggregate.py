@@ -9,7 +9,7 @@ import pytest
 from _eval_store import add_job, iou_rec, vit_rec
 from eval.aggregate import COLUMNS, load_results
 from eval.tables import metric_table, render
-from splice.errors import ConfigError, UserError
+from splice.core.errors import ConfigError, UserError
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from conftest import SHARED
 from vit_helpers import save_recipe_weights
 
 from eval.vit_distances import score_images
-from splice.imageio import load_rgb
-from splice.vit import load_vit
+from splice.core.imageio import load_rgb
+from splice.model.vit import load_vit
 
 REF = SHARED / "design" / "reference_values.json"
 pytestmark = pytest.mark.skipif(not REF.exists(), reason="../shared/design/reference_values.json is absent")

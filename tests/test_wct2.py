@@ -22,10 +22,10 @@ from baselines.wct2_model import (
     wct2_transfer,
     whiten,
 )
-from splice.errors import ConfigError, WeightsError
-from splice.imageio import sha256_file
-from splice.method import Pair, RunSettings
-from splice.registry import methods
+from splice.core.errors import ConfigError, WeightsError
+from splice.core.imageio import sha256_file
+from splice.core.method import Pair, RunSettings
+from splice.core.registry import methods
 
 
 # -- Haar wavelets ---------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splice.atomic import atomic_write_json, atomic_write_text
-from splice.errors import ConfigError, UserError
+from splice.core.atomic import atomic_write_json, atomic_write_text
+from splice.core.errors import ConfigError, UserError
 
 from . import stats
 from .csvsafe import read_csv_rows, write_csv
@@ -250,7 +250,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         ax.set_title(ds)
         ax.set_xlabel("% judgments preferring ours (95% Wilson CI)")
     fig.tight_layout()
-    from splice.atomic import atomic_write
+    from splice.core.atomic import atomic_write
 
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)

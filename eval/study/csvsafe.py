@@ -15,7 +15,7 @@ import io
 import os
 from typing import Any, Iterable, Sequence
 
-from splice.atomic import atomic_write_text
+from splice.core.atomic import atomic_write_text
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

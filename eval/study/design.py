@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from splice.errors import ConfigError
+from splice.core.errors import ConfigError
 
 LEFT, RIGHT = "left", "right"
 

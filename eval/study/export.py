@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from splice.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from splice.errors import ConfigError, UserError
-from splice.geometry import Geometry
-from splice.imageio import load_rgb
+from splice.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from splice.core.errors import ConfigError, UserError
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb
 
 from . import design, images
 from .csvsafe import write_csv

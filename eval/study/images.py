@@ -19,8 +19,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from splice.errors import UserError
-from splice.geometry import Geometry
+from splice.core.errors import UserError
+from splice.core.geometry import Geometry
 
 FloatBox = tuple[float, float, float, float]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from splice.atomic import atomic_write_text
-from splice.errors import UserError
+from splice.core.atomic import atomic_write_text
+from splice.core.errors import UserError
 
 from .csvsafe import guard_cell, read_csv_rows
 from .question import CHOICES, batch_header

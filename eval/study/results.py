@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from splice.errors import UserError
+from splice.core.errors import UserError
 
 from .csvsafe import read_csv_rows
 

@@ -241,7 +241,7 @@ def make_server(study_dir: str | Path, port: int = 0, rater: str | None = None) 
         try:
             rater = check_rater(rater)
         except RequestError as e:
-            from splice.errors import ConfigError
+            from splice.core.errors import ConfigError
 
             raise ConfigError(f"--rater {rater!r}: {e}") from None
     server = ThreadingHTTPServer((HOST, port), make_handler(study, rater))

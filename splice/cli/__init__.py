@@ -2,7 +2,7 @@
 
 Each sub-command lives in its own module of this package and is imported only when it is
 invoked, so ``splice --help`` stays fast and a broken optional dependency of one command
-never breaks the others. Errors a user can cause (:class:`splice.errors.UserError`) are
+never breaks the others. Errors a user can cause (:class:`splice.core.errors.UserError`) are
 printed as one line on stderr with a non-zero exit code, never as a traceback.
 """
 
@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from ..errors import UserError
+from splice.core.errors import UserError
 
 #: command name -> "module:attribute" (relative to this package)
 COMMANDS: dict[str, tuple[str, str]] = {

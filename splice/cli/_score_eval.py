@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from ..errors import ConfigError
+from splice.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def run_mode(ctx: click.Context, **kw) -> None:
     """
     from eval.scoring import ScoreOptions, score_run
 
-    from ..method import resolve_device
+    from splice.core.method import resolve_device
 
     metrics = tuple(_csv(kw["metrics"]) or ())
     opts = ScoreOptions(
@@ -151,8 +151,8 @@ def iou_command(structure, output, geometry, as_json, **kw) -> None:
     from eval.detector import load_detector
     from eval.layout import cached_detector, score_layout
 
-    from ..imageio import load_rgb
-    from ..method import resolve_device
+    from splice.core.imageio import load_rgb
+    from splice.core.method import resolve_device
 
     if kw["batch_size"] < 1:
         raise ConfigError("--batch-size must be at least 1")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, UserError
-from ..manifests import parse_dataset_list
+from splice.core.errors import ConfigError, UserError
+from splice.data.manifests import parse_dataset_list
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     missing = [n for n, v in given if not v]
     if missing:
         raise ConfigError(f"splice bench needs {', '.join(missing)}; see `splice bench --help` for examples")
-    from ..bench.jobs import PlanRequest, expand_methods, parse_method_args, parse_seeds, parse_weights
-    from ..bench.runner import LaunchOptions, bench, dry_run as plan_only, parse_devices
-    from ..bench.slurm import SlurmOptions
+    from splice.runner.jobs import PlanRequest, expand_methods, parse_method_args, parse_seeds, parse_weights
+    from splice.runner.bench import LaunchOptions, bench, dry_run as plan_only, parse_devices
+    from splice.runner.slurm import SlurmOptions
 
     if not Path(root).is_dir():
         raise UserError(f"--root {root} is not a folder; it must hold the images (see datasets/README.md)")
@@ -186,9 +186,9 @@ def status_cmd(out: Path, show_failed: bool, as_json: bool) -> None:
       splice bench status --out runs/paper --failed
       splice bench status --out runs/paper --json | jq '.counts'
     """
-    from ..bench.runlog import read_invocations
-    from ..bench.status import counts, scan, table, write_jobs_csv
-    from ..store import RunStore
+    from splice.runner.runlog import read_invocations
+    from splice.runner.status import counts, scan, table, write_jobs_csv
+    from splice.core.store import RunStore
 
     if not out.is_dir():
         raise UserError(f"run store not found: {out}; create it with `splice bench --out {out} ...`")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from ..manifests import available_manifests, check_manifest, datasets_dir, get_manifest, import_images, load_manifest
+from splice.core.errors import UserError
+from splice.data.manifests import available_manifests, check_manifest, datasets_dir, get_manifest, import_images, load_manifest
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``splice methods``: the registered methods, what each needs, and whether it is ready on this machine.
 
 A method is READY when its module imports, every requirement it declares
-(:meth:`splice.method.Method.requirements`: weights, a checkout of an official repository, a
+(:meth:`splice.core.method.Method.requirements`: weights, a checkout of an official repository, a
 folder) is met, and at least one device it supports is available here.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from ..errors import UserError
-from ..method import RunSettings
+from splice.core.errors import UserError
+from splice.core.method import RunSettings
 
 
 def available_devices() -> list[str]:
@@ -52,7 +52,7 @@ class MethodStatus:
 
 def method_status(name: str, target: str, settings: RunSettings, here: list[str]) -> MethodStatus:
     """Inspect one registered method without running it; import or inspection errors become problems."""
-    from ..registry import methods
+    from splice.core.registry import methods
 
     st = MethodStatus(name=name, target=target)
     try:
@@ -87,7 +87,7 @@ def method_status(name: str, target: str, settings: RunSettings, here: list[str]
 
 
 def all_statuses(names: list[str] | None = None, settings: RunSettings | None = None) -> list[MethodStatus]:
-    from ..registry import METHODS, methods
+    from splice.core.registry import METHODS, methods
 
     settings = settings or RunSettings()
     here = available_devices()
@@ -102,7 +102,7 @@ def all_statuses(names: list[str] | None = None, settings: RunSettings | None = 
 
 
 def _parse_method_args(pairs: tuple[str, ...]) -> dict[str, str]:
-    from ..errors import ConfigError
+    from splice.core.errors import ConfigError
 
     out = {}
     for item in pairs:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
+from splice.core.errors import UserError
 
 RANDOM_BANNER = (
     "WARNING: RANDOM ViT WEIGHTS - the output is NOT a meaningful Splice result "
@@ -56,12 +56,12 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
       splice run s.png a.png -o out/x --preset smoke --device cpu --allow-random-weights
       splice run s.png a.png -o out/x --weights ~/dino_vitbase8_pretrain.pth --precision bf16
     """
-    from ..atomic import atomic_write_json, read_json
-    from ..config import SpliceConfig
-    from ..method import resolve_device
-    from ..pipeline import run_pair
-    from ..resources import package_versions
-    from ..train import CHECKPOINT
+    from splice.core.atomic import atomic_write_json, read_json
+    from splice.model.config import SpliceConfig
+    from splice.core.method import resolve_device
+    from splice.model.pipeline import run_pair
+    from splice.core.resources import package_versions
+    from splice.model.train import CHECKPOINT
 
     out = Path(outdir)
     s_path, a_path = Path(structure), Path(appearance)
@@ -100,7 +100,7 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
     )
     if info["random_weights"]:
         click.echo(RANDOM_BANNER, err=True)
-    from ..atomic import atomic_save_image
+    from splice.core.atomic import atomic_save_image
 
     atomic_save_image(out / "output.png", image)
     record = {

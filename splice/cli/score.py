@@ -13,8 +13,8 @@ import logging
 
 import click
 
-from ..errors import UserError
-from ._score_eval import iou_command, run_mode, run_options
+from splice.core.errors import UserError
+from splice.cli._score_eval import iou_command, run_mode, run_options
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def vit_command(structure, appearance, output, backbone, weights, device, as_jso
 
     from eval.vit_distances import score_images
 
-    from ..imageio import load_rgb
-    from ..method import resolve_device
-    from ..vit import load_vit
+    from splice.core.imageio import load_rgb
+    from splice.core.method import resolve_device
+    from splice.model.vit import load_vit
 
     s = load_rgb(structure, role="structure image", min_side=0)
     t = load_rgb(appearance, role="appearance image", min_side=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
+from splice.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

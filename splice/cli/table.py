@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConfigError
+from splice.core.errors import ConfigError
 
 METRIC_CHOICES = ["iou", "matched_iou", "structure", "appearance", "cosine", "seconds", "memory"]
 

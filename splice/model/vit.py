@@ -29,7 +29,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from .weights import WeightsIdentity, load_vit_weights
+from splice.model.weights import WeightsIdentity, load_vit_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -158,6 +158,6 @@ def load_vit(
     short_side: int = 224,
     max_side: int = 480,
 ) -> ViTExtractor:
-    """The frozen extractor on ``device``; ``weights`` as in :mod:`splice.weights`."""
+    """The frozen extractor on ``device``; ``weights`` as in :mod:`splice.model.weights`."""
     vit, identity = load_vit_weights(backbone, weights, allow_random=allow_random)
     return ViTExtractor(vit, identity, short_side=short_side, max_side=max_side).to(device)

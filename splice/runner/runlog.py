@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..atomic import atomic_write_json, read_json
+from splice.core.atomic import atomic_write_json, read_json
 
 RUN_JSON = "run.json"
 LOCK_STALE = 30.0

@@ -1,6 +1,6 @@
 """``splice bench`` as a library call: plan, skip what is done, launch, summarise.
 
-:func:`bench` plans the jobs of a :class:`~splice.bench.jobs.PlanRequest`, classifies each
+:func:`bench` plans the jobs of a :class:`~splice.runner.jobs.PlanRequest`, classifies each
 against the run store (done / failed / running elsewhere / stale / pending), appends an entry
 to ``run.json``, writes each job's ``job.json``, runs the rest with the local or the SLURM
 launcher, regenerates ``jobs.csv`` and returns a :class:`BenchSummary`.
@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..store import RunStore
-from .claims import describe_holder
-from .execute import Outcome
-from .jobs import Job, PlanRequest, plan_jobs
-from .local import run_local
-from .runlog import append_invocation, finish_invocation, new_invocation
-from .slurm import SlurmOptions, submit_slurm, wait_slurm
-from .status import _format_table, job_state, scan, write_job_specs, write_jobs_csv
+from splice.core.errors import ConfigError
+from splice.core.store import RunStore
+from splice.core.claims import describe_holder
+from splice.runner.execute import Outcome
+from splice.runner.jobs import Job, PlanRequest, plan_jobs
+from splice.runner.local import run_local
+from splice.runner.runlog import append_invocation, finish_invocation, new_invocation
+from splice.runner.slurm import SlurmOptions, submit_slurm, wait_slurm
+from splice.runner.status import _format_table, job_state, scan, write_job_specs, write_jobs_csv
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def parse_devices(value: str) -> list[str]:
         raise ConfigError("--devices is empty; use auto, cpu or e.g. cuda:0,cuda:1")
     if items == ["cpu"]:
         return ["cpu"]
-    from ..method import resolve_device
+    from splice.core.method import resolve_device
 
     out: list[str] = []
     for item in items:

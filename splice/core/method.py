@@ -7,7 +7,7 @@ final losses, ...). The harness (:func:`run_method`) adds seconds, peak memory, 
 the resolved configuration and its hash, so methods do not repeat that bookkeeping.
 
 Adding a method: subclass :class:`Method` in one module and add one line to
-``splice.registry.METHODS`` (``"name": "package.module:Class"``).
+``splice.core.registry.METHODS`` (``"name": "package.module:Class"``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from .geometry import Geometry
+from splice.core.geometry import Geometry
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def resolve_device(device: str | None) -> str:
     """``auto`` -> cuda if available, else mps, else cpu. Explicit devices are checked."""
     import torch
 
-    from .errors import ConfigError
+    from splice.core.errors import ConfigError
 
     device = (device or "auto").lower()
     if device == "auto":

@@ -1,7 +1,7 @@
 """Benchmark jobs: (method, data set, pair, seed, config hash), planned from manifests.
 
-A job's identity is a :class:`~splice.store.JobKey`; its configuration hash comes from the
-method's own :meth:`~splice.method.Method.config` for the requested settings, so changing a
+A job's identity is a :class:`~splice.core.store.JobKey`; its configuration hash comes from the
+method's own :meth:`~splice.core.method.Method.config` for the requested settings, so changing a
 preset, the weights or a ``--method-args`` value makes new jobs in new folders instead of
 mixing results (the Splice paper's outputs were kept at uneven iteration counts; here every
 result says exactly what produced it).
@@ -21,11 +21,11 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..errors import ConfigError
-from ..manifests import Manifest
-from ..method import Method, Pair, RunSettings, config_hash
-from ..registry import methods as registry
-from ..store import JobKey
+from splice.core.errors import ConfigError
+from splice.data.manifests import Manifest
+from splice.core.method import Method, Pair, RunSettings, config_hash
+from splice.core.registry import methods as registry
+from splice.core.store import JobKey
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The SLURM launcher: the same jobs as a job array through ``submitit`` (as DINO's
 ``run_with_submitit.py`` does), all writing into one run store on a shared file system.
 
-Each array task runs a chunk of jobs with :func:`splice.bench.execute.execute`, so claims
+Each array task runs a chunk of jobs with :func:`splice.runner.execute.execute`, so claims
 keep two tasks (or a task and a local runner) off the same job, ``ok`` jobs are skipped, and
 a failure is a record, not a crashed task. :class:`BenchTask` is checkpointable: when SLURM
 preempts or times out a task, submitit requeues it, and the requeued task takes over its own
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..store import RunStore
-from .execute import OOM_LADDER, Outcome, execute
-from .jobs import Job
+from splice.core.errors import ConfigError
+from splice.core.store import RunStore
+from splice.runner.execute import OOM_LADDER, Outcome, execute
+from splice.runner.jobs import Job
 
 log = logging.getLogger(__name__)
 

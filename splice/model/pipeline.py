@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .config import SpliceConfig
-from .geometry import Geometry
-from .imageio import LoadedImage, load_rgb, sha256_file, to_image, to_tensor
-from .train import TrainResult, train_splice
-from .vit import ViTExtractor, load_vit
+from splice.model.config import SpliceConfig
+from splice.core.geometry import Geometry
+from splice.core.imageio import LoadedImage, load_rgb, sha256_file, to_image, to_tensor
+from splice.model.train import TrainResult, train_splice
+from splice.model.vit import ViTExtractor, load_vit
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def run_pair(
 
     snap = None
     if snapshot_dir is not None:
-        from .atomic import atomic_save_image
+        from splice.core.atomic import atomic_save_image
 
         def snap(step: int, out: torch.Tensor) -> str:
             p = Path(snapshot_dir) / f"step_{step:06d}.png"

@@ -1,6 +1,6 @@
 """A plain, literal reading of SPLICE.md: the oracle for tests and the baseline for ``make perf``.
 
-It computes the same loss as :class:`splice.objective.SpliceObjective`, the way the reference
+It computes the same loss as :class:`splice.model.objective.SpliceObjective`, the way the reference
 code does: one ViT pass per feature per image (six per step, ten on full-image steps),
 each running the whole ViT with hooks registered and removed on every call, textbook
 softmax attention, and the frozen ViT's parameters requiring grad (so backward also
@@ -14,8 +14,8 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from .objective import active_terms, term_weights
-from .vit import ViTExtractor
+from splice.model.objective import active_terms, term_weights
+from splice.model.vit import ViTExtractor
 
 
 class PlainExtractor:

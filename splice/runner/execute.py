@@ -17,7 +17,7 @@ the process's peak resident set (``VmHWM``), reset per job by writing ``5`` to
 The peak includes what the worker already held when the job started (imported libraries,
 caches); that amount is recorded beside it as ``peak_memory_baseline_mb``.
 
-:func:`execute` wraps :func:`run_job` in the job's claim (:mod:`splice.bench.claims`) and
+:func:`execute` wraps :func:`run_job` in the job's claim (:mod:`splice.core.claims`) and
 skips jobs another runner holds or that are already done.
 """
 
@@ -37,12 +37,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_save_image, atomic_write_text
-from ..errors import UserError
-from ..imageio import sha256_file
-from ..store import JobKey, RunStore
-from .claims import Claim, describe_holder
-from .jobs import Job, create_method
+from splice.core.atomic import atomic_save_image, atomic_write_text
+from splice.core.errors import UserError
+from splice.core.imageio import sha256_file
+from splice.core.store import JobKey, RunStore
+from splice.core.claims import Claim, describe_holder
+from splice.runner.jobs import Job, create_method
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class _Failure(Exception):
 
 
 def _check_result(result: Any) -> None:
-    from ..method import MethodResult
+    from splice.core.method import MethodResult
 
     if not isinstance(result, MethodResult):
         raise TypeError(f"the method returned {type(result).__name__}, not a MethodResult")

@@ -10,7 +10,7 @@
 - ``random``: timm's random initialisation (from a fixed seed, so reproducible), for tests
   and smoke runs only. Every record made with it says so.
 
-Offline without cached weights the result is one :class:`~splice.errors.WeightsError`
+Offline without cached weights the result is one :class:`~splice.core.errors.WeightsError`
 line that says which file to download and where to put it. Files placed in
 ``$SPLICE_WEIGHTS_DIR`` (default ``~/.cache/splice-bench/weights``) under DINO's release
 file name are found without any flag.
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsError
+from splice.core.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _sha256(path: Path) -> str:
-    from .imageio import sha256_file
+    from splice.core.imageio import sha256_file
 
     return sha256_file(path)
 

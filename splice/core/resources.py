@@ -58,7 +58,7 @@ def package_versions() -> dict[str, str]:
         except ImportError:
             pass
     try:
-        from . import __version__
+        from splice import __version__
 
         out["splice-bench"] = __version__
     except ImportError:  # pragma: no cover

@@ -3,7 +3,7 @@
 Each configuration runs in its own process (so peak memory is its own): ViT-S/8 with
 random weights (speed does not depend on the values) on a 512x512 pair and on an HD
 (1920x1080) structure image, in fp32 and bf16, plus the plain reading of SPLICE.md that
-computes like the reference (:mod:`splice.plain`). Steps 1..N are timed (crop terms); the
+computes like the reference (:mod:`splice.model.plain`). Steps 1..N are timed (crop terms); the
 full-image step (every 75th) is timed on its own. Ratios are taken within one run.
 
     python -m splice.perf [--steps 4] [--sizes 512,hd] [--json perf.json]
@@ -40,21 +40,21 @@ def _images(size):
 def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
     import torch
 
-    from .augment import PairSampler
-    from .config import SpliceConfig
-    from .generator import build_generator
-    from .objective import SpliceObjective
-    from .plain import PlainExtractor, plain_loss
-    from .resources import peak_memory_mb, reset_peak_memory
-    from .vit import load_vit
+    from splice.model.augment import PairSampler
+    from splice.model.config import SpliceConfig
+    from splice.model.generator import build_generator
+    from splice.model.objective import SpliceObjective
+    from splice.model.plain import PlainExtractor, plain_loss
+    from splice.core.resources import peak_memory_mb, reset_peak_memory
+    from splice.model.vit import load_vit
 
     precision = "bf16" if mode.startswith("bf16") else "fp32"
     cfg = SpliceConfig.from_preset("paper", backbone=backbone, weights="random", precision=precision, entire_every=10**9)
     ext = load_vit(cfg.backbone, "random")
     S, T = _images(SIZES[size_name])
     G = build_generator(0)
-    if mode != "reference":  # ours: the layout splice.train uses on this device; "-cl" forces channels-last
-        from .train import generator_memory_format
+    if mode != "reference":  # ours: the layout splice.model.train uses on this device; "-cl" forces channels-last
+        from splice.model.train import generator_memory_format
 
         fmt = generator_memory_format("cpu", precision, "channels-last" if mode.endswith("-cl") else "auto")
         S, T, G = S.contiguous(memory_format=fmt), T.contiguous(memory_format=fmt), G.to(memory_format=fmt)
@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     rows = []
     for size in args.sizes.split(","):
         for mode in args.modes.split(","):
-            cmd = [sys.executable, "-m", "splice.perf", "--one", mode, size, "--steps", str(args.steps),
+            cmd = [sys.executable, "-m", "splice.model.perf", "--one", mode, size, "--steps", str(args.steps),
                    "--backbone", args.backbone]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:

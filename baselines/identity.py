@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from .geometry import Geometry
-from .imageio import load_rgb
-from .method import Method, MethodResult, Pair, RunSettings
+from splice.core.geometry import Geometry
+from splice.core.imageio import load_rgb
+from splice.core.method import Method, MethodResult, Pair, RunSettings
 
 
 class IdentityMethod(Method):

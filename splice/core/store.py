@@ -11,8 +11,8 @@ Layout::
           log.txt                                # anything the method printed (external methods)
           work/                                  # method scratch: checkpoints for resume
           metrics/<metric>.json                  # written by `splice score` (iou.json, vit.json)
-          job.json                               # the planned job (splice.bench.jobs.Job), written by `splice bench`
-          claim.json                             # present while a runner holds the job (splice.bench.claims)
+          job.json                               # the planned job (splice.runner.jobs.Job), written by `splice bench`
+          claim.json                             # present while a runner holds the job (splice.core.claims)
           traceback.txt                          # the full traceback of a failed job
       slurm/<job id>/                            # submitit logs of `splice bench --launcher slurm`
 
@@ -37,7 +37,7 @@ Record schema (``record.json``; ``status`` is the unit of resumability)::
       "error": null | "one-line message", "error_type": null | str,
       "attempts": [{"max_side", "error"}...],    # OOM ladder history
       "versions": {"python", "torch", ...}, "host": str, "finished": ISO time,
-      # added by splice.bench: "settings" (preset, seed, device, max_side, options...), "max_side" (the
+      # added by splice.runner: "settings" (preset, seed, device, max_side, options...), "max_side" (the
       # resolution that produced the output; None = native), "seconds_total" (all attempts),
       # "peak_memory_kind", "peak_memory_baseline_mb", "invocation" (run.json id), "git", "started"
     }
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .atomic import atomic_write_json, read_json
+from splice.core.atomic import atomic_write_json, read_json
 
 RECORD = "record.json"
 OUTPUT = "output.png"

@@ -20,9 +20,9 @@ import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError
-from .method import config_hash
-from .weights import DEFAULT_BACKBONE, canonical_backbone, default_weights
+from splice.core.errors import ConfigError
+from splice.core.method import config_hash
+from splice.model.weights import DEFAULT_BACKBONE, canonical_backbone, default_weights
 
 
 @dataclass
@@ -56,7 +56,7 @@ class SpliceConfig:
     resize_appearance: int | None = None  # the appearance image's shorter side (None = native, as the reference)
     # how it is computed (precision changes numbers slightly; compile and checkpointing do not)
     precision: str = "fp32"  # fp32 | bf16
-    memory_format: str = "auto"  # auto | channels-last | nchw, for the generator (see splice.train)
+    memory_format: str = "auto"  # auto | channels-last | nchw, for the generator (see splice.model.train)
     compile: bool = False
     checkpoint_full: bool = field(default=False, metadata={"hash": False})  # activation checkpointing, same numbers
     preset: str = "paper"

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..atomic import atomic_write_json, atomic_write_text, read_json
-from ..store import RECORD, JobKey, RunStore
-from .claims import CLAIM, Claim, describe_holder, stale_reason
-from .jobs import Job
+from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
+from splice.core.store import RECORD, JobKey, RunStore
+from splice.core.claims import CLAIM, Claim, describe_holder, stale_reason
+from splice.runner.jobs import Job
 
 JOB_SPEC = "job.json"
 JOBS_CSV = "jobs.csv"

@@ -3,7 +3,7 @@
 
 Public API::
 
-    from splice.bench import PlanRequest, LaunchOptions, bench, dry_run, plan_jobs, run_job, execute
+    from splice.runner import PlanRequest, LaunchOptions, bench, dry_run, plan_jobs, run_job, execute
 
 Modules: :mod:`.jobs` (planning), :mod:`.execute` (one job: timing, memory, OOM ladder,
 records), :mod:`.claims` (no job runs twice), :mod:`.local` and :mod:`.slurm` (launchers),
@@ -11,9 +11,9 @@ records), :mod:`.claims` (no job runs twice), :mod:`.local` and :mod:`.slurm` (l
 (the whole ``splice bench`` call).
 """
 
-from .claims import Claim  # noqa: F401
-from .execute import OOM_LADDER, Outcome, execute, run_job  # noqa: F401
-from .jobs import (  # noqa: F401
+from splice.core.claims import Claim  # noqa: F401
+from splice.runner.execute import OOM_LADDER, Outcome, execute, run_job  # noqa: F401
+from splice.runner.jobs import (  # noqa: F401
     Job,
     PlanRequest,
     expand_methods,
@@ -22,6 +22,6 @@ from .jobs import (  # noqa: F401
     parse_weights,
     plan_jobs,
 )
-from .runner import BenchSummary, LaunchOptions, bench, dry_run, parse_devices  # noqa: F401
-from .slurm import SlurmOptions  # noqa: F401
-from .status import job_state, scan, write_jobs_csv  # noqa: F401
+from splice.runner.bench import BenchSummary, LaunchOptions, bench, dry_run, parse_devices  # noqa: F401
+from splice.runner.slurm import SlurmOptions  # noqa: F401
+from splice.runner.status import job_state, scan, write_jobs_csv  # noqa: F401

@@ -1,6 +1,6 @@
 """Splice's training loop: one generator trained on one pair, checkpointed and resumable.
 
-:func:`train_splice` runs ``cfg.steps`` Adam steps of :class:`~splice.objective.SpliceObjective`
+:func:`train_splice` runs ``cfg.steps`` Adam steps of :class:`~splice.model.objective.SpliceObjective`
 and returns G(S) on the full, un-augmented structure image. With a ``workdir`` it saves a
 checkpoint (generator, optimiser, sampler RNG, step, loss history) atomically every
 ``cfg.checkpoint_every`` steps and at the end; started again on the same inputs and
@@ -18,13 +18,13 @@ from typing import Callable
 
 import torch
 
-from .atomic import atomic_torch_save
-from .augment import PairSampler
-from .errors import UserError
-from .generator import build_generator
-from .objective import SpliceObjective
-from .resources import peak_memory_mb, reset_peak_memory
-from .vit import ViTExtractor
+from splice.core.atomic import atomic_torch_save
+from splice.model.augment import PairSampler
+from splice.core.errors import UserError
+from splice.model.generator import build_generator
+from splice.model.objective import SpliceObjective
+from splice.core.resources import peak_memory_mb, reset_peak_memory
+from splice.model.vit import ViTExtractor
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -103,8 +103,8 @@ def train_splice(
     """Train Splice's generator on (structure, appearance): (1, 3, H, W) tensors in [0, 1].
 
     Args:
-        cfg: a :class:`splice.config.SpliceConfig`.
-        extractor: the frozen ViT (see :func:`splice.vit.load_vit`), already on ``device``.
+        cfg: a :class:`splice.model.config.SpliceConfig`.
+        extractor: the frozen ViT (see :func:`splice.model.vit.load_vit`), already on ``device``.
         seed: seeds the generator's initialisation and every augmentation.
         workdir: where ``checkpoint.pt`` lives; ``None`` disables checkpoints.
         resume: continue from ``workdir/checkpoint.pt`` when it exists.

@@ -11,7 +11,7 @@ and a list of the conversions it applied (recorded in every result):
 
 Missing files, files that are not images, truncated files, images below
 :data:`MIN_SIDE` pixels on the short side and images above :data:`max_pixels()` are
-one-line :class:`~splice.errors.ImageError` s naming the file.
+one-line :class:`~splice.core.errors.ImageError` s naming the file.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from splice.core.errors import ImageError
 
 MIN_SIDE = 64
 """Smallest accepted short side. Splice's U-Net downsamples 5 times and the ViT resizes

@@ -7,8 +7,8 @@ outputs the paper's authors kept. Lines starting with ``#`` before the header ho
 (``# version: 1``, ``# name: afhq``, ``# description: ...``).
 
 This module loads and validates manifests (every problem is a one-line
-:class:`~splice.errors.ManifestError` naming the file and line), resolves rows to
-:class:`~splice.method.Pair` objects against a data root, checks the images under a root
+:class:`~splice.core.errors.ManifestError` naming the file and line), resolves rows to
+:class:`~splice.core.method.Pair` objects against a data root, checks the images under a root
 (present, decodable, hash, size) and fills a root from any folder tree by SHA-256.
 """
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Literal
 
-from .atomic import atomic_write
-from .errors import ImageError, ManifestError, UserError
-from .imageio import IMAGE_SUFFIXES, load_rgb, sha256_file
-from .method import Pair
+from splice.core.atomic import atomic_write
+from splice.core.errors import ImageError, ManifestError, UserError
+from splice.core.imageio import IMAGE_SUFFIXES, load_rgb, sha256_file
+from splice.core.method import Pair
 
 MANIFEST_VERSION = 1
 """Newest manifest version this code understands (``# version:`` line; datasets/README.md has the changelog)."""
@@ -295,7 +295,7 @@ def datasets_dir() -> Path:
     env = os.environ.get(DATASETS_ENV)
     if env:
         return Path(env)
-    project = Path(__file__).resolve().parents[1] / "datasets"
+    project = Path(__file__).resolve().parents[2] / "datasets"
     if project.is_dir():
         return project
     return Path.cwd() / "datasets"

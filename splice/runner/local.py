@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-from ..store import RunStore
-from .execute import OOM_LADDER, Outcome, execute, record_crash
-from .jobs import Job
+from splice.core.store import RunStore
+from splice.runner.execute import OOM_LADDER, Outcome, execute, record_crash
+from splice.runner.jobs import Job
 
 log = logging.getLogger(__name__)
 

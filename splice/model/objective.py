@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .vit import ViTExtractor, self_similarity
+from splice.model.vit import ViTExtractor, self_similarity
 
 TERMS = ("appearance", "structure", "identity", "entire_structure", "entire_appearance")
 

@@ -9,12 +9,12 @@ import difflib
 import importlib
 from typing import Iterable
 
-from .errors import ConfigError
-from .method import Method
+from splice.core.errors import ConfigError
+from splice.core.method import Method
 
 METHODS: dict[str, str] = {
-    "splice": "splice.splice_method:SpliceMethod",
-    "identity": "splice.identity_method:IdentityMethod",
+    "splice": "splice.model.method:SpliceMethod",
+    "identity": "baselines.identity:IdentityMethod",
     # baselines register here, one line each: "name": "baselines.module:Class"
     "strotss": "baselines.strotss:Strotss",
     "wct2": "baselines.wct2:WCT2",

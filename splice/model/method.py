@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import SpliceConfig
-from .method import Method, MethodResult, Pair, Requirement, RunSettings
-from .weights import DINO_FILES, _timm_cached_file, canonical_backbone, weights_dir
+from splice.model.config import SpliceConfig
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.model.weights import DINO_FILES, _timm_cached_file, canonical_backbone, weights_dir
 
 
 def splice_config(settings: RunSettings) -> SpliceConfig:
@@ -17,7 +17,7 @@ def splice_config(settings: RunSettings) -> SpliceConfig:
 
 
 def _presets():
-    from .config import PRESETS
+    from splice.model.config import PRESETS
 
     return PRESETS
 
@@ -50,7 +50,7 @@ class SpliceMethod(Method):
                             str(cached) if cached else None)]
 
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
-        from .pipeline import run_pair
+        from splice.model.pipeline import run_pair
 
         cfg = splice_config(settings)
         image, geometry, info, _ = run_pair(
