@@ -1,7 +1,5 @@
 """Plumbing shared by the baselines that train from scratch on one pair (``structural-analogy``, ``sincut``).
 
-- :func:`apply_options` turns ``--method-args k=v`` strings into a typed copy of a config dataclass, with a
-  one-line :class:`~splice.core.errors.ConfigError` for unknown keys or bad values;
 - :func:`seeded` runs a block with torch's global generator seeded, restoring the caller's state afterwards
   (so a method never changes the randomness of whatever runs next in the same process);
 - :func:`check_device` resolves ``auto`` and refuses devices the method does not list;
@@ -14,72 +12,18 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import types
-import typing
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from splice.core.atomic import atomic_torch_save
+from splice.core.devices import resolve_device
 from splice.core.errors import ConfigError
-from splice.core.method import resolve_device
+from splice.core.options import resolve_preset
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _coerce(method: str, key: str, value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(value)
-        if hint is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        if hint is float:
-            return float(value)
-        if hint is str:
-            return str(value)
-        if origin is tuple:
-            items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
-            return tuple(int(v) for v in items)
-    except (TypeError, ValueError):
-        pass
-    raise ConfigError(f"{method}: option {key}={value!r} is not a valid {getattr(hint, '__name__', hint)}")
-
-
-def apply_options(config: Any, options: dict[str, Any] | None, method: str) -> Any:
-    """A copy of the dataclass ``config`` with ``options`` (strings or typed values) applied."""
-    if not options:
-        return config
-    hints = typing.get_type_hints(type(config))
-    names = [f.name for f in dataclasses.fields(config)]
-    changes = {}
-    for key, value in options.items():
-        if key not in names:
-            raise ConfigError(f"{method}: unknown option {key!r}; known options: {', '.join(names)}")
-        changes[key] = _coerce(method, key, value, hints[key])
-    return dataclasses.replace(config, **changes)
-
 
 def check_device(device: str | None, allowed: tuple[str, ...], method: str) -> str:
     resolved = resolve_device(device)
@@ -102,8 +46,8 @@ def seeded(seed: int, device: str) -> Iterator[None]:
 
 
 def preset_name(settings: Any) -> str:
-    """``smoke`` for the smoke preset; every other preset runs the published (``paper``) settings."""
-    return "smoke" if settings.preset == "smoke" else "paper"
+    """The preset these methods run for ``settings.preset``: ``smoke``, else their published ``paper``."""
+    return resolve_preset(settings.preset, ("paper", "smoke"))
 
 
 def train_seeded(settings: Any, device: str, config: dict[str, Any], checkpoint_name: str,

@@ -29,7 +29,7 @@ YAML schema (``version: 1``; every string may use ``{placeholders}``, ``{{`` for
       structure: structure.png
       appearance: appearance.png
     output: "results/*/out.png"     # glob, relative to {output_dir}; exactly one file must match
-    geometry: "center-crop 512x512" # see baselines/external_geometry.py
+    geometry: "center-crop 512x512" # see splice/core/geometry.py
     timeout: 3600                   # seconds
     options: {steps: 100}           # defaults of extra placeholders; --method-args steps=50 overrides
     presets: {smoke: {steps: 5}}    # option overrides per --preset
@@ -50,6 +50,8 @@ into the record. A non-zero exit, a timeout or a missing output is a one-line er
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -67,10 +69,11 @@ import yaml
 
 from splice.core.atomic import atomic_save_image
 from splice.core.errors import ConfigError, UserError, WeightsError
+from splice.core.geometry import parse_geometry, reconcile
 from splice.core.imageio import LoadedImage, load_rgb
 from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
-
-from .external_geometry import parse_geometry, reconcile
+from splice.core.options import resolve as resolve_options
+from splice.core.options import to_dict as options_dict
 
 log = logging.getLogger(__name__)
 
@@ -242,25 +245,27 @@ class ExternalSpec:
     def env_name(self) -> str:
         return self.name.upper().replace("-", "_").replace(".", "_")
 
+    def options_type(self) -> type:
+        """The options dataclass of this YAML: its ``options:`` (typed by their defaults) and the run-time
+        options every external method takes (``config``, ``repo``, ``python``, ``timeout``)."""
+        return _options_type(self.name, tuple(self.options.items()))
+
+    def preset_table(self) -> dict[str, dict[str, Any]]:
+        return {"paper": {}, "smoke": {}, **self.presets}
+
+    def all_options(self, settings: RunSettings) -> dict[str, Any]:
+        """Every option for ``settings`` (YAML defaults < preset < ``--method-args``), typed and checked."""
+        resolved = resolve_options(self.options_type(), self.preset_table(), settings.preset, settings.options,
+                                   self.name)  # fmt: skip
+        return options_dict(resolved)
+
     def resolve_options(self, settings: RunSettings) -> dict[str, Any]:
-        """Option values for ``settings``: YAML defaults < preset overrides < ``--method-args``."""
-        user = {k: v for k, v in (settings.options or {}).items() if k not in RUNTIME_OPTIONS}
-        unknown = sorted(set(user) - set(self.options))
-        if unknown:
-            known = ", ".join([*sorted(self.options), *RUNTIME_OPTIONS]) or "(none)"
-            raise ConfigError(
-                f"{self.name}: unknown --method-args {', '.join(unknown)} (options of {self.source}: {known}); "
-                f"address another method's options as <method>.key=value"
-            )
-        values = dict(self.options)
-        values.update(self.presets.get(settings.preset, {}))
-        for k, v in user.items():
-            values[k] = _coerce(v, self.options[k])
-        return values
+        """The YAML's own option values for ``settings`` (no run-time options: they never change the output)."""
+        return {k: v for k, v in self.all_options(settings).items() if k not in RUNTIME_OPTIONS}
 
     def resolve_repo(self, settings: RunSettings) -> Path | None:
         """The checkout path: ``--method-args repo=`` > ``$SPLICE_REPO_<NAME>`` > ``repo:`` in the YAML."""
-        value = (settings.options or {}).get("repo") or os.environ.get(f"SPLICE_REPO_{self.env_name}") or self.repo
+        value = self.all_options(settings)["repo"] or os.environ.get(f"SPLICE_REPO_{self.env_name}") or self.repo
         if not value:
             return None
         path = Path(os.path.expandvars(str(value))).expanduser()
@@ -269,18 +274,14 @@ class ExternalSpec:
         return path
 
     def resolve_python(self, settings: RunSettings) -> str:
-        value = str((settings.options or {}).get("python") or os.environ.get(f"SPLICE_PYTHON_{self.env_name}") or self.python)
+        value = str(self.all_options(settings)["python"] or os.environ.get(f"SPLICE_PYTHON_{self.env_name}")
+                    or self.python)
         # `python=~/envs/x/bin/python` reaches us unexpanded (the shell expands ~ only at a word's start)
         return os.path.expanduser(os.path.expandvars(value))
 
     def resolve_timeout(self, settings: RunSettings) -> float:
-        value = (settings.options or {}).get("timeout")
-        if value is None:
-            return self.timeout
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{self.name}: timeout={value!r} is not a number of seconds") from None
+        value = self.all_options(settings)["timeout"]
+        return self.timeout if value is None else value
 
     def clone_hint(self) -> str:
         url = self.repository or "the official repository"
@@ -311,21 +312,21 @@ def _fill(text: str, values: dict[str, Any], source: Path) -> str:
         raise ConfigError(f"{source}: cannot fill placeholders in {text!r} ({e})") from None
 
 
-def _coerce(value: Any, default: Any) -> Any:
-    """``--method-args`` arrive as strings; give them the type of the YAML default."""
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
-        return value
-    if isinstance(default, bool):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"expected true/false, got {value!r}")
-    try:
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"expected a {type(default).__name__}, got {value!r}") from None
+@functools.lru_cache(maxsize=64)
+def _options_type(name: str, items: tuple[tuple[str, Any], ...]) -> type:
+    """A frozen dataclass with the run-time options and one field per YAML option, typed by its default."""
+    fields = [
+        ("config", str | None, dataclasses.field(default=None, metadata={"help": "the method's YAML file"})),
+        ("repo", str | None, dataclasses.field(default=None, metadata={"help": "the official checkout"})),
+        ("python", str | None, dataclasses.field(default=None, metadata={"help": "its Python interpreter"})),
+        ("timeout", float | None, dataclasses.field(default=None, metadata={"help": "seconds per pair"})),
+    ]
+    for key, default in items:
+        tp = str | None if default is None else type(default)
+        if isinstance(default, (list, dict)):
+            tp, default = str, str(default)
+        fields.append((key, tp, dataclasses.field(default=default)))
+    return dataclasses.make_dataclass(f"{name.title().replace('-', '')}Options", fields, frozen=True)
 
 
 def hf_hub_cache() -> Path:
@@ -486,6 +487,24 @@ class ExternalMethod(Method):
             "external needs a YAML file describing the method: --method-args config=path.yaml "
             f"(examples: {SPECS_DIR}/*.yaml)"
         )
+
+    def _spec_or_none(self, overrides: Any) -> ExternalSpec | None:
+        try:
+            return self.spec(RunSettings(options=dict(overrides or {})))
+        except ConfigError:
+            return None
+
+    def option_type(self, overrides: Any = None) -> type:
+        spec = self._spec_or_none(overrides)
+        return spec.options_type() if spec else _options_type(self.name, ())
+
+    def preset_table(self, overrides: Any = None) -> dict[str, Any]:
+        spec = self._spec_or_none(overrides)
+        return spec.preset_table() if spec else {"paper": {}, "smoke": {}}
+
+    def options(self, settings: RunSettings) -> Any:
+        spec = self.spec(settings)
+        return resolve_options(spec.options_type(), spec.preset_table(), settings.preset, settings.options, self.name)
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         spec = self.spec(settings)

@@ -24,7 +24,7 @@ Matching a manifest pair to a folder (``match=auto``, the default):
 picks one (e.g. ``file=out.png``).
 
 Geometry: ``geometry=`` takes the external-method language (``native``, ``center-crop 512x512``,
-``stretch 256x256``, ``resize-short 512``, ...; see :mod:`baselines.external_geometry`). Without
+``stretch 256x256``, ``resize-short 512``, ...; see :mod:`splice.core.geometry`). Without
 it the rule is: same size as the structure image -> identity; same aspect ratio (1 %) -> resize;
 different aspect -> centre crop to the output's aspect, then resize. A stretch is never guessed.
 
@@ -32,7 +32,7 @@ Importing a whole authors'-layout folder into a run store under a method name of
 (``paper-ours``, ``paper-sa``, ...), pairs matched to a manifest by SHA-256, records written by the
 benchmark runner exactly as for a fresh run::
 
-    python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
+    splice bench import --from ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
 
 Inside ``splice bench`` the method is simply ``precomputed`` (``--methods precomputed
 --method-args precomputed.root=DIR precomputed.method_dir=ours``); its jobs are then filed under the method name ``precomputed``.
@@ -40,28 +40,23 @@ Inside ``splice bench`` the method is simply ``precomputed`` (``--methods precom
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import logging
 import os
 import re
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Literal
 
 from splice.core.errors import ConfigError, ImageError, UserError
+from splice.core.geometry import infer_geometry, parse_geometry, reconcile
 from splice.core.imageio import IMAGE_SUFFIXES, load_rgb, sha256_file, sha256_image
-from splice.core.method import Method, MethodResult, Pair, RunSettings, config_hash
-from splice.core.store import JobKey, RunStore
-
-from .external_geometry import infer_geometry, parse_geometry, reconcile
+from splice.core.method import Method, MethodResult, Pair, RunSettings
+from splice.core.options import resolve as resolve_options
 
 log = logging.getLogger(__name__)
-
-OPTIONS = ("root", "method_dir", "label", "match", "structure_dir", "appearance_dir", "file", "geometry")
-MATCH_MODES = ("auto", "name", "hash")
-
 
 class PrecomputedError(UserError):
     """No (or no unique) stored output for a pair, or an unusable folder."""
@@ -69,38 +64,25 @@ class PrecomputedError(UserError):
 
 @dataclass(frozen=True)
 class PrecomputedOptions:
-    root: Path
-    method_dir: str | None = None
-    label: str = ""
-    match: str = "auto"
+    root: str | None = field(default=None, metadata={"help": "the folder of stored outputs (required)"})
+    method_dir: str | None = field(default=None, metadata={"help": "the sub-folder of each pair folder, e.g. ours"})
+    label: str = field(default="", metadata={"help": "a name for these outputs (default: method_dir or the root's)"})
+    match: Literal["auto", "name", "hash"] = "auto"
     structure_dir: str = "A"
     appearance_dir: str = "B"
-    file: str | None = None
-    geometry: str | None = None
+    file: str | None = field(default=None, metadata={"help": "glob of the output file inside a pair folder"})
+    geometry: str | None = field(default=None, metadata={"help": "the outputs' geometry (default: inferred)"})
 
     @classmethod
     def from_settings(cls, settings: RunSettings) -> "PrecomputedOptions":
-        opts = dict(settings.options or {})
-        unknown = sorted(set(opts) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f"precomputed: unknown --method-args {', '.join(unknown)}; known: {', '.join(OPTIONS)} "
-                              "(address another method's options as <method>.key=value)")
-        if not opts.get("root"):
+        """The typed options, with ``root`` checked and expanded and ``label`` filled in."""
+        opts = resolve_options(cls, PrecomputedMethod.presets, settings.preset, settings.options, "precomputed")
+        if not opts.root:
             raise ConfigError("precomputed needs the folder of stored outputs: --method-args root=DIR [method_dir=ours]")
-        root = Path(os.path.expandvars(str(opts["root"]))).expanduser()
+        root = Path(os.path.expandvars(opts.root)).expanduser()
         if not root.is_dir():
             raise ConfigError(f"precomputed: root={root} is not a folder")
-        match = str(opts.get("match") or "auto")
-        if match not in MATCH_MODES:
-            raise ConfigError(f"precomputed: match={match!r}; use one of {', '.join(MATCH_MODES)}")
-        method_dir = str(opts["method_dir"]) if opts.get("method_dir") else None
-        label = str(opts.get("label") or method_dir or root.name)
-        return cls(
-            root=root, method_dir=method_dir, label=label, match=match,
-            structure_dir=str(opts.get("structure_dir") or "A"), appearance_dir=str(opts.get("appearance_dir") or "B"),
-            file=str(opts["file"]) if opts.get("file") else None,
-            geometry=str(opts["geometry"]) if opts.get("geometry") else None,
-        )
+        return dataclasses.replace(opts, root=str(root), label=opts.label or opts.method_dir or root.name)
 
     def identity(self) -> dict[str, Any]:
         """What changes the imported output (the absolute root does not: it differs between machines)."""
@@ -281,6 +263,7 @@ class PrecomputedMethod(Method):
     devices = ("cpu", "cuda", "mps")
     in_benchmark = False
     in_smoke = False
+    Options = PrecomputedOptions
 
     def __init__(self) -> None:
         self._scans: dict[Path, list[Candidate]] = {}
@@ -295,7 +278,12 @@ class PrecomputedMethod(Method):
             opts = PrecomputedOptions.from_settings(settings)
         except ConfigError as e:
             return [Requirement(name="root folder", how=str(e), ready=False)]
-        return [Requirement(name="root folder", how="--method-args root=DIR", ready=True, path=str(opts.root))]
+        return [Requirement(name="root folder", how="--method-args root=DIR", ready=True, path=opts.root)]
+
+    @staticmethod
+    def pairs_from_folder(root: Path, manifest, data_root: Path | None = None) -> list["FolderPair"]:
+        """The manifest's pairs stored under ``root`` (see :func:`pairs_from_folder`)."""
+        return pairs_from_folder(root, manifest, data_root)
 
     def candidates(self, root: Path) -> list[Candidate]:
         if root not in self._scans:
@@ -306,7 +294,7 @@ class PrecomputedMethod(Method):
         opts = PrecomputedOptions.from_settings(settings)
         s = load_rgb(pair.structure, role="structure image")
         a = load_rgb(pair.appearance, role="appearance image")
-        match = find_match(pair, self.candidates(opts.root), opts)
+        match = find_match(pair, self.candidates(Path(opts.root)), opts)
         path = output_file(match.candidate, opts)
         out = load_rgb(path, role="precomputed output", min_side=0)
         note = None
@@ -323,7 +311,7 @@ class PrecomputedMethod(Method):
             "inputs": {"structure": s.record(), "appearance": a.record()},
             "label": opts.label,
             "precomputed": {
-                "root": str(opts.root), "key": match.candidate.key, "matched_by": match.matched_by,
+                "root": opts.root, "key": match.candidate.key, "matched_by": match.matched_by,
                 "file": str(path), "sha256": file_sha(path), "method_dir": opts.method_dir,
                 "output_record": out.record(),
                 "geometry_rule": "given" if opts.geometry else "inferred", "geometry_note": note,
@@ -334,7 +322,6 @@ class PrecomputedMethod(Method):
 
 
 # -- importing a folder into a run store --------------------------------------------------------------------------
-TARGET = "baselines.precomputed:PrecomputedMethod"
 
 
 @dataclass(frozen=True)
@@ -376,97 +363,3 @@ def pairs_from_folder(root: Path, manifest, data_root: Path | None = None, struc
         pair = manifest.resolve(row, data_root) if data_root else Pair(row.pair_id, s, a, manifest.name)
         found.append(FolderPair(pair=pair, folder=c.folder, line=row.line))
     return found
-
-
-def import_outputs(pairs: Iterable[FolderPair | Pair], out: Path, label: str, options: dict[str, Any], seed: int = 0,
-                   manifest=None) -> list[dict]:
-    """Import every pair's stored output into the run store ``out`` as method ``label``.
-
-    Each pair becomes a benchmark job run by the runner (:func:`splice.runner.execute.execute`), so
-    its ``output.png`` and ``record.json`` are exactly those of a fresh run (claims, atomic writes,
-    a ``failed`` record for a pair without an output); jobs already imported are skipped.
-    """
-    from splice.runner.execute import execute
-    from splice.runner.jobs import Job, ensure_registered
-
-    ensure_registered(label, TARGET)  # the label is the method's name in the store, tables and reports
-    store = RunStore(out)
-    settings = {"preset": "paper", "seed": seed, "weights": None, "allow_random_weights": False, "max_side": None,
-                "options": {**options, "label": label}}
-    config = PrecomputedMethod().config(RunSettings(options=settings["options"]))
-    chash = config_hash(config)
-    rows = []
-    for item in pairs:
-        pair, line = (item.pair, item.line) if isinstance(item, FolderPair) else (item, None)
-        key = JobKey(dataset=pair.dataset, pair_id=pair.pair_id, method=label, seed=seed, config_hash=chash)
-        meta = {"name": manifest.name, "version": manifest.version, "line": line} if manifest is not None else {}
-        job = Job(key=key, pair=pair, method_target=TARGET, settings=settings, config=config, manifest=meta)
-        outcome = execute(job, store, device="cpu")
-        rows.append({"pair_id": pair.pair_id, "dataset": pair.dataset, "method": label, "state": outcome.state,
-                     "job_dir": str(store.job_dir(key)), "error": outcome.error})
-    return rows
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import json
-
-    import click
-
-    @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-    @click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True,
-                  help="Folder of pair folders <key>/A (structure), <key>/B (appearance), <key>/<method-dir> (output).")
-    @click.option("--dataset", required=True,
-                  help="Data set (manifest name such as afhq, or a manifest CSV): pairs are matched to it by SHA-256.")
-    @click.option("--method-dir", required=True, help="Subfolder holding the outputs (ours, sa, strotss, ...).")
-    @click.option("--label", default=None, help="Method name in the run store [paper-<method-dir>].")
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run store folder.")
-    @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Record the pair images under this data root (as `splice bench --root`) instead of <key>/A, <key>/B.")
-    @click.option("--geometry", default=None, help="Output geometry (e.g. 'stretch 256x256'); default: inferred.")
-    @click.option("--file", "file_glob", default=None, help="Glob picking the output when a folder holds several.")
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON row per pair on stdout.")
-    def cli(root, dataset, method_dir, label, out, data_root, geometry, file_glob, as_json):
-        """Import stored outputs into a run store as method LABEL.
-
-        \b
-        Examples (the Splice authors' AFHQ sample, three methods into one run):
-          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
-          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir sa \\
-              --geometry "stretch 256x256" --out runs/paper
-          python -m baselines.precomputed --root ../shared/data/paper/afhq --dataset afhq --method-dir strotss --out runs/paper
-        Then: splice score --out runs/paper; splice report --out runs/paper
-        """
-        from splice.data.manifests import get_manifest
-
-        if not root.is_dir():
-            raise ConfigError(f"--root {root} is not a folder")
-        manifest = get_manifest(dataset)
-        label = label or f"paper-{method_dir}"
-        found = pairs_from_folder(root, manifest, data_root)
-        if not found:
-            raise ConfigError(f"no folder under {root} holds A/ and B/ images of a pair of {manifest.path}")
-        options = {"root": str(root.absolute()), "method_dir": method_dir, "geometry": geometry, "file": file_glob}
-        rows = import_outputs(found, out, label, {k: v for k, v in options.items() if v}, manifest=manifest)
-        for r in rows:
-            if r["state"] == "failed" or r["state"] == "skipped-failed":
-                click.echo(f"failed {r['pair_id']}: {r['error']}", err=True)
-        done = sum(r["state"] in ("done", "skipped") for r in rows)
-        click.echo(f"imported {done}/{len(rows)} outputs of {root} as {label} into {out}", err=True)
-        if as_json:
-            for r in rows:
-                click.echo(json.dumps(r))
-        return 0 if done == len(rows) else 1
-
-    try:
-        rc = cli.main(args=argv, prog_name="python -m baselines.precomputed", standalone_mode=False)
-    except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    return rc if isinstance(rc, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -44,9 +44,16 @@ from splice.core.errors import ConfigError
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb
 from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.core.options import resolve as resolve_options
 
 from ._single_pair import (
-    apply_options, check_device, load_checkpoint, preset_name, rng_state, save_checkpoint, set_rng_state, train_seeded,
+    check_device,
+    load_checkpoint,
+    preset_name,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    train_seeded,
     trained_info,
 )
 
@@ -101,7 +108,7 @@ PRESETS: dict[str, SinCUTConfig] = {
 
 
 def resolve_config(settings: RunSettings) -> SinCUTConfig:
-    cfg = apply_options(PRESETS[preset_name(settings)], settings.options, METHOD)
+    cfg = resolve_options(SinCUTConfig, PRESETS, settings.preset, settings.options, METHOD)
     from .sincut_networks import table_resolution
 
     if cfg.crop_size < 8 or table_resolution(cfg.crop_size) != cfg.crop_size:
@@ -189,7 +196,12 @@ def train_pair(
     from tqdm import tqdm
 
     from .sincut_networks import (
-        PatchSampleMLP, SinCUTDiscriminator, SinCUTGenerator, nonsaturating_loss, patch_nce_loss, r1_penalty,
+        PatchSampleMLP,
+        SinCUTDiscriminator,
+        SinCUTGenerator,
+        nonsaturating_loss,
+        patch_nce_loss,
+        r1_penalty,
     )
 
     netG = SinCUTGenerator(cfg.ngf, cfg.n_blocks, cfg.n_downsampling, cfg.crop_size).to(device)
@@ -316,6 +328,8 @@ class SinCUT(Method):
     supports_max_side = True
     in_benchmark = True
     in_smoke = True
+    Options = SinCUTConfig
+    presets = PRESETS
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         return []  # trained from scratch on the pair: no weights

@@ -26,16 +26,16 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
-from splice.core.errors import ConfigError
+from splice.core.devices import resolve_device
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb, to_image, to_tensor
-from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
 
 from .strotss_losses import (
     StyleTarget,
@@ -71,52 +71,24 @@ class StrotssConfig:
     grid_cells: int = 128**2
     moment_weight: float = 1.0
     clamp: float = 1.7
-    output_norm: str = "minmax"  # "minmax" (public code) or "imagenet" (undo the normalisation)
+    output_norm: Literal["minmax", "imagenet"] = "minmax"  # "minmax" (public code) or "imagenet" (undo the normalisation)
+
+    def __post_init__(self) -> None:
+        if self.long_side < 16 or self.scales < 1 or self.iters_per_scale < 0:
+            raise ValueError("long_side >= 16, scales >= 1 and iters_per_scale >= 0 are needed")
 
 
-PRESETS: dict[str, StrotssConfig] = {
-    "paper": StrotssConfig(),
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
     # seconds on a CPU: a 64 px canvas, 2 scales of 8 steps, few locations
-    "smoke": StrotssConfig(
-        long_side=64, scales=2, min_scale_side=16, iters_per_scale=8, n_locations=128, style_samples=128, style_draws=2
-    ),
+    "smoke": {"long_side": 64, "scales": 2, "min_scale_side": 16, "iters_per_scale": 8, "n_locations": 128,
+              "style_samples": 128, "style_draws": 2},
 }
 
 
 def strotss_config(settings: RunSettings) -> StrotssConfig:
-    """The preset (``smoke``, else ``paper``) with ``settings.options`` applied (typed)."""
-    base = PRESETS["smoke" if settings.preset == "smoke" else "paper"]
-    return _apply_options(base, {k: v for k, v in settings.options.items() if k != "weights"}, "strotss")
-
-
-def _apply_options(cfg: Any, options: dict[str, Any], method: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    changes: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in fields:
-            raise ConfigError(f"unknown {method} option {key!r}; known: {', '.join(fields)}")
-        current = getattr(cfg, key)
-        try:
-            if isinstance(current, bool):
-                if isinstance(value, str):
-                    if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                        raise ValueError(value)
-                    value = value.lower() in ("1", "true", "yes")
-                changes[key] = bool(value)
-            elif isinstance(current, int):
-                changes[key] = int(value)
-            elif isinstance(current, float):
-                changes[key] = float(value)
-            else:
-                changes[key] = str(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{method} option {key}={value!r} is not a valid {type(current).__name__}") from None
-    cfg = dataclasses.replace(cfg, **changes)
-    if cfg.output_norm not in ("minmax", "imagenet"):
-        raise ConfigError(f"{method} option output_norm={cfg.output_norm!r}; use minmax or imagenet")
-    if cfg.long_side < 16 or cfg.scales < 1 or cfg.iters_per_scale < 0:
-        raise ConfigError(f"{method}: long_side >= 16, scales >= 1 and iters_per_scale >= 0 are needed")
-    return cfg
+    """The options of ``settings`` (preset, then ``--method-args``), typed and checked."""
+    return Strotss().options(settings)
 
 
 def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
@@ -249,9 +221,11 @@ class Strotss(Method):
     devices = ("cpu", "cuda", "mps")
     supports_max_side = True
     in_smoke = True
+    Options = StrotssConfig
+    presets = PRESETS
 
     def _weights_spec(self, settings: RunSettings) -> str:
-        return str(settings.weights or settings.options.get("weights") or DEFAULT_TAG)
+        return str(settings.weights or DEFAULT_TAG)
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         where = resolve_vgg_weights(self._weights_spec(settings))
@@ -268,7 +242,7 @@ class Strotss(Method):
         cfg = strotss_config(settings)
         return {
             "method": self.name,
-            "preset": "smoke" if settings.preset == "smoke" else "paper",
+            "preset": self.resolved_preset(settings),
             "weights": resolve_vgg_weights(self._weights_spec(settings)).spec,
             "max_side": settings.max_side,
             **dataclasses.asdict(cfg),

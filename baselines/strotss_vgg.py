@@ -27,7 +27,7 @@ from torch import nn
 
 from splice.core.errors import WeightsError
 from splice.core.imageio import sha256_file
-from splice.model.weights import weights_dir
+from splice.core.paths import weights_dir
 
 #: torchvision's VGG16 layout ("D"): numbers are conv widths, "M" a 2x2 max-pool.
 VGG16_LAYOUT: tuple[int | str, ...] = (

@@ -47,7 +47,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -55,9 +55,16 @@ from splice.core.errors import ConfigError
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb
 from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.core.options import resolve as resolve_options
 
 from ._single_pair import (
-    apply_options, check_device, load_checkpoint, preset_name, rng_state, save_checkpoint, set_rng_state, train_seeded,
+    check_device,
+    load_checkpoint,
+    preset_name,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    train_seeded,
     trained_info,
 )
 
@@ -91,7 +98,7 @@ class StructuralAnalogyConfig:
     ker_size: int = 3
     num_layer: int = 5
     switch_res: int = 2  # the last switch_res scales use non-residual generators
-    output: str = "real"  # "real": G_B(real A) at the finest scale; "sample": the training's final A->B sample
+    output: Literal["real", "sample"] = "real"  # "real": G_B(real A) at the finest scale; "sample": the training's final A->B sample
 
 
 PRESETS: dict[str, StructuralAnalogyConfig] = {
@@ -102,12 +109,9 @@ PRESETS: dict[str, StructuralAnalogyConfig] = {
 
 
 def resolve_config(settings: RunSettings) -> StructuralAnalogyConfig:
-    cfg = PRESETS[preset_name(settings)]
-    cfg = apply_options(cfg, settings.options, METHOD)
+    cfg = resolve_options(StructuralAnalogyConfig, PRESETS, settings.preset, settings.options, METHOD)
     if settings.max_side:
         cfg = dataclasses.replace(cfg, img_size=min(cfg.img_size, int(settings.max_side)))
-    if cfg.output not in ("real", "sample"):
-        raise ConfigError(f"{METHOD}: output={cfg.output!r}; use output=real or output=sample")
     if not 0 < cfg.scale_factor < 1:
         raise ConfigError(f"{METHOD}: scale_factor={cfg.scale_factor} must be between 0 and 1")
     receptive = (cfg.ker_size - 1) * cfg.num_layer
@@ -478,6 +482,8 @@ class StructuralAnalogy(Method):
     supports_max_side = True
     in_benchmark = True
     in_smoke = True
+    Options = StructuralAnalogyConfig
+    presets = PRESETS
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         return []  # trained from scratch on the pair: no weights
@@ -487,7 +493,6 @@ class StructuralAnalogy(Method):
         return {"method": METHOD, "version": VERSION, "preset": preset_name(settings), **dataclasses.asdict(cfg)}
 
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
-        import torch
 
         cfg = resolve_config(settings)
         device = check_device(settings.device, self.devices, METHOD)

@@ -8,7 +8,7 @@ public code's defaults, ``alpha = 1``, no segmentation masks). The network lives
 
 Weights: the authors' checkpoints ``wave_encoder_cat5_l4.pth`` and ``wave_decoder_cat5_l4.pth``
 (in the ``model_checkpoints`` folder of https://github.com/clovaai/WCT2), read from a folder given
-by ``--weights DIR`` (or ``--method-args weights=DIR``), else ``$SPLICE_WEIGHTS_DIR/wct2``
+by ``--weights DIR`` (``splice bench --weights wct2=DIR``), else ``$SPLICE_WEIGHTS_DIR/wct2``
 (default ``~/.cache/splice-bench/weights/wct2``). ``random`` builds randomly initialised networks
 (tests and smoke runs only; marked in every record).
 
@@ -24,21 +24,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
-from splice.core.errors import ConfigError, WeightsError
+from splice.core.devices import resolve_device
+from splice.core.errors import WeightsError
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb, sha256_file, to_tensor
-from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings, resolve_device
-from splice.model.weights import weights_dir
+from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.core.paths import weights_dir
 
-from .wct2_model import TRANSFER_POINTS, UNPOOL_OPTIONS, WaveDecoder, WaveEncoder, wct2_transfer
+from .wct2_model import TRANSFER_POINTS, WaveDecoder, WaveEncoder, wct2_transfer
 
 log = logging.getLogger(__name__)
 
@@ -51,44 +52,28 @@ RANDOM_INIT_SEED = 0  # random stand-in weights do not depend on the run seed
 class WCT2Config:
     """Everything that changes a WCT2 output (it has no randomness)."""
 
-    image_size: int = 512  # shorter side after resizing, as the public --image_size
-    option_unpool: str = "cat5"
-    transfer_at: str = "encoder,decoder,skip"
+    image_size: int = field(default=512, metadata={"help": "shorter side after resizing (the public --image_size)"})
+    option_unpool: Literal["cat5", "sum"] = "cat5"
+    transfer_at: str = field(default="encoder,decoder,skip", metadata={"help": "comma list of encoder, decoder, skip"})
     alpha: float = 1.0
-    reg: float = 1.0  # the "+ I" added to both covariances before the eigendecomposition
-    multiple: int = 16  # both sides are centre-cropped to a multiple of this
+    reg: float = field(default=1.0, metadata={"help": "the '+ I' added to both covariances before the eigendecomposition"})
+    multiple: int = field(default=16, metadata={"help": "both sides are centre-cropped to a multiple of this"})
+
+    def __post_init__(self) -> None:
+        points = [p.strip() for p in self.transfer_at.split(",") if p.strip()]
+        if not points or set(points) - set(TRANSFER_POINTS):
+            raise ValueError(f"transfer_at={self.transfer_at!r}; use a comma list of {', '.join(TRANSFER_POINTS)}")
+        if self.image_size < 16 or self.multiple < 8 or self.multiple % 8:
+            raise ValueError("image_size >= 16 and multiple a multiple of 8 are needed")
+        object.__setattr__(self, "transfer_at", ",".join(p for p in TRANSFER_POINTS if p in points))
 
 
-PRESETS: dict[str, WCT2Config] = {"paper": WCT2Config(), "smoke": WCT2Config(image_size=64)}
+PRESETS: dict[str, dict[str, Any]] = {"paper": {}, "smoke": {"image_size": 64}}
 
 
 def wct2_config(settings: RunSettings) -> WCT2Config:
-    """The preset (``smoke``, else ``paper``) with ``settings.options`` applied (typed)."""
-    cfg = PRESETS["smoke" if settings.preset == "smoke" else "paper"]
-    fields = {f.name for f in dataclasses.fields(cfg)}
-    changes: dict[str, Any] = {}
-    for key, value in settings.options.items():
-        if key == "weights":
-            continue
-        if key not in fields:
-            raise ConfigError(f"unknown wct2 option {key!r}; known: weights, {', '.join(sorted(fields))}")
-        current = getattr(cfg, key)
-        try:
-            if isinstance(value, (list, tuple, set)):
-                value = ",".join(sorted(str(v) for v in value))
-            changes[key] = type(current)(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"wct2 option {key}={value!r} is not a valid {type(current).__name__}") from None
-    cfg = dataclasses.replace(cfg, **changes)
-    points = [p.strip() for p in cfg.transfer_at.split(",") if p.strip()]
-    if not points or set(points) - set(TRANSFER_POINTS):
-        known = ", ".join(TRANSFER_POINTS)
-        raise ConfigError(f"wct2 option transfer_at={cfg.transfer_at!r}; use a comma list of {known}")
-    if cfg.option_unpool not in UNPOOL_OPTIONS:
-        raise ConfigError(f"wct2 option option_unpool={cfg.option_unpool!r}; use one of {', '.join(UNPOOL_OPTIONS)}")
-    if cfg.image_size < 16 or cfg.multiple < 8 or cfg.multiple % 8:
-        raise ConfigError("wct2: image_size >= 16 and multiple a multiple of 8 are needed")
-    return dataclasses.replace(cfg, transfer_at=",".join(p for p in TRANSFER_POINTS if p in points))
+    """The options of ``settings`` (preset, then ``--method-args``), typed and checked."""
+    return WCT2().options(settings)
 
 
 def checkpoint_names(option_unpool: str = "cat5") -> tuple[str, str]:
@@ -181,10 +166,11 @@ class WCT2(Method):
     devices = ("cpu", "cuda", "mps")
     supports_max_side = True
     in_smoke = True
+    Options = WCT2Config
+    presets = PRESETS
 
     def _weights(self, settings: RunSettings) -> str:
-        spec = settings.weights or settings.options.get("weights")
-        return str(spec) if spec else str(default_weights_dir())
+        return str(settings.weights) if settings.weights else str(default_weights_dir())
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         spec = self._weights(settings)
@@ -201,7 +187,7 @@ class WCT2(Method):
         spec = self._weights(settings)
         return {
             "method": self.name,
-            "preset": "smoke" if settings.preset == "smoke" else "paper",
+            "preset": self.resolved_preset(settings),
             "weights": RANDOM if spec == RANDOM else "released",
             "max_side": settings.max_side,
             **dataclasses.asdict(wct2_config(settings)),

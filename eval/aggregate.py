@@ -42,6 +42,7 @@ import pandas as pd
 
 from splice.core.atomic import read_json
 from splice.core.errors import UserError
+from splice.core.record import JobRecord
 from splice.core.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,11 @@ def read_metric_record(job_dir: Path, metric: str) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
-def job_row(store: RunStore, key, rec: dict[str, Any]) -> dict[str, Any]:
+def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
     """The row of one job record (see the module docstring)."""
     job_dir = store.job_dir(key)
-    pair = rec.get("pair") or {}
-    out_name = rec.get("output")
+    pair = rec.pair
+    out_name = rec.output
     out_path = job_dir / out_name if out_name else None
     row: dict[str, Any] = {
         "dataset": key.dataset,
@@ -94,16 +95,16 @@ def job_row(store: RunStore, key, rec: dict[str, Any]) -> dict[str, Any]:
         "method": key.method,
         "seed": key.seed,
         "config_hash": key.config_hash,
-        "status": rec.get("status") or "failed",
+        "status": rec.status,
         "job_dir": str(job_dir),
         "output": str(out_path) if out_path is not None and out_path.exists() else None,
         "structure": pair.get("structure"),
         "appearance": pair.get("appearance"),
-        "geometry": rec.get("geometry"),
-        "seconds": _float(rec.get("seconds")),
-        "peak_memory_mb": _float(rec.get("peak_memory_mb")),
-        "random_weights": bool(rec.get("random_weights", False)),
-        "error": rec.get("error"),
+        "geometry": rec.geometry,
+        "seconds": _float(rec.seconds),
+        "peak_memory_mb": _float(rec.peak_memory_mb),
+        "random_weights": rec.random_weights,
+        "error": rec.error,
     }
     iou = read_metric_record(job_dir, "iou")
     vit = read_metric_record(job_dir, "vit")

@@ -6,7 +6,7 @@ the settings, so they are cached by the content hash of the decoded RGB image
 seed) and the settings (thresholds, sizes). Re-scoring a run or rebuilding a table never
 runs a model on an image it has already seen.
 
-Layout (``root`` is ``--cache-dir``, default :func:`splice.core.method.default_cache_dir`)::
+Layout (``root`` is ``--cache-dir``, default :func:`splice.core.paths.cache_dir`)::
 
     <root>/<kind>/<model-slug>/<key[:2]>/<key>.npz
 
@@ -102,6 +102,6 @@ class FeatureCache:
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    from splice.core.method import default_cache_dir
+    from splice.core.paths import cache_dir as default_cache_dir
 
     return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()

@@ -66,7 +66,7 @@ def coco_categories() -> list[str]:
 
 
 def _weights_dir() -> Path:
-    from splice.model.weights import weights_dir
+    from splice.core.paths import weights_dir
 
     return weights_dir()
 
@@ -162,7 +162,7 @@ class Detector:
             torch.manual_seed(seed)  # random weights are reproducible
             model = factory(weights=None, weights_backbone=None, num_classes=91, **kwargs)
         if self.path is not None:
-            from splice.model.weights import read_state_dict
+            from splice.core.weightfiles import read_state_dict
 
             sd = read_state_dict(self.path)
             for outer in ("model", "state_dict"):

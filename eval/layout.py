@@ -102,7 +102,7 @@ class CachedDetector:
 
 
 def cached_detector(detector: Detector, cache_dir: str | None = None) -> CachedDetector:
-    """``detector`` behind the cache under ``cache_dir`` (default :func:`splice.core.method.default_cache_dir`)."""
+    """``detector`` behind the cache under ``cache_dir`` (default :func:`splice.core.paths.cache_dir`)."""
     from .cache import resolve_cache_dir
 
     ident = detector.identity

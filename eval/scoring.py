@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable
 from splice.core.atomic import atomic_write_json, read_json
 from splice.core.errors import ConfigError, UserError
 from splice.core.imageio import load_rgb
-from splice.core.store import JobKey, RunStore
+from splice.core.record import JobKey, JobRecord
+from splice.core.store import RunStore
 
 from .cache import FeatureCache, resolve_cache_dir
 from .detector import DEFAULT_DETECTOR, load_detector
@@ -81,7 +82,7 @@ class ScoreSummary:
 
 
 def select_jobs(store: RunStore, methods: Iterable[str] | None = None,
-                datasets: Iterable[str] | None = None) -> list[tuple[JobKey, dict[str, Any]]]:  # fmt: skip
+                datasets: Iterable[str] | None = None) -> list[tuple[JobKey, JobRecord]]:  # fmt: skip
     """Finished jobs (status ok, output present) of ``store``, optionally filtered."""
     methods = set(methods) if methods else None
     datasets = set(datasets) if datasets else None
@@ -91,9 +92,9 @@ def select_jobs(store: RunStore, methods: Iterable[str] | None = None,
             continue
         if datasets is not None and key.dataset not in datasets:
             continue
-        if rec.get("status") != "ok" or not rec.get("output"):
+        if not rec.ok or not rec.output:
             continue
-        if not (store.job_dir(key) / rec["output"]).is_file():
+        if not (store.job_dir(key) / rec.output).is_file():
             continue
         out.append((key, rec))
     return out
@@ -229,15 +230,15 @@ def score_run(
     return summary
 
 
-def _score_job(store: RunStore, key: JobKey, rec: dict[str, Any], todo: list[str], models: Any, opts: ScoreOptions,
+def _score_job(store: RunStore, key: JobKey, rec: JobRecord, todo: list[str], models: Any, opts: ScoreOptions,
                summary: ScoreSummary) -> None:  # fmt: skip
     job_dir = store.job_dir(key)
     where = str(key)
-    pair = rec.get("pair") or {}
+    pair = rec.pair
     try:
         structure = load_rgb(_input_path(pair.get("structure"), "structure image", opts.root, where),
                              role="structure image", min_side=0).image  # fmt: skip
-        output = load_rgb(job_dir / rec["output"], role="output image", min_side=0).image
+        output = load_rgb(job_dir / rec.output, role="output image", min_side=0).image
         appearance = None
         if "vit" in todo:
             appearance = load_rgb(_input_path(pair.get("appearance"), "appearance image", opts.root, where),
@@ -246,7 +247,7 @@ def _score_job(store: RunStore, key: JobKey, rec: dict[str, Any], todo: list[str
         summary.errors.append({"job": where, "error": str(e)})
         log.error("%s: %s", where, e)
         return
-    geometry = rec.get("geometry")
+    geometry = rec.geometry
     for metric in todo:
         try:
             if metric == "iou":

@@ -18,6 +18,7 @@ import pandas as pd
 
 from splice.core.atomic import read_json
 from splice.core.errors import ConfigError, UserError
+from splice.core.record import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,14 @@ def _read(path: Path) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
+def _read_record(path: Path) -> JobRecord | None:
+    data = _read(path)
+    try:
+        return JobRecord.from_dict(data) if data is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodModels], list[MetricModels]]:
     """Weights, configurations and metric models of the jobs in ``df``, read from their records."""
     by_method = {m: MethodModels(m) for m in methods}
@@ -133,15 +142,15 @@ def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodMod
         if int(row.seed) not in mm.seeds:
             mm.seeds.append(int(row.seed))
         job_dir = Path(row.job_dir)
-        rec = _read(job_dir / "record.json") or {}
-        weights = rec.get("weights")
-        if weights is None and isinstance(rec.get("info"), dict):
-            weights = rec["info"].get("weights")
+        rec = _read_record(job_dir / "record.json")
+        weights = rec.weights if rec else None
+        if weights is None and rec is not None:
+            weights = rec.info.get("weights")
         if weights is not None and _compact(weights) not in mm.weights:
             mm.weights.append(_compact(weights))
-        if isinstance(rec.get("config"), dict):
-            mm.configs.setdefault(str(row.config_hash), rec["config"])
-        device = rec.get("device")
+        if rec is not None and rec.config:
+            mm.configs.setdefault(str(row.config_hash), rec.config)
+        device = rec.device if rec else None
         if device and device not in mm.devices:
             mm.devices.append(str(device))
         metrics_dir = job_dir / "metrics"

@@ -36,7 +36,7 @@ from splice.core.imageio import load_rgb
 
 from . import design, images
 from .csvsafe import write_csv
-from .design import LEFT, RIGHT, Item, PlannedTrial, StudyPlan
+from .design import LEFT, Item, PlannedTrial, StudyPlan
 from .question import QUESTION, TRIAL_FIELDS, batch_header, mturk_template
 
 log = logging.getLogger(__name__)

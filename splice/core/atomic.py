@@ -71,6 +71,11 @@ def to_json(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=False, default=_default, allow_nan=True) + "\n"
 
 
+def plain(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, paths text), so in-memory equals on-disk."""
+    return json.loads(to_json(obj))
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, to_json(obj))
 

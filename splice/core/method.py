@@ -1,12 +1,14 @@
 """The one interface every method in the suite implements (Splice included).
 
 A method takes a :class:`Pair` and :class:`RunSettings` and returns a
-:class:`MethodResult`: the output image, the :class:`~splice.geometry.Geometry` from
+:class:`MethodResult`: the output image, the :class:`~splice.core.geometry.Geometry` from
 the structure image to the output, and a ``info`` dict of what it did (weights used,
 final losses, ...). The harness (:func:`run_method`) adds seconds, peak memory, seed,
 the resolved configuration and its hash, so methods do not repeat that bookkeeping.
 
-Adding a method: subclass :class:`Method` in one module and add one line to
+A method declares its options once, as a dataclass (``Options``) with named ``presets``;
+:mod:`splice.core.options` types what the user gives (``--method-args``) against it, for every
+command. Adding a method: subclass :class:`Method` in one module and add one line to
 ``splice.core.registry.METHODS`` (``"name": "package.module:Class"``).
 """
 
@@ -15,13 +17,13 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from PIL import Image
 
+from splice.core import options as _options
 from splice.core.geometry import Geometry
 
 
@@ -53,7 +55,8 @@ class RunSettings:
             ``random`` instead of failing (smoke runs only; marked in every record).
         max_side: cap on the structure image's shorter side in pixels (the OOM ladder
             lowers it); ``None`` = the method's native resolution.
-        options: method-specific overrides (``--method-args k=v``), typed by the method.
+        options: overrides of the method's options (``--method-args k=v``): text or typed values,
+            typed against the method's ``Options`` by :meth:`Method.options`.
         workdir: a folder inside the run store where the method may keep checkpoints and
             scratch files (resume); ``None`` = no persistence.
     """
@@ -103,28 +106,64 @@ class Method(abc.ABC):
     in_benchmark: ClassVar[bool] = True
     #: run by ``--methods smoke`` / ``make benchmark-smoke`` (CPU, seconds, no downloads)
     in_smoke: ClassVar[bool] = False
+    #: bump when the computation changes: it is part of the configuration, so old results are not reused
+    version: ClassVar[str] = "1"
+    #: the options dataclass (field defaults = the ``paper`` preset) and the presets' changes to it
+    Options: ClassVar[type] = _options.NoOptions
+    presets: ClassVar[Mapping[str, Any]] = {"paper": {}, "smoke": {}}
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         """What the method needs on this machine, and whether each need is met."""
         return []
 
+    # -- options ----------------------------------------------------------------------------------
+    def option_type(self, overrides: Mapping[str, Any] | None = None) -> type:
+        """The options dataclass (a method whose options depend on a file, like ``external``, overrides this)."""
+        return self.Options
+
+    def preset_table(self, overrides: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        return self.presets
+
+    def option_names(self, overrides: Mapping[str, Any] | None = None) -> list[str]:
+        return list(_options.option_types(self.option_type(overrides)))
+
+    def resolved_preset(self, settings: RunSettings) -> str:
+        """The preset of this method that ``settings.preset`` runs (its own, or ``paper``)."""
+        return _options.resolve_preset(settings.preset, self.preset_table(settings.options))
+
+    def options(self, settings: RunSettings) -> Any:
+        """The typed options for ``settings``: defaults < preset < ``settings.options`` (one-line errors)."""
+        return _options.resolve(self.option_type(settings.options), self.preset_table(settings.options),
+                                settings.preset, settings.options, self.name)  # fmt: skip
+
+    def typed_overrides(self, settings: RunSettings) -> dict[str, Any]:
+        """``settings.options`` typed (what the user asked for, as the record keeps it)."""
+        return _options.typed(self.option_type(settings.options), settings.options, self.name)
+
+    def describe_options(self) -> list[dict[str, Any]]:
+        return _options.describe(self.option_type(), self.preset_table(), self.name)
+
     def config(self, settings: RunSettings) -> dict[str, Any]:
-        """The resolved configuration for ``settings`` (everything that changes the output,
-        except the seed). Its hash names the job in the run store."""
-        return {"preset": settings.preset, "weights": settings.weights, "max_side": settings.max_side, **settings.options}
+        """The resolved configuration for ``settings``: everything that changes the output except the
+        seed (the options, the method's version, and ``max_side`` when the method honours it). Its hash
+        names the job in the run store."""
+        cfg = {"method": self.name, "version": self.version, **_options.to_dict(self.options(settings))}
+        if self.supports_max_side:
+            cfg["max_side"] = settings.max_side
+        return cfg
 
     @abc.abstractmethod
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
         """Produce the output for ``pair``.
 
         Contract:
-            - read the images with :func:`splice.imageio.load_rgb` (so odd modes, EXIF and
+            - read the images with :func:`splice.core.imageio.load_rgb` (so odd modes, EXIF and
               bad files behave the same everywhere);
             - be deterministic for a given ``settings.seed`` on a given device;
             - return the output as an 8-bit RGB image with the geometry from the
               structure image (as loaded) to that output;
             - write nothing outside ``settings.workdir``;
-            - raise :class:`splice.errors.UserError` (one line) for missing weights or bad input.
+            - raise :class:`splice.core.errors.UserError` (one line) for missing weights or bad input.
         """
 
     def describe(self) -> dict[str, Any]:
@@ -135,30 +174,3 @@ def config_hash(config: dict[str, Any]) -> str:
     """Stable short hash of a configuration dict (sorted JSON, sha256, 12 hex digits)."""
     blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def resolve_device(device: str | None) -> str:
-    """``auto`` -> cuda if available, else mps, else cpu. Explicit devices are checked."""
-    import torch
-
-    from splice.core.errors import ConfigError
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} requested but no CUDA GPU is available; use --device cpu or auto")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps requested but MPS is not available; use --device cpu or auto")
-    if device != "cpu" and not device.startswith(("cuda", "mps")):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-def default_cache_dir() -> Path:
-    """Where feature caches live: ``$SPLICE_CACHE_DIR`` or ``~/.cache/splice-bench``."""
-    return Path(os.environ.get("SPLICE_CACHE_DIR") or Path.home() / ".cache" / "splice-bench")

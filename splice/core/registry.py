@@ -41,6 +41,12 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._entries)
 
+    def target(self, name: str) -> str:
+        """The lazy ``"module:Class"`` of ``name`` (what a fresh worker process needs to find it)."""
+        if name not in self._entries:
+            self.get_class(name)  # the "did you mean" error
+        return self._entries[name]
+
     def register(self, name: str, target: str) -> None:
         if name in self._entries and self._entries[name] != target:
             raise ValueError(f"{self._kind} {name!r} is already registered as {self._entries[name]}")

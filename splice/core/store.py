@@ -19,68 +19,22 @@ Layout::
 ``<variant>`` is ``s<seed>-<config_hash>``, so a changed configuration or another seed
 makes a new job instead of mixing results with old ones.
 
-Record schema (``record.json``; ``status`` is the unit of resumability)::
-
-    {
-      "schema": 1,
-      "status": "ok" | "failed",
-      "job": {"method", "dataset", "pair_id", "seed", "config_hash"},
-      "pair": {"pair_id", "dataset", "structure", "appearance"},
-      "inputs": {"structure": {path, sha256, size, conversions...}, "appearance": {...}},
-      "config": {...resolved method configuration...},
-      "output": "output.png" | null,
-      "geometry": {"kind", "source", "box", "output"} | null,
-      "random_weights": bool,                     # any model in this result was randomly initialised
-      "weights": {...identity of the weights used...},
-      "seconds": float, "peak_memory_mb": float, "device": str,
-      "info": {...method-specific...},
-      "error": null | "one-line message", "error_type": null | str,
-      "attempts": [{"max_side", "error"}...],    # OOM ladder history
-      "versions": {"python", "torch", ...}, "host": str, "finished": ISO time,
-      # added by splice.runner: "settings" (preset, seed, device, max_side, options...), "max_side" (the
-      # resolution that produced the output; None = native), "seconds_total" (all attempts),
-      # "peak_memory_kind", "peak_memory_baseline_mb", "invocation" (run.json id), "git", "started"
-    }
+The record schema (``record.json``, written last) is :class:`splice.core.record.JobRecord`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from splice.core.atomic import atomic_write_json, read_json
+from splice.core.errors import UserError
+from splice.core.record import JobKey, JobRecord
 
 RECORD = "record.json"
 OUTPUT = "output.png"
-SCHEMA = 1
-
-
-@dataclass(frozen=True, order=True)
-class JobKey:
-    dataset: str
-    pair_id: str
-    method: str
-    seed: int
-    config_hash: str
-
-    @property
-    def variant(self) -> str:
-        return f"s{self.seed}-{self.config_hash}"
-
-    def relpath(self) -> Path:
-        return Path("outputs") / self.dataset / self.pair_id / self.method / self.variant
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "dataset": self.dataset, "pair_id": self.pair_id, "seed": self.seed, "config_hash": self.config_hash}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "JobKey":
-        return cls(dataset=d["dataset"], pair_id=d["pair_id"], method=d["method"], seed=int(d["seed"]), config_hash=d["config_hash"])
-
-    def __str__(self) -> str:
-        return f"{self.method}/{self.dataset}/{self.pair_id}/{self.variant}"
+RUN_JSON = "run.json"
 
 
 class RunStore:
@@ -88,6 +42,19 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, option: str = "--out") -> "RunStore":
+        """An existing run store (a folder with ``run.json`` or ``outputs/``); a one-line error otherwise,
+        so that commands that write into a store (``jobs.csv``, metrics) never write into another folder."""
+        store = cls(root)
+        if not store.root.is_dir():
+            raise UserError(f"{option} {store.root}: run store not found; "
+                            f"create it with `splice bench --out {root} ...`")
+        if not (store.outputs.is_dir() or (store.root / RUN_JSON).is_file()):
+            raise UserError(f"{option} {store.root} is not a run store (no run.json, no outputs/); "
+                            "give the --out of `splice bench`")  # fmt: skip
+        return store
 
     @property
     def outputs(self) -> Path:
@@ -105,30 +72,32 @@ class RunStore:
     def metrics_dir(self, key: JobKey) -> Path:
         return self.job_dir(key) / "metrics"
 
-    def read_record(self, key: JobKey) -> dict[str, Any] | None:
+    def read_record(self, key: JobKey) -> JobRecord | None:
+        """The job's record, or None when there is none or it cannot be read as one."""
         p = self.record_path(key)
         if not p.exists():
             return None
         try:
-            return read_json(p)
-        except (OSError, ValueError):
+            return JobRecord.from_dict(read_json(p))
+        except (OSError, ValueError, KeyError, TypeError):
             return None  # unreadable records count as absent: the job runs again
 
-    def write_record(self, key: JobKey, record: dict[str, Any]) -> Path:
-        record = {"schema": SCHEMA, **record, "job": key.to_dict()}
-        return atomic_write_json(self.record_path(key), record)
+    def write_record(self, key: JobKey, record: JobRecord) -> Path:
+        if record.job != key:
+            raise ValueError(f"record of {record.job} written to the folder of {key}")
+        return atomic_write_json(self.record_path(key), record.to_dict())
 
     def is_done(self, key: JobKey) -> bool:
         rec = self.read_record(key)
-        return bool(rec and rec.get("status") == "ok" and self.output_path(key).exists())
+        return bool(rec and rec.ok and self.output_path(key).exists())
 
-    def iter_records(self) -> Iterator[tuple[JobKey, dict[str, Any]]]:
+    def iter_records(self) -> Iterator[tuple[JobKey, JobRecord]]:
         """Every readable job record in the store (sorted by path)."""
         if not self.outputs.exists():
             return
         for p in sorted(self.outputs.glob(f"*/*/*/*/{RECORD}")):
             try:
-                rec = read_json(p)
-                yield JobKey.from_dict(rec["job"]), rec
-            except (OSError, ValueError, KeyError):
+                rec = JobRecord.from_dict(read_json(p))
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
+            yield rec.job, rec

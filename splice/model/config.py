@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
+from splice.core import options as _options
 from splice.core.errors import ConfigError
 from splice.core.method import config_hash
 from splice.model.weights import DEFAULT_BACKBONE, canonical_backbone, default_weights
@@ -55,24 +56,20 @@ class SpliceConfig:
     resize: int | None = None
     resize_appearance: int | None = None  # the appearance image's shorter side (None = native, as the reference)
     # how it is computed (precision changes numbers slightly; compile and checkpointing do not)
-    precision: str = "fp32"  # fp32 | bf16
-    memory_format: str = "auto"  # auto | channels-last | nchw, for the generator (see splice.model.train)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    memory_format: Literal["auto", "channels-last", "nchw"] = "auto"  # the generator's (see splice.model.train)
     compile: bool = False
     checkpoint_full: bool = field(default=False, metadata={"hash": False})  # activation checkpointing, same numbers
-    preset: str = "paper"
+    preset: str = field(default="paper", metadata={"option": False})  # set by from_preset
     # run-time settings, not hashed
     checkpoint_every: int = field(default=50, metadata={"hash": False})
     save_every: int = field(default=0, metadata={"hash": False})
 
     def __post_init__(self) -> None:
-        self.backbone = canonical_backbone(self.backbone)
+        self.backbone = canonical_backbone(self.backbone, option="splice.backbone:")
         self.jitter = tuple(self.jitter)
         if self.weights is None:
             self.weights = default_weights(self.backbone)
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision must be fp32 or bf16, not {self.precision!r}")
-        if self.memory_format not in ("auto", "channels-last", "nchw"):
-            raise ConfigError(f"memory_format must be auto, channels-last or nchw, not {self.memory_format!r}")
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, not {self.steps}")
         if self.entire_every < 1:
@@ -82,16 +79,12 @@ class SpliceConfig:
 
     @classmethod
     def from_preset(cls, name: str = "paper", **overrides: Any) -> "SpliceConfig":
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        values = {**PRESETS[name], "preset": name}
-        known = {f.name for f in fields(cls)}
-        for k, v in overrides.items():
-            if k not in known:
-                raise ConfigError(f"unknown Splice option {k!r}; known: {', '.join(sorted(known))}")
-            if v is not None:
-                values[k] = v
-        return cls(**values)
+        """The configuration of preset ``name`` with ``overrides`` (text or typed; None = not given),
+        typed and checked by the suite's one option parser (:mod:`splice.core.options`)."""
+        given = {k: v for k, v in overrides.items() if v is not None and k != "preset"}
+        cfg = _options.resolve(cls, PRESETS, name, given, "splice")
+        cfg.preset = name
+        return cfg
 
     @property
     def faithful(self) -> bool:
@@ -103,7 +96,8 @@ class SpliceConfig:
         return same
 
     def hashed(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("hash", True) and f.name != "preset"}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.metadata.get("hash", True) and f.name != "preset"}
 
     def hash(self) -> str:
         return config_hash(self.hashed())

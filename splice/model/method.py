@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from splice.model.config import SpliceConfig
 from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
-from splice.model.weights import DINO_FILES, _timm_cached_file, canonical_backbone, weights_dir
+from splice.core.paths import weights_dir
+from splice.core.weightfiles import WEIGHT_SUFFIXES
+from splice.model.config import PRESETS, SpliceConfig
+from splice.model.weights import DINO_FILES, _timm_cached_file, canonical_backbone
 
 
 def splice_config(settings: RunSettings) -> SpliceConfig:
-    options = dict(settings.options)
+    """The configuration of ``settings``: its preset, ``--method-args`` and ``--weights`` (typed, checked)."""
+    overrides = dict(settings.options)
     if settings.weights is not None:
-        options["weights"] = settings.weights
-    return SpliceConfig.from_preset(settings.preset if settings.preset in _presets() else "paper", **options)
-
-
-def _presets():
-    from splice.model.config import PRESETS
-
-    return PRESETS
+        overrides["weights"] = settings.weights
+    return SpliceConfig.from_preset(settings.preset, **overrides)
 
 
 class SpliceMethod(Method):
@@ -28,6 +26,11 @@ class SpliceMethod(Method):
     summary = "DIP U-Net trained on the pair: DINO key self-similarity (structure) + CLS token (appearance)."
     supports_max_side = True
     in_smoke = True
+    Options = SpliceConfig
+    presets = PRESETS
+
+    def options(self, settings: RunSettings) -> SpliceConfig:
+        return splice_config(settings)
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         cfg = splice_config(settings)
@@ -38,9 +41,7 @@ class SpliceMethod(Method):
         arch = canonical_backbone(cfg.backbone)
         if cfg.weights == "random":
             return [Requirement("ViT weights", "random (explicit)", True)]
-        from pathlib import Path
-
-        if Path(cfg.weights).suffix in (".pth", ".pt", ".bin", ".safetensors"):
+        if Path(cfg.weights).suffix in WEIGHT_SUFFIXES:
             return [Requirement("ViT weights", f"local file {cfg.weights}", Path(cfg.weights).exists(), cfg.weights)]
         local = weights_dir() / DINO_FILES.get(arch, "-")
         tag = cfg.weights.partition(".")[2]

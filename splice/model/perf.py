@@ -11,7 +11,6 @@ full-image step (every 75th) is timed on its own. Ratios are taken within one ru
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -40,16 +39,17 @@ def _images(size):
 def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
     import torch
 
+    from splice.core.resources import PeakMemory
     from splice.model.augment import PairSampler
     from splice.model.config import SpliceConfig
     from splice.model.generator import build_generator
     from splice.model.objective import SpliceObjective
     from splice.model.plain import PlainExtractor, plain_loss
-    from splice.core.resources import peak_memory_mb, reset_peak_memory
     from splice.model.vit import load_vit
 
     precision = "bf16" if mode.startswith("bf16") else "fp32"
-    cfg = SpliceConfig.from_preset("paper", backbone=backbone, weights="random", precision=precision, entire_every=10**9)
+    cfg = SpliceConfig.from_preset("paper", backbone=backbone, weights="random", precision=precision,
+                                   entire_every=10**9)
     ext = load_vit(cfg.backbone, "random")
     S, T = _images(SIZES[size_name])
     G = build_generator(0)
@@ -80,7 +80,8 @@ def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
         opt.step()
         return time.perf_counter() - t0
 
-    reset_peak_memory("cpu")
+    memory = PeakMemory("cpu")
+    memory.reset()
     one(1)  # warm-up (allocations, kernels)
     times = [one(1 + i) for i in range(steps)]
     cfg.entire_every = 1  # the full-image step: crop terms + G(S) and its ViT pass
@@ -89,52 +90,39 @@ def measure_one(mode: str, size_name: str, steps: int, backbone: str) -> dict:
     entire = one(75)
     return {"mode": mode, "size": size_name, "backbone": backbone, "steps": steps,
             "seconds_per_step": sum(times) / len(times), "min_seconds_per_step": min(times),
-            "full_image_step_seconds": entire, "peak_memory_mb": peak_memory_mb("cpu"),
+            "full_image_step_seconds": entire, "peak_memory_mb": memory.read_mb(),
             "threads": torch.get_num_threads()}
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--sizes", default="512,hd")
-    ap.add_argument("--modes", default="reference,fp32,bf16")
-    ap.add_argument("--backbone", default="vit_small_patch8_224")
-    ap.add_argument("--json", default="perf-results/perf.json")
-    ap.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.one:
-        print(json.dumps(measure_one(args.one[0], args.one[1], args.steps, args.backbone)))
-        return
+def run_all(sizes: list[str], modes: list[str], steps: int, backbone: str,
+            report=lambda row: None) -> list[dict]:  # fmt: skip
+    """Every (size, mode) in its own process (so that its peak memory is its own); ratios to ``reference``.
+
+    A configuration that fails is reported as a row with ``error`` (its stderr tail), and the others go on.
+    """
     rows = []
-    for size in args.sizes.split(","):
-        for mode in args.modes.split(","):
-            cmd = [sys.executable, "-m", "splice.model.perf", "--one", mode, size, "--steps", str(args.steps),
-                   "--backbone", args.backbone]
+    for size in sizes:
+        for mode in modes:
+            cmd = [sys.executable, "-m", "splice.model.perf", mode, size, str(steps), backbone]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
-                print(f"{mode} {size}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
-                continue
-            row = json.loads(r.stdout.strip().splitlines()[-1])
+                row = {"mode": mode, "size": size, "backbone": backbone, "error": r.stderr.strip()[-2000:]}
+            else:
+                row = json.loads(r.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{size:>4} {mode:>9}: {row['seconds_per_step']:.3f} s/step (min {row['min_seconds_per_step']:.3f}), "
-                  f"full-image step {row['full_image_step_seconds']:.3f} s, peak {row['peak_memory_mb']:.0f} MB",
-                  file=sys.stderr, flush=True)
-    ref = {r["size"]: r["seconds_per_step"] for r in rows if r["mode"] == "reference"}
-    print(f"\nSplice seconds per step, {args.backbone}, random weights, {args.steps} timed steps "
-          f"(cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
-    print("| input | mode | s/step | vs reference | full-image step (s) | peak memory (MB) |")
-    print("|---|---|---|---|---|---|")
+            report(row)
+    ref = {r["size"]: r["seconds_per_step"] for r in rows if r["mode"] == "reference" and "error" not in r}
     for r in rows:
-        ratio = r["seconds_per_step"] / ref[r["size"]] if r["size"] in ref else float("nan")
-        r["ratio_vs_reference"] = ratio
-        label = "512x512 pair" if r["size"] == "512" else "HD 1920x1080 structure"
-        print(f"| {label} | {r['mode']} | {r['seconds_per_step']:.3f} | {ratio:.2f}x | "
-              f"{r['full_image_step_seconds']:.3f} | {r['peak_memory_mb']:.0f} |")
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "machine": platform.platform(), "cpu_count": os.cpu_count()}, f, indent=1)
+        if "error" not in r:
+            r["ratio_vs_reference"] = r["seconds_per_step"] / ref[r["size"]] if r["size"] in ref else float("nan")
+    return rows
 
 
-if __name__ == "__main__":
-    main()
+def machine() -> dict:
+    return {"machine": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count()}  # fmt: skip
+
+
+if __name__ == "__main__":  # one configuration, in a child process of run_all (not a user command line)
+    _mode, _size, _steps, _backbone = sys.argv[1:5]
+    print(json.dumps(measure_one(_mode, _size, int(_steps), _backbone)))

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from splice.model.config import SpliceConfig
 from splice.core.geometry import Geometry
 from splice.core.imageio import LoadedImage, load_rgb, sha256_file, to_image, to_tensor
+from splice.model.config import SpliceConfig
 from splice.model.train import TrainResult, train_splice
 from splice.model.vit import ViTExtractor, load_vit
 

@@ -19,11 +19,11 @@ from typing import Callable
 import torch
 
 from splice.core.atomic import atomic_torch_save
-from splice.model.augment import PairSampler
 from splice.core.errors import UserError
+from splice.core.resources import PeakMemory
+from splice.model.augment import PairSampler
 from splice.model.generator import build_generator
 from splice.model.objective import SpliceObjective
-from splice.core.resources import peak_memory_mb, reset_peak_memory
 from splice.model.vit import ViTExtractor
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ def train_splice(
             "final_terms": final_terms, "last_entire": last_entire,
         })
 
-    reset_peak_memory(device)
+    memory = PeakMemory(device)
+    memory.reset()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -210,6 +211,6 @@ def train_splice(
     return TrainResult(
         output=output, final_terms=final_terms, last_entire_terms=last_entire, history=history,
         steps=cfg.steps, resumed_from=start, seconds_total=elapsed_before + seconds_this,
-        seconds_this_run=seconds_this, seconds_per_step=per_step, peak_memory_mb=peak_memory_mb(device),
+        seconds_this_run=seconds_this, seconds_per_step=per_step, peak_memory_mb=memory.read_mb() or 0.0,
         checkpoint=str(ckpt_path) if ckpt_path else None, snapshots=snapshots,
     )

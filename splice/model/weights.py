@@ -26,7 +26,10 @@ from typing import Any
 
 import torch
 
-from splice.core.errors import WeightsError
+from splice.core.errors import ConfigError, WeightsError
+from splice.core.imageio import sha256_file
+from splice.core.paths import weights_dir
+from splice.core.weightfiles import WEIGHT_SUFFIXES, hf_hub_reachable, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +43,24 @@ DINO_FILES: dict[str, str] = {
 DINO_URL = "https://dl.fbaipublicfiles.com/dino/{stem}/{file}"
 ALIASES = {"B/8": "vit_base_patch8_224", "S/8": "vit_small_patch8_224", "B/16": "vit_base_patch16_224", "S/16": "vit_small_patch16_224"}
 DEFAULT_BACKBONE = "vit_base_patch8_224"
-WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
 
-def weights_dir() -> Path:
-    return Path(os.environ.get("SPLICE_WEIGHTS_DIR") or Path.home() / ".cache" / "splice-bench" / "weights")
+def canonical_backbone(name: str, option: str = "--backbone") -> str:
+    """``B/8`` / ``vit_base_patch8_224.dino`` / ``vit_base_patch8_224`` -> ``vit_base_patch8_224``.
 
+    Known: the four DINO backbones (by alias or timm name) and any timm ``vit_*`` architecture
+    (tests use ``vit_tiny_patch16_224``); anything else is a one-line error listing the DINO ones.
+    """
+    arch = ALIASES.get(name, name).split(".", 1)[0]
+    if arch in DINO_FILES:
+        return arch
+    if arch.startswith("vit_"):
+        import timm
 
-def canonical_backbone(name: str) -> str:
-    """``B/8`` / ``vit_base_patch8_224.dino`` / ``vit_base_patch8_224`` -> ``vit_base_patch8_224``."""
-    name = ALIASES.get(name, name)
-    return name.split(".", 1)[0]
+        if timm.is_model(arch):
+            return arch
+    known = ", ".join(f"{alias} ({full})" for alias, full in ALIASES.items())
+    raise ConfigError(f"{option} {name!r} is not a known ViT; use one of {known}, or another timm vit_* architecture")
 
 
 def default_weights(backbone: str) -> str:
@@ -100,23 +110,6 @@ def normalise_state_dict(sd: dict[str, Any]) -> dict[str, torch.Tensor]:
             continue  # DINO projection heads / classifier: not part of the feature extractor
         out[k] = v
     return out
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, pickle with code, wrong format
-        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from None
-
-
-def _sha256(path: Path) -> str:
-    from splice.core.imageio import sha256_file
-
-    return sha256_file(path)
 
 
 def load_state_dict_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
@@ -173,25 +166,10 @@ def _timm_cached_file(arch: str, tag: str) -> Path | None:
     return None
 
 
-def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """One quick TCP connection attempt. huggingface_hub retries an unreachable host with
-    back-off for ~25 s; this answers in milliseconds when DNS fails, as it does offline."""
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _download_timm(arch: str, tag: str) -> Path | None:
     """Try to fetch a timm tag into the Hugging Face cache (short timeout; None when offline)."""
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("SPLICE_OFFLINE"):
-        return None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
-    if not host_reachable(endpoint.split(":")[0]):
-        log.info("%s is not reachable: not downloading %s.%s", endpoint, arch, tag)
+    if not hf_hub_reachable():
+        log.info("the Hugging Face hub is not reachable: not downloading %s.%s", arch, tag)
         return None
     try:
         import timm
@@ -231,7 +209,7 @@ def load_vit_weights(
         if not path.exists():
             raise WeightsError(f"weights file not found: {path}")
         load_state_dict_into(model, read_state_dict(path), str(path))
-        return model, WeightsIdentity(arch, spec, "file", _sha256(path))
+        return model, WeightsIdentity(arch, spec, "file", sha256_file(path))
     if spec == "random":
         return model, WeightsIdentity(arch, "random", "random", None, random=True)
 
@@ -242,7 +220,7 @@ def load_vit_weights(
     found = local if local.exists() else _timm_cached_file(arch, tag) or _download_timm(arch, tag)
     if found is not None:
         load_state_dict_into(model, read_state_dict(found), str(found))
-        return model, WeightsIdentity(arch, spec, "file" if found == local else "timm-cache", _sha256(found))
+        return model, WeightsIdentity(arch, spec, "file" if found == local else "timm-cache", sha256_file(found))
     if allow_random:
         log.warning("%s; continuing with RANDOM weights as allowed", _missing_message(arch, spec))
         return model, WeightsIdentity(arch, "random", "random", None, random=True)

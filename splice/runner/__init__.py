@@ -12,16 +12,16 @@ records), :mod:`.claims` (no job runs twice), :mod:`.local` and :mod:`.slurm` (l
 """
 
 from splice.core.claims import Claim  # noqa: F401
+from splice.runner.bench import BenchSummary, LaunchOptions, bench, dry_run, missing_inputs  # noqa: F401
 from splice.runner.execute import OOM_LADDER, Outcome, execute, run_job  # noqa: F401
 from splice.runner.jobs import (  # noqa: F401
     Job,
     PlanRequest,
     expand_methods,
-    parse_method_args,
+    method_overrides,
     parse_seeds,
     parse_weights,
     plan_jobs,
 )
-from splice.runner.bench import BenchSummary, LaunchOptions, bench, dry_run, parse_devices  # noqa: F401
 from splice.runner.slurm import SlurmOptions  # noqa: F401
 from splice.runner.status import job_state, scan, write_jobs_csv  # noqa: F401

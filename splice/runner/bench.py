@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from splice.core.claims import describe_holder
 from splice.core.errors import ConfigError
 from splice.core.store import RunStore
-from splice.core.claims import describe_holder
 from splice.runner.execute import Outcome
 from splice.runner.jobs import Job, PlanRequest, plan_jobs
 from splice.runner.local import run_local
@@ -38,36 +38,14 @@ ACTIONS = {
 }
 
 
-def parse_devices(value: str) -> list[str]:
-    """``auto`` (every CUDA GPU, else MPS, else CPU), ``cpu``, ``cuda`` (every GPU), ``cuda:0,cuda:1``, ``mps``."""
-    items = [v.strip().lower() for v in str(value).split(",") if v.strip()]
-    if not items:
-        raise ConfigError("--devices is empty; use auto, cpu or e.g. cuda:0,cuda:1")
-    if items == ["cpu"]:
-        return ["cpu"]
-    from splice.core.method import resolve_device
-
-    out: list[str] = []
-    for item in items:
-        if item in ("auto", "cuda"):
-            import torch
-
-            if torch.cuda.is_available():
-                out.extend(f"cuda:{i}" for i in range(torch.cuda.device_count()))
-                continue
-            if item == "cuda":
-                raise ConfigError("--devices cuda requested but no CUDA GPU is available; use --devices cpu or auto")
-            out.append(resolve_device("auto"))
-            continue
-        dev = resolve_device(item)
-        if dev.startswith("cuda:"):
-            import torch
-
-            idx = int(dev.split(":")[1])
-            if idx >= torch.cuda.device_count():
-                raise ConfigError(f"--devices {item}: only {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0..)")
-        out.append(dev)
-    return list(dict.fromkeys(out))
+def missing_inputs(req: PlanRequest) -> list[Path]:
+    """The images of the request's pairs that are not under its data root (each once, in plan order)."""
+    seen: dict[Path, None] = {}
+    for job in plan_jobs(req):
+        for p in (job.pair.structure, job.pair.appearance):
+            if p not in seen and not p.exists():
+                seen[p] = None
+    return list(seen)
 
 
 @dataclass
@@ -108,6 +86,7 @@ class BenchSummary:
     submitted: list[str] = field(default_factory=list)  # SLURM job ids (when not waiting)
     invocation: str | None = None
     interrupted: bool = False
+    missing_inputs: int = 0  # jobs left pending because their images are missing (--skip-missing)
 
     @property
     def done(self) -> int:
@@ -133,7 +112,7 @@ class BenchSummary:
         return {"planned": self.planned, "done": self.done, "skipped": self.skipped, "failed": self.failed,
                 "failed_not_retried": self.failed_total - self.failed, "claimed_elsewhere": self.claimed,
                 "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
-                "interrupted": self.interrupted,
+                "interrupted": self.interrupted, "missing_inputs": self.missing_inputs,
                 "by_method": {m: dict(c) for m, c in self.by_method.items()},
                 "errors": dict(Counter(o.error for o in self.outcomes
                                        if o.state == "failed").most_common(10))}  # fmt: skip
@@ -168,6 +147,7 @@ class LaunchOptions:
     wait: bool = True
     retry_failed: bool = False
     progress: bool = True
+    skip_missing: bool = False
 
 
 def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None,
@@ -179,11 +159,6 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
     planned = classify(jobs, store, launch.retry_failed)
     summary = BenchSummary(planned=len(planned))
 
-    missing = sum(1 for p in planned
-                  if p.state != "done" and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
-    if missing:
-        log.warning("%d job(s) have missing input images under %s; they will fail. Check with "
-                    "`splice datasets check --root %s`", missing, req.root, req.root)  # fmt: skip
 
     settings = {**req.to_dict(), "out": str(launch.out), "devices": launch.devices, "workers": launch.workers,
                 "launcher": launch.launcher, "retry_failed": launch.retry_failed, **(settings_extra or {})}  # fmt: skip
@@ -208,6 +183,8 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
             summary.claimed_elsewhere += 1
             _tally(summary, m, "claimed-before")
             log.info("%s: claimed by %s; skipped", p.job.key, p.holder)
+        elif launch.skip_missing and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()):
+            summary.missing_inputs += 1  # left pending: the images are not under --root
         else:
             to_run.append(p.job)
 

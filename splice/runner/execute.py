@@ -25,23 +25,21 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import platform
 import random
-import socket
 import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from splice.core.atomic import atomic_save_image, atomic_write_text
+from splice.core.claims import Claim, describe_holder
 from splice.core.errors import UserError
 from splice.core.imageio import sha256_file
-from splice.core.store import JobKey, RunStore
-from splice.core.claims import Claim, describe_holder
+from splice.core.record import JobKey, JobRecord, make_record
+from splice.core.resources import measure, now
+from splice.core.store import RunStore
 from splice.runner.jobs import Job, create_method
 
 log = logging.getLogger(__name__)
@@ -76,75 +74,6 @@ def is_oom(e: BaseException) -> bool:
 
 def is_accelerator(device: str) -> bool:
     return device.split(":")[0] in ("cuda", "mps")
-
-
-@lru_cache(maxsize=1)
-def versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("splice-bench", "torch", "torchvision", "timm", "numpy", "pillow"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-class PeakMemory:
-    """Peak memory of one job attempt in MB (see the module docstring for what is measured)."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.kind = "none"
-        self.baseline_mb: float | None = None  # what the process already held when the attempt started
-        torch = sys.modules.get("torch")
-        if device.startswith("cuda") and torch is not None and torch.cuda.is_available():
-            self.kind = "cuda_max_allocated"
-        elif Path("/proc/self/clear_refs").exists():
-            self.kind = "rss_peak"
-        else:
-            self.kind = "ru_maxrss_process"
-
-    def reset(self) -> None:
-        if self.kind == "cuda_max_allocated":
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.baseline_mb = torch.cuda.memory_allocated(self.device) / 2**20
-        elif self.kind == "rss_peak":
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")  # resets VmHWM to the current RSS
-                self.baseline_mb = self._status_mb("VmRSS:")
-            except OSError:
-                self.kind = "ru_maxrss_process"
-
-    @staticmethod
-    def _status_mb(field: str) -> float | None:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-        return None
-
-    def read_mb(self) -> float | None:
-        try:
-            if self.kind == "cuda_max_allocated":
-                import torch
-
-                return torch.cuda.max_memory_allocated(self.device) / 2**20
-            if self.kind == "rss_peak":
-                return self._status_mb("VmHWM:")
-            import resource
-
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, kB on Linux
-        except Exception:  # measuring must never fail a job
-            return None
 
 
 def _seed_everything(seed: int) -> None:
@@ -205,7 +134,7 @@ def _inputs_record(job: Job, info: dict[str, Any]) -> dict[str, Any]:
 # one job
 # --------------------------------------------------------------------------------------
 def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str, Any] | None = None,
-            ladder: tuple[int, ...] = OOM_LADDER) -> dict[str, Any]:  # fmt: skip
+            ladder: tuple[int, ...] = OOM_LADDER) -> JobRecord:  # fmt: skip
     """Run ``job`` on ``device`` and write its output and record into ``store``. Returns the record.
 
     The caller must hold the job's claim (see :func:`execute`). Never raises for a failure of
@@ -214,15 +143,12 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
     key = job.key
     job_dir = store.job_dir(key)
     job_dir.mkdir(parents=True, exist_ok=True)
-    started = _now()
+    started = now()
     attempts: list[dict[str, Any]] = []
     result = None
     error: BaseException | None = None
     error_tb = ""
-    peak: float | None = None
-    seconds = 0.0
     max_side = job.settings.get("max_side")
-    mem = PeakMemory(device)
     method = None
     native_short: int | None = None
     t_total = time.perf_counter()
@@ -232,28 +158,24 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         if max_side != job.settings.get("max_side"):
             workdir = workdir / f"max_side-{max_side}"
         settings = job.run_settings(device, workdir, max_side)
-        oom = False
-        mem.reset()
-        t0 = time.perf_counter()
-        try:
-            if method is None:
-                method = create_method(job)
-            if device.split(":")[0] not in method.devices and device.split(":")[0] not in ("auto",):
-                raise UserError(f"method {key.method} does not run on {device} "
-                                f"(it supports {', '.join(method.devices)}); choose another --devices")  # fmt: skip
-            _seed_everything(settings.seed)
-            result = method.run(job.pair, settings)
-            _check_result(result)
-            error = None
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:  # noqa: BLE001 - every method failure becomes a record
-            error, error_tb = e, traceback.format_exc()
-            oom = is_oom(e)
-        seconds = time.perf_counter() - t0
-        peak = mem.read_mb()
+        with measure(device) as m:
+            try:
+                if method is None:
+                    method = create_method(job)
+                if device.split(":")[0] not in method.devices:
+                    raise UserError(f"method {key.method} does not run on {device} "
+                                    f"(it supports {', '.join(method.devices)}); choose another --devices")  # fmt: skip
+                _seed_everything(settings.seed)
+                result = method.run(job.pair, settings)
+                _check_result(result)
+                error = None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:  # noqa: BLE001 - every method failure becomes a record
+                error, error_tb = e, traceback.format_exc()
+        oom = error is not None and is_oom(error)
         attempts.append({"max_side": max_side, "error": one_line(error) if error else None,
-                         "seconds": round(seconds, 3), "peak_memory_mb": peak})  # fmt: skip
+                         "seconds": round(m.seconds, 3), "peak_memory_mb": m.peak_memory_mb})  # fmt: skip
         if error is None or not oom or not is_accelerator(device):
             break
         # Out of memory on an accelerator: drop the exception (its traceback holds tensors), free, go lower.
@@ -275,57 +197,33 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         max_side = rung
 
     info = dict(result.info) if (result is not None and error is None and isinstance(result.info, dict)) else {}
-    record: dict[str, Any] = {
-        "status": "failed",
-        "pair": {**job.pair.to_dict(), "manifest": job.manifest},
-        "inputs": _inputs_record(job, info),
-        "config": job.config,
-        "settings": {**job.settings, "device": device, "max_side": max_side},
-        "output": None,
-        "geometry": None,
-        "random_weights": bool(info.get("random_weights", False)),
-        "weights": info.get("weights"),
-        "seconds": round(seconds, 3),
-        "seconds_total": round(time.perf_counter() - t_total, 3),
-        "peak_memory_mb": round(peak, 1) if peak is not None else None,
-        "peak_memory_kind": mem.kind,
-        "peak_memory_baseline_mb": round(mem.baseline_mb, 1) if mem.baseline_mb is not None else None,
-        "device": device,
-        "max_side": max_side,
-        "attempts": attempts,
-        "info": info,
-        "error": None,
-        "error_type": None,
-        "versions": versions(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "invocation": (invocation or {}).get("id"),
-        "git": (invocation or {}).get("git"),
-        "started": started,
-        "finished": None,
-    }
+    geometry = None
     if error is None:
         try:
             atomic_save_image(store.output_path(key), result.image)  # the output first, the record last
-            record.update(status="ok", output=store.output_path(key).name, geometry=result.geometry.to_dict())
-            tb = job_dir / TRACEBACK
-            if tb.exists():
-                tb.unlink()
+            geometry = result.geometry.to_dict()
+            (job_dir / TRACEBACK).unlink(missing_ok=True)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as e:  # noqa: BLE001 - e.g. a full disk
             error, error_tb = e, traceback.format_exc()
-    if error is not None:
-        record.update(status="failed", error=error.message if isinstance(error, _Failure) else one_line(error),
-                      error_type=error.error_type if isinstance(error, _Failure) else type(error).__name__)  # fmt: skip
-        if error_tb:
-            try:
-                atomic_write_text(job_dir / TRACEBACK, error_tb)
-            except OSError:
-                pass
-    record["finished"] = _now()
+    if error is not None and error_tb:
+        try:
+            atomic_write_text(job_dir / TRACEBACK, error_tb)
+        except OSError:
+            pass
+    failure = error.message if isinstance(error, _Failure) else (one_line(error) if error is not None else None)
+    record = make_record(
+        key, status="ok" if error is None else "failed", pair={**job.pair.to_dict(), "manifest": job.manifest},
+        inputs=_inputs_record(job, info), config=job.config,
+        settings={**job.settings, "device": device, "max_side": max_side}, output=store.output_path(key).name,
+        geometry=geometry, info=info, measurement=m, seconds_total=time.perf_counter() - t_total, device=device,
+        max_side=max_side, attempts=attempts, error=failure,
+        error_type=(error.error_type if isinstance(error, _Failure) else type(error).__name__) if error else None,
+        invocation=invocation, started=started,
+    )  # fmt: skip
     store.write_record(key, record)
-    return {"schema": record.get("schema", 1), **record, "job": key.to_dict()}
+    return record
 
 
 class _Failure(Exception):
@@ -397,18 +295,17 @@ def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         rec = store.read_record(key)
         if store.is_done(key):
             return Outcome(key.to_dict(), "skipped")
-        if rec and rec.get("status") == "failed" and not retry_failed:
-            return Outcome(key.to_dict(), "skipped-failed", error=rec.get("error"))
+        if rec and rec.status == "failed" and not retry_failed:
+            return Outcome(key.to_dict(), "skipped-failed", error=rec.error)
         _clean_partial_writes(store.job_dir(key))
         with claim.heartbeat():
             record = run_job(job, store, device, invocation, ladder)
-        state = "done" if record["status"] == "ok" else "failed"
+        state = "done" if record.ok else "failed"
         if state == "failed":
-            log.warning("failed: %s: %s", key, record["error"])
+            log.warning("failed: %s: %s", key, record.error)
         else:
-            log.info("done: %s (%.1f s)", key, record["seconds"])
-        return Outcome(key.to_dict(), state, seconds=record["seconds"], error=record["error"],
-                       max_side=record["max_side"])  # fmt: skip
+            log.info("done: %s (%.1f s)", key, record.seconds)
+        return Outcome(key.to_dict(), state, seconds=record.seconds, error=record.error, max_side=record.max_side)
     finally:
         claim.release()
 
@@ -422,13 +319,9 @@ def record_crash(job: Job, store: RunStore, message: str, invocation: dict[str, 
     try:
         if store.is_done(key):
             return Outcome(key.to_dict(), "done")
-        record = {
-            "status": "failed", "pair": {**job.pair.to_dict(), "manifest": job.manifest}, "config": job.config,
-            "settings": job.settings, "output": None, "geometry": None, "random_weights": False, "weights": None,
-            "seconds": None, "peak_memory_mb": None, "attempts": [], "info": {}, "error": message,
-            "error_type": "WorkerDied", "versions": versions(), "host": socket.gethostname(),
-            "invocation": (invocation or {}).get("id"), "finished": _now(),
-        }  # fmt: skip
+        record = make_record(key, status="failed", pair={**job.pair.to_dict(), "manifest": job.manifest},
+                             config=job.config, settings=job.settings, error=message, error_type="WorkerDied",
+                             invocation=invocation)  # fmt: skip
         store.write_record(key, record)
         return Outcome(key.to_dict(), "failed", error=message)
     finally:

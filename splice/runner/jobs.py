@@ -19,17 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
+from splice.core import options
+from splice.core.atomic import plain
 from splice.core.errors import ConfigError
-from splice.data.manifests import Manifest
 from splice.core.method import Method, Pair, RunSettings, config_hash
+from splice.core.record import JobKey
 from splice.core.registry import methods as registry
-from splice.core.store import JobKey
+from splice.data.manifests import Manifest
 
 log = logging.getLogger(__name__)
 
-_EXP_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
 
@@ -81,47 +80,19 @@ def create_method(job: Job) -> Method:
 
 
 # --------------------------------------------------------------------------------------
-# option parsing (CLI values -> typed values)
+# what the user asked for (CLI values -> typed values)
 # --------------------------------------------------------------------------------------
-def _typed(value: str) -> Any:
-    """A ``--method-args`` value typed by YAML (``3`` int, ``0.5`` float, ``true`` bool, ``[1,2]`` list);
-    YAML 1.1 leaves ``1e-3`` a string, so numbers in that form are made floats here."""
-    try:
-        out = yaml.safe_load(value)
-    except yaml.YAMLError:
-        return value
-    if isinstance(out, str) and _EXP_FLOAT.match(out):
-        return float(out)
-    return out
-
-
-def parse_method_args(items: Iterable[str], method_names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``["steps=100", "splice.lr=1e-3"]`` -> ``{method: {k: v}}`` for every method in ``method_names``.
-
-    ``k=v`` applies to every method; ``method.k=v`` to that method only (and wins over a global ``k``).
-    """
+def method_overrides(items: Iterable[str], method_names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``--method-args`` items -> ``{method: {option: text}}`` for the selected methods
+    (:func:`splice.core.options.assign`: unknown names are errors with "did you mean")."""
     names = list(method_names)
-    glob: dict[str, Any] = {}
-    per: dict[str, dict[str, Any]] = {n: {} for n in names}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--method-args {item!r} is not k=v; write e.g. --method-args steps=100 "
-                              "or splice.steps=100")  # fmt: skip
-        k, _, v = item.partition("=")
-        k = k.strip()
-        if not k:
-            raise ConfigError(f"--method-args {item!r} has an empty name")
-        method, dot, opt = k.partition(".")
-        if dot and method in registry:
-            if not opt:
-                raise ConfigError(f"--method-args {item!r}: empty option name after {method}.")
-            if method in per:
-                per[method][opt] = _typed(v)
-            else:
-                log.warning("--method-args %s: %s is not selected in this run; ignored", item, method)
-        else:
-            glob[k] = _typed(v)
-    return {n: {**glob, **per[n]} for n in names}
+    assignments = options.parse_assignments(items, registry.names())
+    option_names = {}
+    for name in names:
+        method = registry.create(name)
+        own = {a.key: a.value for a in assignments if a.method in (None, name)}
+        option_names[name] = method.option_names(own)
+    return options.assign(assignments, option_names)
 
 
 def parse_weights(items: Iterable[str], method_names: Iterable[str]) -> dict[str, str]:
@@ -236,10 +207,11 @@ def plan_jobs(req: PlanRequest) -> list[Job]:
             raise ConfigError(f"--pairs: {', '.join(unknown)} not in the selected data set(s) {names}; "
                               "see `splice datasets check --root DIR --dataset NAME`")  # fmt: skip
 
+    instances = {name: registry.create(name) for name in req.methods}
+    options.check_preset(req.preset, [p for m in instances.values() for p in m.preset_table(req.options.get(m.name))])
     per_method: dict[tuple[str, int], tuple[str, dict[str, Any], dict[str, Any]]] = {}
-    for name in req.methods:
-        target = registry._entries[name]  # noqa: SLF001 - the lazy target string is what workers need
-        method = registry.create(name)
+    for name, method in instances.items():
+        target = registry.target(name)
         for seed in req.seeds:
             settings = {
                 "preset": req.preset,
@@ -252,11 +224,9 @@ def plan_jobs(req: PlanRequest) -> list[Job]:
             rs = RunSettings(preset=req.preset, seed=seed, weights=settings["weights"],
                              allow_random_weights=req.allow_random_weights, max_side=req.max_side,
                              options=dict(settings["options"]))  # fmt: skip
-            try:
-                config = method.config(rs)
-            except Exception as e:
-                raise ConfigError(f"method {name!r} rejected the settings ({' '.join(str(e).split())}); "
-                                  "check --preset and --method-args") from None  # fmt: skip
+            config = plain(method.config(rs))  # a bad option or preset is a one-line ConfigError naming it
+            settings["options"] = method.typed_overrides(rs)
+            settings["preset_resolved"] = method.resolved_preset(rs)
             per_method[(name, seed)] = (target, settings, config)
 
     jobs: list[Job] = []

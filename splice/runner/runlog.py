@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from splice.core.atomic import atomic_write_json, read_json
+from splice.core.store import RUN_JSON
 
-RUN_JSON = "run.json"
 LOCK_STALE = 30.0
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
-from splice.core.store import RECORD, JobKey, RunStore
 from splice.core.claims import CLAIM, Claim, describe_holder, stale_reason
+from splice.core.record import JobKey, JobRecord
+from splice.core.store import RECORD, RunStore
 from splice.runner.jobs import Job
 
 JOB_SPEC = "job.json"
@@ -54,25 +55,24 @@ def write_job_specs(store: RunStore, jobs: Iterable[Job]) -> int:
 class JobState:
     key: JobKey
     state: str
-    record: dict[str, Any] | None
+    record: JobRecord | None
     holder: dict[str, Any] | None
     job_dir: Path
 
     def row(self) -> dict[str, Any]:
-        rec = self.record or {}
-        attempts = rec.get("attempts") or []
+        rec = self.record
         return {
             **self.key.to_dict(),
             "state": self.state,
-            "seconds": rec.get("seconds"),
-            "peak_memory_mb": rec.get("peak_memory_mb"),
-            "max_side": rec.get("max_side"),
-            "attempts": len(attempts),
-            "random_weights": rec.get("random_weights"),
-            "device": rec.get("device"),
-            "host": describe_holder(self.holder) if self.state in ("running", "stale") else rec.get("host"),
-            "error": rec.get("error") if self.state == "failed" else None,
-            "finished": rec.get("finished"),
+            "seconds": rec.seconds if rec else None,
+            "peak_memory_mb": rec.peak_memory_mb if rec else None,
+            "max_side": rec.max_side if rec else None,
+            "attempts": len(rec.attempts) if rec else 0,
+            "random_weights": rec.random_weights if rec else None,
+            "device": rec.device if rec else None,
+            "host": describe_holder(self.holder) if self.state in ("running", "stale") else (rec.host if rec else None),
+            "error": rec.error if rec and self.state == "failed" else None,
+            "finished": rec.finished if rec else None,
             "job_dir": str(self.job_dir),
         }
 
@@ -84,9 +84,9 @@ def job_state(store: RunStore, key: JobKey) -> JobState:
     holder = seen[0] if seen else None
     if seen is not None and stale_reason(seen[0], seen[1]) is None:
         state = "running"
-    elif rec and rec.get("status") == "ok" and store.is_done(key):
+    elif rec and rec.ok and store.output_path(key).exists():
         state = "done"
-    elif rec and rec.get("status") == "failed":
+    elif rec and rec.status == "failed":
         state = "failed"
     elif seen is not None:
         state = "stale"
@@ -151,8 +151,8 @@ def table(states: list[JobState]) -> str:
     for s in states:
         g = (s.key.dataset, s.key.method)
         groups.setdefault(g, Counter())[s.state] += 1
-        if s.state == "done" and s.record and s.record.get("seconds") is not None:
-            secs[g] = secs.get(g, 0.0) + float(s.record["seconds"])
+        if s.state == "done" and s.record and s.record.seconds is not None:
+            secs[g] = secs.get(g, 0.0) + float(s.record.seconds)
     head = ["dataset", "method", "jobs", *STATES, "seconds"]
     rows = [[d, m, str(sum(c.values())), *(str(c.get(k, 0)) for k in STATES), f"{secs.get((d, m), 0.0):.1f}"]
             for (d, m), c in sorted(groups.items())]  # fmt: skip

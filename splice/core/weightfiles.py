@@ -1,0 +1,50 @@
+"""Weight files: reading a state dict from any of the usual formats, and whether a hub is reachable.
+
+Shared by the Splice method's ViT, the baselines' networks and the metrics' models. Offline, a
+hub that cannot be reached must be found out in milliseconds (:func:`host_reachable`), never by
+waiting for a download library's retries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from splice.core.errors import WeightsError
+
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+
+
+def read_state_dict(path: Path) -> dict:
+    """A state dict from a ``.safetensors`` file or a ``torch.save`` file (tensors only, no code)."""
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, pickle with code, wrong format
+        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from None
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """One quick TCP connection attempt. huggingface_hub retries an unreachable host with
+    back-off for ~25 s; this answers in milliseconds when DNS fails, as it does offline."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hf_hub_reachable() -> bool:
+    """Whether the Hugging Face hub can be asked for files: not when ``HF_HUB_OFFLINE`` or
+    ``SPLICE_OFFLINE`` is set, nor when its host does not answer one TCP connection."""
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("SPLICE_OFFLINE"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    return host_reachable(endpoint.split(":")[0])
