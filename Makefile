@@ -28,13 +28,14 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q
 
+# --resume: a second `make demo` finds the finished run and says so; a killed one continues
 demo: install
 	$(BIN)/splice run datasets/demo/giraffe_zebra/structure.png datasets/demo/giraffe_zebra/appearance.png \
-		-o runs/demo --preset smoke --device cpu --allow-random-weights
+		-o runs/demo --preset smoke --device cpu --allow-random-weights --resume
 	@echo "demo output: runs/demo/output.png (record: runs/demo/record.json)"
 
 perf: install
-	$(BIN)/python -m splice.model.perf
+	$(BIN)/splice perf
 
 # The paper protocol. DATA_ROOT holds the images (see datasets/README.md); weights must be cached or given.
 DATA_ROOT ?= data

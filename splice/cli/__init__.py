@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from splice import __version__
 from splice.core.errors import UserError
 
 #: command name -> "module:attribute" (relative to this package)
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "table": ("table", "Print metric tables (mean ± std, counts) from a run's stored records."),
     "report": ("report", "Build grids, tables, plots and index.html from a run."),
     "study": ("study", "Export, serve and analyse the 2AFC user study."),
+    "perf": ("perf", "Seconds per step and peak memory of Splice, ours against the reference's way."),
 }
 
 
@@ -46,6 +48,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="splice-bench", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 def cli(verbose: int) -> None:
     """splice-bench: reproduce and extend the Splice (CVPR 2022) comparisons.
@@ -53,11 +56,13 @@ def cli(verbose: int) -> None:
     \b
     Examples:
       splice run structure.jpg appearance.jpg -o out/ --preset paper
+      splice methods -a
       splice score vit --structure s.jpg --appearance a.jpg --output out/output.png --json
       splice bench --methods splice,reinhard --datasets demo --root datasets --out runs/demo
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

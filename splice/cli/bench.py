@@ -1,52 +1,46 @@
 """``splice bench``: every method over every pair of the chosen data sets, into a resumable run store.
 
 Jobs are (method, data set, pair, seed, config hash) of the Splice paper's comparisons
-(Tumanyan et al., CVPR 2022); ``splice bench status`` shows their states.
+(Tumanyan et al., CVPR 2022); ``splice bench status`` shows their states and ``splice bench
+import`` files outputs that already exist (e.g. the authors') into a run store.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
+from splice.cli import options as opt
 from splice.core.errors import ConfigError, UserError
-from splice.data.manifests import parse_dataset_list
 
 log = logging.getLogger(__name__)
 
 
-def _csv(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 @click.group(name="bench", invoke_without_command=True, context_settings={"max_content_width": 110})
-@click.option("--methods", help="Comma-separated method names, 'all' (every benchmark method) or 'smoke' (quick ones).")
-@click.option("--datasets", help="Comma-separated data-set names (see `splice datasets list`) or manifest CSV paths.")
-@click.option("--root", type=click.Path(path_type=Path), help="Data root the manifest image paths are relative to.")
-@click.option("--out", type=click.Path(path_type=Path), help="Run store folder, e.g. runs/paper.")
-@click.option("--preset", default="paper", show_default=True,
-              help="Method preset: paper, smoke (splice also: paper-10k, fast).")
+@opt.methods("Comma-separated method names, 'all' (every benchmark method) or 'smoke' (quick ones).")
+@opt.datasets("Comma-separated data-set names (see `splice datasets list`) or manifest CSV paths.")
+@opt.root()
+@opt.out("Run store folder, e.g. runs/paper.", required=False)
+@opt.preset()
 @click.option("--seeds", default="0", show_default=True, help="Seeds: 0 or 0,1,2 or 0-4.")
-@click.option("--pairs", help="Only these pair ids (comma-separated).")
+@opt.pairs("Only these pair ids (comma-separated).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N pairs of each data set (smoke tests only).")
-@click.option("--method-args", "method_args", multiple=True, metavar="K=V",
-              help="Method option, typed as YAML: k=v for every method or method.k=v for one (repeatable).")
-@click.option("--weights", multiple=True, metavar="SPEC",
-              help="Weights for splice (a tag or a local file), or method=SPEC for another method (repeatable).")
-@click.option("--allow-random-weights", is_flag=True, help="Fall back to random weights when real ones are missing "
-              "(smoke runs; every record says so).")
+@opt.method_args
+@opt.weights("Weights for splice (a tag or a local file), or method=SPEC for another method (repeatable).",
+             multiple=True)
+@opt.allow_random_weights
 @click.option("--max-side", type=click.IntRange(min=64),
               help="Cap the structure image's shorter side (part of the config).")
-@click.option("--devices", default="auto", show_default=True,
-              help="auto, cpu, cuda, cuda:0,cuda:1 or mps; one worker per device.")
+@opt.devices()
 @click.option("--workers", type=click.IntRange(min=0),
               help="Worker processes (default: one per device; 0 = in this process).")
+@click.option("--skip-missing", is_flag=True,
+              help="Run the pairs whose images are under --root and leave the others pending (default: stop).")
 @click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
 @click.option("--slurm-partition", help="SLURM partition.")
 @click.option("--slurm-time", type=click.IntRange(min=1), default=24 * 60, show_default=True,
@@ -65,13 +59,13 @@ def _csv(value: str | None) -> list[str] | None:
               help="submitit executor (local/debug run the array on this machine; for tests).")
 @click.option("--wait/--no-wait", default=None,
               help="Wait for the SLURM array to finish (default: wait for local/debug only).")
-@click.option("--dry-run", is_flag=True, help="List the jobs and what would be run or skipped; write nothing.")
+@opt.dry_run("List the jobs and what would be run or skipped; write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run jobs with a failed record again.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary (or the dry-run plan) as JSON on stdout.")
+@opt.no_progress
+@opt.as_json("Print the summary (or the dry-run plan) as JSON on stdout.")
 @click.pass_context
 def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pairs, limit, method_args, weights,
-            allow_random_weights, max_side, devices, workers, launcher, slurm_partition, slurm_time,
+            allow_random_weights, max_side, devices, workers, skip_missing, launcher, slurm_partition, slurm_time,
             slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb, slurm_account, slurm_qos, slurm_constraint,
             slurm_array_parallelism, slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, no_progress,
             as_json) -> None:  # fmt: skip
@@ -93,6 +87,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
       splice bench --methods all --datasets wild-pairs,afhq,mountains --root /shared/data --out /shared/runs/paper \\
           --launcher slurm --slurm-partition gpu --slurm-time 240
       splice bench status --out runs/paper
+      splice bench import --from ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -100,8 +95,12 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     missing = [n for n, v in given if not v]
     if missing:
         raise ConfigError(f"splice bench needs {', '.join(missing)}; see `splice bench --help` for examples")
-    from splice.runner.jobs import PlanRequest, expand_methods, parse_method_args, parse_seeds, parse_weights
-    from splice.runner.bench import LaunchOptions, bench, dry_run as plan_only, parse_devices
+    from splice.core.devices import parse_devices
+    from splice.core.paths import ensure_writable_dir
+    from splice.data.manifests import parse_dataset_list
+    from splice.runner.bench import LaunchOptions, bench, missing_inputs
+    from splice.runner.bench import dry_run as plan_only
+    from splice.runner.jobs import PlanRequest, expand_methods, method_overrides, parse_seeds, parse_weights
     from splice.runner.slurm import SlurmOptions
 
     if not Path(root).is_dir():
@@ -119,8 +118,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         weights=parse_weights(weights, names),
         allow_random_weights=allow_random_weights,
         max_side=max_side,
-        options=parse_method_args(method_args, names),
-        pair_ids=_csv(pairs),
+        options=method_overrides(method_args, names),
+        pair_ids=opt.split(pairs),
         limit=limit,
     )
 
@@ -141,6 +140,13 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
                    f"{c['failed']} failed, {c['running']} claimed elsewhere", err=True)  # fmt: skip
         return
 
+    ensure_writable_dir(out, "--out")
+    absent = missing_inputs(req)
+    if absent and not skip_missing:
+        example = absent[0]
+        raise UserError(f"{len(absent)} image(s) of the selected pairs are missing under --root {root} "
+                        f"(e.g. {example}); "
+                        f"check with `splice datasets check --root {root}`, or add --skip-missing to run the others")
     if launcher == "slurm":
         devs = ["cpu"] if devices == "cpu" else ["auto"]
     else:
@@ -153,8 +159,15 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     if wait is None:
         wait = launcher == "local" or slurm.cluster is not None
     launch = LaunchOptions(out=Path(out), devices=devs, workers=workers, launcher=launcher, slurm=slurm, wait=wait,
-                           retry_failed=retry_failed, progress=not no_progress and not as_json)  # fmt: skip
-    summary = bench(req, launch, argv=["splice", *sys.argv[1:]] if sys.argv else None)
+                           retry_failed=retry_failed, progress=not no_progress and not as_json,
+                           skip_missing=skip_missing)  # fmt: skip
+    try:
+        summary = bench(req, launch, argv=["splice", *sys.argv[1:]] if sys.argv else None)
+    except KeyboardInterrupt:
+        again = shlex.join(["splice", *sys.argv[1:]])
+        click.echo(f"interrupted; finished jobs are kept, running ones resume from their checkpoints: {again}",
+                   err=True)  # fmt: skip
+        sys.exit(130)
 
     click.echo(summary.table(), err=True)
     d = summary.to_dict()
@@ -166,6 +179,9 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     if d["failed_not_retried"]:
         click.echo(f"{d['failed_not_retried']} job(s) failed in an earlier invocation; rerun them with --retry-failed",
                    err=True)  # fmt: skip
+    if d["missing_inputs"]:
+        click.echo(f"{d['missing_inputs']} job(s) left pending: their images are missing under --root {root}",
+                   err=True)  # fmt: skip
     click.echo(f"jobs: {Path(out) / 'jobs.csv'}", err=True)
     if as_json:
         click.echo(json.dumps(d, indent=1))
@@ -174,10 +190,10 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
 
 
 @command.command(name="status")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The run store folder.")
+@opt.out("The run store folder.")
 @click.option("--failed", "show_failed", is_flag=True, help="Also list every failed job with its error.")
-@click.option("--json", "as_json", is_flag=True, help="Print every job's state as JSON on stdout.")
-def status_cmd(out: Path, show_failed: bool, as_json: bool) -> None:
+@opt.as_json("Print every job's state as JSON on stdout.")
+def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
     """Every job's state (done, failed, running, stale, pending); regenerates OUT/jobs.csv.
 
     \b
@@ -186,13 +202,11 @@ def status_cmd(out: Path, show_failed: bool, as_json: bool) -> None:
       splice bench status --out runs/paper --failed
       splice bench status --out runs/paper --json | jq '.counts'
     """
+    from splice.core.store import RunStore
     from splice.runner.runlog import read_invocations
     from splice.runner.status import counts, scan, table, write_jobs_csv
-    from splice.core.store import RunStore
 
-    if not out.is_dir():
-        raise UserError(f"run store not found: {out}; create it with `splice bench --out {out} ...`")
-    store = RunStore(out)
+    store = RunStore.open(out, option="--out")
     states = scan(store)
     path = write_jobs_csv(store, states)
     if as_json:
@@ -203,5 +217,54 @@ def status_cmd(out: Path, show_failed: bool, as_json: bool) -> None:
     if show_failed:
         for s in states:
             if s.state == "failed":
-                click.echo(f"failed {s.key}: {(s.record or {}).get('error')}")
+                click.echo(f"failed {s.key}: {s.record.error if s.record else None}")
     click.echo(f"jobs: {path}", err=True)
+
+
+@command.command(name="import")
+@click.option("--from", "source", required=True, type=click.Path(), metavar="DIR",
+              help="Folder of pair folders: <key>/A (structure), <key>/B (appearance), <key>/<method-dir> (output).")
+@opt.datasets("The data set (a manifest name such as afhq, or a manifest CSV): pairs are matched to it by SHA-256.",
+              required=True)
+@click.option("--method-dir", required=True, help="Subfolder holding the outputs (ours, sa, strotss, ...).")
+@click.option("--label", default=None, help="Method name in the run store [paper-<method-dir>].")
+@opt.out("Run store folder.")
+@opt.root("Record the pairs' images under this data root (as `splice bench --root`) instead of <key>/A, <key>/B.")
+@click.option("--geometry", default=None, help="Output geometry (e.g. 'stretch 256x256'); default: inferred.")
+@click.option("--file", "file_glob", default=None, help="Glob picking the output when a folder holds several.")
+@opt.as_json("Print one JSON row per pair on stdout.")
+def import_cmd(source, datasets, method_dir, label, out, root, geometry, file_glob, as_json) -> None:
+    """Import stored outputs (e.g. the Splice authors') into a run store as method LABEL.
+
+    Every output becomes a job of the `precomputed` method with a record as from a fresh run; pairs
+    already imported are skipped.
+
+    \b
+    Examples (the Splice authors' AFHQ sample, three methods into one run):
+      splice bench import --from ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
+      splice bench import --from ../shared/data/paper/afhq --dataset afhq --method-dir sa \\
+          --geometry "stretch 256x256" --out runs/paper
+      splice bench import --from ../shared/data/paper/afhq --dataset afhq --method-dir strotss --out runs/paper
+    Then: splice score --out runs/paper; splice report --out runs/paper
+    """
+    from splice.core.paths import ensure_writable_dir
+    from splice.data.manifests import get_manifest
+    from splice.runner.importing import import_outputs
+
+    names = opt.split(datasets) or []
+    if len(names) != 1:
+        raise ConfigError(f"--dataset {datasets!r}: import into one data set at a time")
+    manifest = get_manifest(names[0])
+    ensure_writable_dir(out, "--out")
+    rows = import_outputs(Path(source), manifest, Path(out), method_dir, label=label,
+                          data_root=Path(root) if root else None, geometry=geometry, file_glob=file_glob)  # fmt: skip
+    for r in rows:
+        if r.state in ("failed", "skipped-failed"):
+            click.echo(f"failed {r.pair_id}: {r.error}", err=True)
+    done = sum(r.state in ("done", "skipped") for r in rows)
+    click.echo(f"imported {done}/{len(rows)} outputs of {source} as {rows[0].method} into {out}", err=True)
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r.__dict__))
+    if done != len(rows):
+        sys.exit(1)

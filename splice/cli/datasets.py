@@ -14,8 +14,16 @@ from pathlib import Path
 
 import click
 
+from splice.cli import options as opt
 from splice.core.errors import UserError
-from splice.data.manifests import available_manifests, check_manifest, datasets_dir, get_manifest, import_images, load_manifest
+from splice.data.manifests import (
+    available_manifests,
+    check_manifest,
+    datasets_dir,
+    get_manifest,
+    import_images,
+    load_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +41,16 @@ def command() -> None:
     \b
     Examples:
       splice datasets list
-      splice datasets check --root data --dataset afhq
-      splice datasets import --dataset afhq --from ~/Downloads/afhq --root data --link
-      splice datasets check --root datasets --dataset demo --json
+      splice datasets check --root data --datasets afhq
+      splice datasets import --datasets afhq --from ~/Downloads/afhq --root data --link
+      splice datasets check --root datasets --datasets demo --json
     """
 
 
 @command.command(name="list")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also count how many pairs have both images present under this data root.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-def list_cmd(root: Path | None, as_json: bool) -> None:
+@opt.root("Also count how many pairs have both images present under this data root.")
+@opt.as_json()
+def list_cmd(root: str | None, as_json: bool) -> None:
     """The data sets and their pair counts.
 
     \b
@@ -51,6 +58,7 @@ def list_cmd(root: Path | None, as_json: bool) -> None:
       splice datasets list
       splice datasets list --root data --json
     """
+    root = Path(root) if root else None
     rows = []
     for m in _manifests(None):
         entry = {"name": m.name, "pairs": len(m), "version": m.version, "manifest": str(m.path),
@@ -72,24 +80,24 @@ def list_cmd(root: Path | None, as_json: bool) -> None:
 
 
 @command.command(name="check")
-@click.option("--root", type=click.Path(path_type=Path), required=True,
-              help="The data root the manifest paths are relative to.")
-@click.option("--dataset", "datasets", default=None,
-              help="Data set name(s) or manifest path(s), comma-separated (default: all).")
-@click.option("--pairs", default=None, help="Only these pair ids (comma-separated).")
+@opt.root("The data root the manifest paths are relative to.", required=True)
+@opt.datasets("Data set name(s) or manifest path(s), comma-separated (default: all).")
+@opt.pairs("Only these pair ids (comma-separated).")
 @click.option("--no-hash", is_flag=True, help="Skip the SHA-256 comparison (faster; still decodes every image).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only rows with a problem.")
-@click.option("--json", "as_json", is_flag=True, help="Print the per-row report as JSON on stdout.")
-def check_cmd(root: Path, datasets: str | None, pairs: str | None, no_hash: bool, quiet: bool, as_json: bool) -> None:
+@click.option("--problems-only", is_flag=True, help="Print only rows with a problem.")
+@opt.as_json("Print the per-row report as JSON on stdout.")
+def check_cmd(root: str, datasets: str | None, pairs: str | None, no_hash: bool, problems_only: bool,
+              as_json: bool) -> None:  # fmt: skip
     """Verify every row's images under a data root: present, decodable, hash, size.
 
     Exit code 0 when every image is right, 1 otherwise.
 
     \b
     Examples:
-      splice datasets check --root datasets --dataset demo
-      splice datasets check --root data --dataset afhq,mountains -q
+      splice datasets check --root datasets --datasets demo
+      splice datasets check --root data --datasets afhq,mountains --problems-only
     """
+    root = Path(root)
     if not root.is_dir():
         raise UserError(f"--root {root} is not a folder; create it and fill it with `splice datasets import`")
     ids = [p.strip() for p in pairs.split(",") if p.strip()] if pairs else None
@@ -113,30 +121,29 @@ def check_cmd(root: Path, datasets: str | None, pairs: str | None, no_hash: bool
             report.append({"dataset": m.name, "pair_id": r.pair_id, "line": r.line, "ok": r.ok,
                            "images": [{"role": c.role, "path": str(c.path), "status": c.status, "detail": c.detail}
                                       for c in r.images]})  # fmt: skip
-            if not as_json and (not quiet or not r.ok):
+            if not as_json and (not problems_only or not r.ok):
                 click.echo(f"{'ok' if r.ok else 'BAD':<4} {m.name}/{r.pair_id}" + ("" if r.ok else f"  {r.summary()}"))
     if as_json:
         click.echo(json.dumps({"root": str(root), "ok": n_ok, "bad": n_bad, "rows": report}, indent=1))
     click.echo(f"{n_ok} pair(s) ok, {n_bad} with missing or wrong images under {root}", err=True)
     if n_bad:
-        click.echo(f"fill the root with: splice datasets import --dataset NAME --from DIR --root {root} "
+        click.echo(f"fill the root with: splice datasets import --datasets NAME --from DIR --root {root} "
                    "(see datasets/README.md)", err=True)  # fmt: skip
         sys.exit(1)
 
 
 @command.command(name="import")
-@click.option("--dataset", "datasets", required=True,
-              help="Data set name(s) or manifest path(s), comma-separated, or 'all'.")
+@opt.datasets("Data set name(s) or manifest path(s), comma-separated, or 'all'.", required=True)
 @click.option("--from", "sources", multiple=True, required=True, type=click.Path(path_type=Path),
               help="A folder tree holding the images under any names (repeatable): a downloaded AFHQ, "
                    "the authors' pairs...")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True, help="The data root to fill.")
+@opt.root("The data root to fill.", required=True)
 @click.option("--link", "mode", flag_value="symlink", help="Symlink instead of copying.")
 @click.option("--hardlink", "mode", flag_value="hardlink", help="Hard-link instead of copying (same file system only).")
 @click.option("--copy", "mode", flag_value="copy", default=True, help="Copy the files (default).")
-@click.option("--dry-run", is_flag=True, help="Report what would be placed; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def import_cmd(datasets: str, sources: tuple[Path, ...], root: Path, mode: str, dry_run: bool, as_json: bool) -> None:
+@opt.dry_run("Report what would be placed; write nothing.")
+@opt.as_json("Print the report as JSON on stdout.")
+def import_cmd(datasets: str, sources: tuple[Path, ...], root: str, mode: str, dry_run: bool, as_json: bool) -> None:
     """Fill a data root from any folder tree of images by matching SHA-256.
 
     Every image of the manifest is looked up by content, so renamed files (the authors called
@@ -144,9 +151,14 @@ def import_cmd(datasets: str, sources: tuple[Path, ...], root: Path, mode: str, 
 
     \b
     Examples:
-      splice datasets import --dataset afhq --from ~/data/afhq --root data --link
-      splice datasets import --dataset all --from ~/Downloads --root data
+      splice datasets import --datasets afhq --from ~/data/afhq --root data --link
+      splice datasets import --datasets all --from ~/Downloads --root data
     """
+    from splice.core.paths import ensure_writable_dir
+
+    root = Path(root)
+    if not dry_run:
+        ensure_writable_dir(root, "--root")
     names = None if datasets.strip() == "all" else datasets
     out = []
     n_missing = 0

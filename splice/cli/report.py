@@ -7,21 +7,21 @@ import sys
 
 import click
 
+from splice.cli import options as opt
+
 
 @click.command("report")
-@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), metavar="RUN",
-              help="The run store (the --out of `splice bench`).")
-@click.option("--datasets", multiple=True, metavar="A,B", help="Only these data sets (comma list or repeated).")
-@click.option("--methods", multiple=True, metavar="A,B", help="Only these methods, in this column order.")
-@click.option("--dest", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Report folder [default: RUN/report].")
+@opt.out("The run store (the --out of `splice bench`).", dest="run_dir")
+@opt.datasets("Only these data sets (comma list).")
+@opt.methods("Only these methods, in this column order (comma list).")
+@opt.dest("Report folder [default: OUT/report].")
 @click.option("--rows-per-page", type=click.IntRange(1, 200), default=8, show_default=True,
               help="Pairs per grid page (each page is one PNG; the PDF holds all pages).")
 @click.option("--cell-size", type=click.IntRange(64, 1024), default=224, show_default=True,
               help="Side of a grid cell in pixels.")
 @click.option("--no-pdf", is_flag=True, help="Write PNG grids and plots only (faster); PDFs are made by default.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (files, counts, random weights) on stdout.")
-def command(run_dir: str, datasets: tuple[str, ...], methods: tuple[str, ...], dest: str | None, rows_per_page: int,
+@opt.as_json("Print a JSON summary (files, counts, random weights) on stdout.")
+def command(run_dir: str, datasets: str | None, methods: str | None, dest: str | None, rows_per_page: int,
             cell_size: int, no_pdf: bool, as_json: bool) -> None:  # fmt: skip
     """Build comparison grids, metric tables, plots and index.html from a run's stored results.
 
@@ -34,11 +34,18 @@ def command(run_dir: str, datasets: tuple[str, ...], methods: tuple[str, ...], d
       splice report --out runs/paper --datasets afhq,wild-pairs --methods splice,strotss,wct2 --dest figs/
       splice report --out runs/paper --rows-per-page 10 --json > report.json
     """
+    from pathlib import Path
+
     from reports.build import build_report
     from reports.grids import GridStyle
+    from splice.core.paths import ensure_writable_dir
+    from splice.core.store import RunStore
 
+    run_dir = RunStore.open(run_dir).root
+    dest = ensure_writable_dir(dest if dest else Path(run_dir) / "report", "--dest")
     style = GridStyle(cell=cell_size, rows_per_page=rows_per_page)
-    summary = build_report(run_dir, dest=dest, datasets=list(datasets), methods=list(methods), style=style,
+    summary = build_report(run_dir, dest=dest, datasets=opt.split(datasets) or [], methods=opt.split(methods) or [],
+                           style=style,
                            progress=lambda msg: click.echo(msg, err=True), pdf=not no_pdf)  # fmt: skip
     if summary.random_weights:
         click.echo("WARNING: this report contains results of RANDOMLY INITIALISED models: "

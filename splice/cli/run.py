@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as _dt
+import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
 
 import click
 
+from splice.cli import options as opt
 from splice.core.errors import UserError
 
 RANDOM_BANNER = (
@@ -20,34 +22,37 @@ RANDOM_BANNER = (
 @click.command("run")
 @click.argument("structure", type=click.Path(dir_okay=False))
 @click.argument("appearance", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--preset", default="paper", show_default=True, help="paper | paper-10k | fast | smoke")
+@opt.out("Output folder (output.png, record.json, checkpoint.pt).", dest="outdir")
+@opt.preset()
 @click.option("--steps", type=int, default=None, help="Override the preset's number of steps.")
-@click.option("--backbone", default=None, help="DINO ViT: vit_base_patch8_224 (B/8, default), S/8, B/16, S/16.")
-@click.option("--weights", default=None,
-              help="timm tag (default <backbone>.dino), a local .pth/.safetensors state dict, or 'random'.")
-@click.option("--allow-random-weights", is_flag=True,
-              help="If the default weights are unavailable, fall back to random ones (smoke runs; marked everywhere).")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N | mps")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation and augmentations.")
+@opt.backbone()
+@opt.weights("timm tag (default <backbone>.dino), a local .pth/.safetensors state dict, or 'random'.")
+@opt.allow_random_weights
+@opt.device()
+@opt.seed("Seeds initialisation and augmentations.")
 @click.option("--resize", type=int, default=None, help="Resize the structure image's shorter side to this (px).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="bf16 = autocast (faster, not identical).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="bf16 = autocast (faster, not identical).")
 @click.option("--memory-format", type=click.Choice(["auto", "channels-last", "nchw"]), default=None,
               help="Generator layout; auto = channels-last on CUDA and for bf16 (see README 'Speed').")
-@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator (for CUDA; on a CPU compilation takes minutes).")
+@click.option("--compile", "compile_", is_flag=True, default=None,
+              help="torch.compile the generator (for CUDA; on a CPU compilation takes minutes).")
 @click.option("--checkpoint-full", is_flag=True, default=None,
               help="Activation checkpointing for the full-image pass (less memory for HD images, same numbers).")
 @click.option("--save-every", type=int, default=0, show_default=True, help="Save a snapshot every N steps.")
 @click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every N steps (default 50).")
-@click.option("--resume", is_flag=True, help="Continue from OUTDIR/checkpoint.pt (no-op if the run finished).")
-@click.option("--force", is_flag=True, help="Replace a finished or unfinished run in OUTDIR.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@opt.method_args
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt (no-op if the run finished).")
+@opt.force("Replace a finished or unfinished run in OUT.")
+@opt.no_progress
 def command(structure, appearance, outdir, preset, steps, backbone, weights, allow_random_weights, device, seed,
-            resize, precision, memory_format, compile_, checkpoint_full, save_every, checkpoint_every, resume, force, quiet) -> None:
+            resize, precision, memory_format, compile_, checkpoint_full, save_every, checkpoint_every, method_args,
+            resume, force, no_progress) -> None:  # fmt: skip
     """Train Splice on STRUCTURE (layout to keep) and APPEARANCE (look to transfer).
 
-    Writes OUTDIR/output.png (at the structure image's resolution, or the --resize'd
-    one), OUTDIR/record.json and OUTDIR/checkpoint.pt. A killed run continues with --resume.
+    Writes OUT/output.png (at the structure image's resolution, or the --resize'd one),
+    OUT/record.json and OUT/checkpoint.pt. A killed run continues with --resume. Any option of
+    `splice methods splice` can be set with --method-args (e.g. lr=0.001); the flags above win.
 
     \b
     Examples:
@@ -55,13 +60,18 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
       splice run cat.jpg ibex.jpg -o out/cat_ibex --resume            # after a crash
       splice run s.png a.png -o out/x --preset smoke --device cpu --allow-random-weights
       splice run s.png a.png -o out/x --weights ~/dino_vitbase8_pretrain.pth --precision bf16
+      splice run s.png a.png -o out/x --method-args lambda_structure=2 --method-args entire_every=50
     """
-    from splice.core.atomic import atomic_write_json, read_json
+    from splice.core.atomic import atomic_save_image, atomic_write_json, read_json
+    from splice.core.devices import resolve_device
+    from splice.core.options import assign, parse_assignments
+    from splice.core.paths import ensure_writable_dir
+    from splice.core.record import JobKey, make_record
+    from splice.core.resources import measure, now
     from splice.model.config import SpliceConfig
-    from splice.core.method import resolve_device
     from splice.model.pipeline import run_pair
-    from splice.core.resources import package_versions
     from splice.model.train import CHECKPOINT
+    from splice.model.weights import canonical_backbone
 
     out = Path(outdir)
     s_path, a_path = Path(structure), Path(appearance)
@@ -76,57 +86,68 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
         except (OSError, ValueError):
             finished = False
         if finished and resume:
-            click.echo(f"{out} already holds a finished run; nothing to do", err=True)
+            click.echo(f"{out} already holds a finished run ({out / 'output.png'}); nothing to do", err=True)
             return
         if finished:
             raise UserError(f"{out} already holds a finished run; use --force to replace it or choose another -o")
     if ckpt_path.exists() and not resume and not force:
         raise UserError(f"{out} holds an unfinished run; add --resume to continue it or --force to start over")
+
+    if backbone is not None:
+        canonical_backbone(backbone, "--backbone")
+    given = assign(parse_assignments(method_args, ["splice"]), {"splice": _splice_options()})["splice"]
+    flags = dict(steps=steps, backbone=backbone, weights=weights, resize=resize, precision=precision,
+                 memory_format=memory_format, compile=compile_, checkpoint_full=checkpoint_full, save_every=save_every,
+                 checkpoint_every=checkpoint_every)  # fmt: skip
+    cfg = SpliceConfig.from_preset(preset, **{**given, **{k: v for k, v in flags.items() if v is not None}})
+    dev = resolve_device(device)
+    ensure_writable_dir(out, "--out")  # before any work: an unwritable -o must not cost a training run
     if force:
         for p in (record_path, ckpt_path):
             p.unlink(missing_ok=True)
         shutil.rmtree(out / "snapshots", ignore_errors=True)
 
-    cfg = SpliceConfig.from_preset(
-        preset, steps=steps, backbone=backbone, weights=weights, resize=resize, precision=precision, memory_format=memory_format,
-        compile=compile_, checkpoint_full=checkpoint_full, save_every=save_every, checkpoint_every=checkpoint_every,
-    )
-    dev = resolve_device(device)
-    out.mkdir(parents=True, exist_ok=True)
-    image, geometry, info, result = run_pair(
-        s_path, a_path, cfg, seed=seed, device=dev, workdir=out, resume=resume, allow_random=allow_random_weights,
-        progress=not quiet and sys.stderr.isatty() or (not quiet and bool(_env_progress())),
-        snapshot_dir=out / "snapshots" if save_every else None,
-    )
+    key = JobKey(dataset="adhoc", pair_id=_pair_id(s_path, a_path), method="splice", seed=seed,
+                 config_hash=cfg.hash())  # fmt: skip
+    started = now()
+    try:
+        with measure(dev) as m:
+            image, geometry, info, result = run_pair(
+                s_path, a_path, cfg, seed=seed, device=dev, workdir=out, resume=resume,
+                allow_random=allow_random_weights, progress=not no_progress and sys.stderr.isatty(),
+                snapshot_dir=out / "snapshots" if cfg.save_every else None,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        cont = shlex.join(["splice", *sys.argv[1:]]) if "--resume" in sys.argv else \
+            shlex.join(["splice", *[a for a in sys.argv[1:] if a != "--force"], "--resume"])
+        click.echo(f"interrupted; the last checkpoint is in {ckpt_path}; continue with: {cont}", err=True)
+        sys.exit(130)
     if info["random_weights"]:
         click.echo(RANDOM_BANNER, err=True)
-    from splice.core.atomic import atomic_save_image
-
     atomic_save_image(out / "output.png", image)
-    record = {
-        "status": "ok",
-        "method": "splice",
-        "random_weights": info["random_weights"],
-        "warning": RANDOM_BANNER if info["random_weights"] else None,
-        "config": cfg.to_dict(),
-        "config_hash": cfg.hash(),
-        "preset": cfg.preset,
-        "seed": seed,
-        "device": dev,
-        "output": "output.png",
-        "output_size": list(image.size),
-        "geometry": geometry.to_dict(),
-        "checkpoint": CHECKPOINT,
-        "versions": package_versions(),
-        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **info,
-    }
-    atomic_write_json(record_path, record)
+    record = make_record(
+        key, status="ok", pair={"pair_id": key.pair_id, "dataset": key.dataset, "structure": str(s_path),
+                                "appearance": str(a_path)},
+        inputs=info["inputs"], config=cfg.to_dict(),
+        settings={"preset": cfg.preset, "preset_resolved": cfg.preset, "seed": seed, "device": dev,
+                  "weights": cfg.weights, "allow_random_weights": allow_random_weights, "max_side": None,
+                  "options": {**given, **{k: v for k, v in flags.items() if v is not None}}},
+        output="output.png", geometry=geometry.to_dict(), info={**info, "checkpoint": CHECKPOINT},
+        measurement=m, device=dev, started=started,
+    )  # fmt: skip
+    atomic_write_json(record_path, record.to_dict())
     click.echo(f"wrote {out / 'output.png'} ({image.size[0]}x{image.size[1]}) in {result.seconds_this_run:.1f} s "
                f"({result.seconds_per_step:.3f} s/step, peak {result.peak_memory_mb:.0f} MB)", err=True)
 
 
-def _env_progress() -> str | None:
-    import os
+def _splice_options() -> list[str]:
+    from splice.core.options import option_types
+    from splice.model.config import SpliceConfig
 
-    return os.environ.get("SPLICE_PROGRESS")
+    return list(option_types(SpliceConfig))
+
+
+def _pair_id(structure: Path, appearance: Path) -> str:
+    """A folder-safe id for an ad-hoc pair (``structure stem + appearance stem``)."""
+    raw = f"{structure.stem}+{appearance.stem}"
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", raw)[:128] or "pair"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from splice.cli import options as opt
 from splice.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def command() -> None:
 
     \b
     Examples:
-      splice study export --out runs/paper --ours splice --baselines strotss,wct2,sa \\
+      splice study export --out runs/paper --ours splice --baselines strotss,wct2,swapping-autoencoder \\
           --judgments 5 --vigilance 0.1 --seed 1 --base-url https://example.org/s1/images --dest study/
       splice study serve --study study/ --port 8765
       splice study analyze --results Batch_123_results.csv --results study/lab/results.csv \\
@@ -40,27 +41,26 @@ def command() -> None:
 
 
 @command.command("export")
-@click.option("--out", "run_dir", required=True, type=click.Path(path_type=Path), help="The run store (runs/NAME).")
+@opt.out("The run store (runs/NAME).", dest="run_dir")
 @click.option("--ours", default="splice", show_default=True, help="Our method (the one every trial includes).")
 @click.option("--baselines", required=True, help="Comma-separated baseline methods to compare against.")
-@click.option("--datasets", default=None, help="Comma-separated data sets (default: all in the run).")
+@opt.datasets("Comma-separated data sets (default: all in the run).")
 @click.option("--judgments", default=5, show_default=True, type=click.IntRange(1, 50), help="Judgments per comparison.")
 @click.option("--vigilance", default=0.1, show_default=True, type=float,
               help="Share of catch trials per HIT (0 = none; at least 1 per HIT otherwise).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice (ids, sides, order).")
+@opt.seed("Seed of every random choice (ids, sides, order).")
 @click.option("--base-url", required=True, help="URL under which the exported images/ folder will be published.")
-@click.option("--dest", required=True, type=click.Path(path_type=Path), help="Folder to write the study into.")
+@opt.dest("Folder to write the study into.", required=True)
 @click.option("--trials-per-hit", default=10, show_default=True, type=click.IntRange(2, 100), help="Trials per HIT.")
 @click.option("--size", "long_side", default=512, show_default=True, type=click.IntRange(64, 2048),
               help="Longer side of every shown image, in pixels.")
 @click.option("--variant", "variants", multiple=True, metavar="METHOD=s<seed>-<hash>",
               help="Which job variant of METHOD to use when the run holds several.")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help="Folder that relative input paths of the records are resolved against.")
-@click.option("--force", is_flag=True, help="Overwrite an existing export in --dest (new ids!).")
-@click.option("--json", "as_json", is_flag=True, help="Print the export summary as JSON on stdout.")
+@opt.root("Folder that relative input paths of the records are resolved against.")
+@opt.force("Overwrite an existing export in --dest (new ids!).")
+@opt.as_json("Print the export summary as JSON on stdout.")
 def export_cmd(run_dir, ours, baselines, datasets, judgments, vigilance, seed, base_url, dest, trials_per_hit,
-               long_side, variants, data_root, force, as_json):
+               long_side, variants, root, force, as_json):
     """Write Mechanical Turk sheets (batch CSV, HIT template, images, answer key) from a run.
 
     \b
@@ -70,12 +70,15 @@ def export_cmd(run_dir, ours, baselines, datasets, judgments, vigilance, seed, b
     Upload images/ to --base-url, batch.csv and template.html to Mechanical Turk; keep private/.
     """
     from eval.study.export import ExportSettings, export_study, parse_variants
+    from splice.core.paths import ensure_writable_dir
+    from splice.core.store import RunStore
 
+    run_dir, dest = RunStore.open(run_dir).root, ensure_writable_dir(dest, "--dest")
     res = export_study(ExportSettings(
         run_dir=run_dir, dest=dest, base_url=base_url, baselines=_split(baselines) or [], ours=ours,
         datasets=_split(datasets), judgments=judgments, vigilance=vigilance, seed=seed,
         trials_per_hit=trials_per_hit, long_side=long_side, variants=parse_variants(variants),
-        data_root=data_root, force=force,
+        data_root=Path(root) if root else None, force=force,
     ))  # fmt: skip
     c = res.counts
     if res.random_weights:
@@ -92,13 +95,12 @@ def export_cmd(run_dir, ours, baselines, datasets, judgments, vigilance, seed, b
 @click.option("--results", "results", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Results CSV from Mechanical Turk or <study>/lab/results.csv (repeatable).")
 @click.option("--key", required=True, type=click.Path(path_type=Path), help="<study>/private/answer_key.csv")
-@click.option("--dest", type=click.Path(path_type=Path), default=None,
-              help="Folder for the table (csv, md, tex), plot and summary [default: <key folder>/../analysis].")
+@opt.dest("Folder for the table (csv, md, tex), plot and summary [default: <key folder>/../analysis].")
 @click.option("--min-vigilance", default=1.0, show_default=True, type=float,
               help="Share of catch trials a rater must answer right to be kept.")
 @click.option("--bootstrap", "n_boot", default=2000, show_default=True, type=int, help="Bootstrap replicates.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
-@click.option("--json", "as_json", is_flag=True, help="Print the table and summary as JSON on stdout.")
+@opt.seed("Seed of the bootstrap.")
+@opt.as_json("Print the table and summary as JSON on stdout.")
 def analyze_cmd(results, key, dest, min_vigilance, n_boot, seed, as_json):
     """Share of votes for our method per baseline and data set, with CIs and tests (Table 1).
 
@@ -107,8 +109,9 @@ def analyze_cmd(results, key, dest, min_vigilance, n_boot, seed, as_json):
       splice study analyze --results Batch_4242_batch_results.csv --key study/private/answer_key.csv
     """
     from eval.study.analyze import AnalysisSettings, analyze, to_markdown
+    from splice.core.paths import ensure_writable_dir
 
-    dest = dest if dest is not None else Path(key).resolve().parent.parent / "analysis"
+    dest = ensure_writable_dir(dest if dest is not None else Path(key).resolve().parent.parent / "analysis", "--dest")
     a = analyze(AnalysisSettings(results=list(results), key=key, dest=dest, min_vigilance=min_vigilance,
                                  n_boot=n_boot, seed=seed))
     s = a.summary

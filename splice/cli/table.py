@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import click
 
+from splice.cli import options as opt
 from splice.core.errors import ConfigError
 
 METRIC_CHOICES = ["iou", "matched_iou", "structure", "appearance", "cosine", "seconds", "memory"]
 
 
 @click.command("table")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="The run store (runs/NAME).")
+@opt.out("The run store (runs/NAME).")
 @click.option("--metric", "-m", "metrics", multiple=True, type=click.Choice(METRIC_CHOICES), default=["iou"],
               show_default=True, help="Metric to tabulate; repeat for several tables.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True)
-@click.option("--methods", default=None, help="Comma list of methods, in the order to show (default: all, sorted).")
-@click.option("--datasets", default=None, help="Comma list of data sets (default: all).")
+@opt.methods("Comma list of methods, in the order to show (default: all, sorted).")
+@opt.datasets("Comma list of data sets (default: all).")
 def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, datasets: str | None) -> None:
     """Print mean ± std per data set and method, with pairs used / excluded / failed.
 
@@ -38,8 +39,9 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
     """
     from eval.aggregate import load_results
     from eval.tables import metric_table, render
+    from splice.core.store import RunStore
 
-    df = load_results(out)
+    df = load_results(RunStore.open(out).root)
     if datasets:
         wanted = [d.strip() for d in datasets.split(",") if d.strip()]
         df = df[df["dataset"].isin(wanted)]
