@@ -1,13 +1,18 @@
-"""Shared fixtures: tiny synthetic pairs made in the test, no network, no real weights."""
+"""The one conftest: tiny synthetic inputs, the dummy methods, a run-store factory. No network, no real weights.
+
+Helpers that are not fixtures live in ``tests/support/`` (a package of helpers, not of tests); no test
+module imports another test module.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from tests.support import PAPER_DATA
+from tests.support.images import make_image
 
 # Two cores on the reference machine: keep every test single-threaded and deterministic.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -18,21 +23,6 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared"
-PAPER_DATA = SHARED / "data" / "paper"
-
-
-def make_image(w: int, h: int, seed: int = 0, kind: str = "blobs") -> Image.Image:
-    """A deterministic RGB test image with some structure (gradient + a few discs)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1), 0.5 * np.ones_like(xx)], -1)
-    for _ in range(3):
-        cx, cy, r = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h, rng.uniform(0.1, 0.25) * min(w, h)
-        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
-        img[mask] = rng.uniform(0, 1, 3)
-    return Image.fromarray((img * 255).astype(np.uint8), "RGB")
 
 
 @pytest.fixture
@@ -51,3 +41,41 @@ def paper_data() -> Path:
     if not PAPER_DATA.exists():
         pytest.skip("../shared/data/paper is absent")
     return PAPER_DATA
+
+
+@pytest.fixture
+def locked_dir(tmp_path):
+    """A folder nobody (root included) can write into: ``chattr +i``; skipped where that is not allowed."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=False)
+
+
+@pytest.fixture
+def dummies(monkeypatch):
+    """The dummy methods (``dummy``, ``nomaxside``, ``cudaonly``) registered and importable in workers."""
+    from tests.support import dummies as d
+
+    d.register()
+    d.ensure_importable(monkeypatch)
+    return d
+
+
+@pytest.fixture
+def run_store(tmp_path):
+    """A factory of synthetic run stores: ``run_store.add(dataset, pair, method, **record fields)``."""
+    from tests.support.store import write_job
+
+    class Factory:
+        root = tmp_path / "run"
+
+        def add(self, dataset: str, pair_id: str, method: str, **kw):
+            return write_job(self.root, dataset, pair_id, method, **kw)
+
+    return Factory()

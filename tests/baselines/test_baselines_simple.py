@@ -21,8 +21,7 @@ from baselines.colour import (
 from splice.core.errors import ImageError
 from splice.core.method import Pair, RunSettings
 from splice.core.registry import methods
-
-from conftest import make_image
+from tests.support.images import make_image
 
 
 def _pair(s, a) -> Pair:

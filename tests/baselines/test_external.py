@@ -25,9 +25,8 @@ from baselines.external import (
     device_values,
     git_commit,
 )
-from baselines.external_geometry import infer_geometry, parse_geometry, reconcile
 from splice.core.errors import ConfigError, UserError, WeightsError
-from splice.core.geometry import Geometry
+from splice.core.geometry import Geometry, infer_geometry, parse_geometry, reconcile
 from splice.core.method import Pair, RunSettings
 from splice.core.registry import methods
 
@@ -146,7 +145,7 @@ def test_external_presets_and_method_args_override(tmp_path, tiny_pair, fake_yam
     assert m.config(over) != m.config(smoke)
     # where the checkout lives and which python runs it do not change the output: same job
     assert m.config(_settings(tmp_path, fake_yaml, repo="/elsewhere", python="py3")) == m.config(_settings(tmp_path, fake_yaml))
-    with pytest.raises(ConfigError, match="unknown --method-args sizee"):
+    with pytest.raises(ConfigError, match="fake-method: unknown option 'sizee'; did you mean size\\?"):
         m.config(_settings(tmp_path, fake_yaml, sizee="1"))
 
 

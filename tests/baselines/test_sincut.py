@@ -12,13 +12,17 @@ import torch
 
 from baselines import sincut
 from baselines.sincut_networks import (
-    PatchSampleMLP, SinCUTDiscriminator, SinCUTGenerator, nonsaturating_loss, patch_nce_loss, r1_penalty,
+    PatchSampleMLP,
+    SinCUTDiscriminator,
+    SinCUTGenerator,
+    nonsaturating_loss,
+    patch_nce_loss,
+    r1_penalty,
 )
 from splice.core.errors import ConfigError
 from splice.core.method import Pair, RunSettings
 from splice.core.registry import methods
-
-from conftest import make_image
+from tests.support.images import make_image
 
 
 # ----------------------------------------------------------------------------------------- losses
@@ -59,7 +63,7 @@ def test_r1_and_nonsaturating_on_a_linear_discriminator():
 # ----------------------------------------------------------------------------------------- networks
 def test_paper_networks_match_the_official_parameter_counts():
     torch.manual_seed(0)
-    cfg = sincut.PRESETS["paper"]
+    cfg = sincut.SinCUTConfig()
     g = SinCUTGenerator(cfg.ngf, cfg.n_blocks, cfg.n_downsampling, cfg.crop_size)
     d = SinCUTDiscriminator(cfg.ndf, cfg.crop_size)
     feats = g.encode(torch.zeros(1, 3, 64, 64), cfg.nce_layers)
@@ -86,7 +90,7 @@ def test_patch_sampler_uses_the_same_locations_for_query_and_key():
 
 # ----------------------------------------------------------------------------------------- schedule, data
 def test_published_schedule():
-    cfg = sincut.PRESETS["paper"]
+    cfg = sincut.SinCUTConfig()
     assert cfg.total_iters == 100_000  # (8 + 8) epochs of 100,000 crops in batches of 16
     factors = [sincut.lr_factor(e, 8, 8) for e in range(16)]
     assert factors[:8] == [1.0] * 8
@@ -196,7 +200,7 @@ def test_resume_after_interruption_gives_the_same_bytes(tiny_pair, tmp_path, mon
 @pytest.mark.parametrize("options, fragment", [
     ({"crop_size": 24}, "crop_size=24 must be a power of two"),
     ({"nce_layers": "0,9"}, "nce_layers=(0, 9) must lie in 0..4"),
-    ({"nce_idt": "maybe"}, "nce_idt='maybe' is not a valid bool"),
+    ({"nce_idt": "maybe"}, "sincut.nce_idt: 'maybe' is not true or false"),
     ({"lambda_nc": 1}, "unknown option 'lambda_nc'"),
 ])
 def test_bad_options_are_one_line_config_errors(options, fragment):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from baselines import strotss_losses as L
-from baselines.strotss import PRESETS, Strotss, long_side_size, scale_factors, strotss_config
+from baselines.strotss import Strotss, StrotssConfig, long_side_size, scale_factors, strotss_config
 from baselines.strotss_vgg import HYPERCOLUMN_CHANNELS, StrotssVGG, _random_init, load_strotss_vgg
 from splice.core.errors import ConfigError, WeightsError
 from splice.core.imageio import sha256_file
@@ -115,7 +115,7 @@ def test_grid_locations_strides_and_counts():
 
 
 def test_scales_and_long_side():
-    cfg = PRESETS["paper"]
+    cfg = StrotssConfig()
     assert scale_factors((384, 512), (512, 512), cfg) == [8, 4, 2, 1]
     assert scale_factors((200, 512), (512, 512), cfg) == [4, 2, 1]  # 200 // 8 < 32
     assert long_side_size((1000, 600), 512) == (512, 307)
@@ -132,13 +132,13 @@ def test_vgg_hypercolumn_width():
 
 # -- options and weights -------------------------------------------------------------------------------
 def test_options_are_typed_and_checked():
-    options = {"iters_per_scale": "3", "lr": "0.01", "weights": "x.pth"}
+    options = {"iters_per_scale": "3", "lr": "0.01"}
     cfg = strotss_config(RunSettings(preset="smoke", options=options))
     assert cfg.iters_per_scale == 3 and cfg.lr == 0.01 and cfg.long_side == 64
-    assert strotss_config(RunSettings(preset="fast")) == PRESETS["paper"]
-    with pytest.raises(ConfigError, match="unknown strotss option 'iters'"):
+    assert strotss_config(RunSettings(preset="fast")) == StrotssConfig()  # no fast preset: paper
+    with pytest.raises(ConfigError, match="strotss: unknown option 'iters'; did you mean iters_per_scale\\?"):
         strotss_config(RunSettings(options={"iters": 3}))
-    with pytest.raises(ConfigError, match="iters_per_scale='many'"):
+    with pytest.raises(ConfigError, match="strotss.iters_per_scale: 'many' is not an integer"):
         strotss_config(RunSettings(options={"iters_per_scale": "many"}))
 
 
@@ -201,7 +201,7 @@ def vgg_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory, vgg_file):
-    from conftest import make_image
+    from tests.support.images import make_image
 
     folder = tmp_path_factory.mktemp("pair")
     make_image(96, 80, seed=1).save(folder / "s.png")
@@ -277,6 +277,6 @@ def test_output_size_matches_the_authors_strotss_outputs(paper_data):
     for out in outputs:
         structure = next((out.parent.parent / "A").iterdir())
         with Image.open(structure) as s, Image.open(out) as o:
-            assert long_side_size(s.size, PRESETS["paper"].long_side) == o.size
+            assert long_side_size(s.size, StrotssConfig().long_side) == o.size
             arr = np.asarray(o.convert("RGB"))
         assert arr.min() == 0 and arr.max() == 255

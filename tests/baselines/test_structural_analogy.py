@@ -156,8 +156,8 @@ def test_output_sample_mode_and_max_side(tiny_pair):
 
 @pytest.mark.parametrize("options, fragment", [
     ({"bogus": 1}, "unknown option 'bogus'"),
-    ({"output": "both"}, "output=real or output=sample"),
-    ({"niter": "many"}, "niter='many' is not a valid int"),
+    ({"output": "both"}, "structural-analogy.output: 'both' is not a choice; use one of real, sample"),
+    ({"niter": "many"}, "structural-analogy.niter: 'many' is not an integer"),
     ({"min_size": 8}, "min_size"),
 ])
 def test_bad_options_are_one_line_config_errors(options, fragment):

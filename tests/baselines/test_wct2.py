@@ -147,7 +147,7 @@ def test_options_are_checked():
     assert wct2_config(RunSettings(options={"alpha": "0.5"})).alpha == 0.5
     with pytest.raises(ConfigError, match="transfer_at='middle'"):
         wct2_config(RunSettings(options={"transfer_at": "middle"}))
-    with pytest.raises(ConfigError, match="unknown wct2 option 'size'"):
+    with pytest.raises(ConfigError, match="wct2: unknown option 'size'; did you mean image_size\\?"):
         wct2_config(RunSettings(options={"size": 3}))
 
 

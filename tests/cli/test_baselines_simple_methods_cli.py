@@ -5,23 +5,31 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from click.testing import CliRunner
 
-from splice.cli.methods import all_statuses, available_devices, command
-from splice.core.method import Method, Requirement, RunSettings
+from splice.cli.methods import command
+from splice.core.devices import available_devices
+from splice.core.method import Method, Requirement
 from splice.core.registry import methods
+from splice.runner.readiness import all_statuses
+from tests.support import PROJECT
 
-from conftest import PROJECT
+
+@dataclass(frozen=True)
+class FakeOptions:
+    weights_dir: str = "/nowhere"
 
 
 class NeedsGpuAndWeights(Method):
     name = "fake-gpu"
     paper = "Someone, A GPU Method, 2099"
     devices = ("cuda",)
+    Options = FakeOptions
 
     def requirements(self, settings):
-        where = settings.options.get("weights_dir", "/nowhere")
+        where = self.options(settings).weights_dir
         return [Requirement(name="fake weights", how=f"download fake.pth into {where}", ready=where == "/here", path=where)]
 
     def run(self, pair, settings):  # pragma: no cover - never run
@@ -45,7 +53,7 @@ def test_statuses_ready_and_not_ready(monkeypatch):
     assert not st["broken"].ready and "cannot load baselines.no_such_module:Nope: ModuleNotFoundError" in st["broken"].problems[0]
     assert not st["external"].ready and "--method-args config=path.yaml" in st["external"].needs[0]["how"]
     # --method-args reach the readiness checks
-    fake2 = all_statuses(["fake-gpu"], RunSettings(options={"weights_dir": "/here"}))[0]
+    fake2 = all_statuses(["fake-gpu"], overrides={"fake-gpu": {"weights_dir": "/here"}})[0]
     assert fake2.needs[0]["ready"] is True
 
 

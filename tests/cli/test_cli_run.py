@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_image
-from splice_helpers import TINY
+from tests.support.images import make_image
+from tests.support.tiny import TINY
 
 PY = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -37,12 +37,17 @@ def test_run_writes_output_record_checkpoint(tmp_path, tiny_pair):
     img = Image.open(out / "output.png")
     assert img.size == (96, 80) and img.mode == "RGB"
     rec = json.loads((out / "record.json").read_text())
-    for key in ("config", "config_hash", "seed", "weights", "versions", "device", "seconds_total", "seconds_per_step",
-                "peak_memory_mb", "final_loss_terms", "geometry", "random_weights"):
+    assert rec["schema"] == 2 and rec["status"] == "ok"  # the same record (splice.core.record) as a benchmark job
+    assert rec["job"] == {"method": "splice", "dataset": "adhoc", "pair_id": "structure+appearance", "seed": 0,
+                          "config_hash": rec["job"]["config_hash"]}
+    for key in ("config", "settings", "weights", "versions", "device", "seconds", "seconds_total", "peak_memory_mb",
+                "geometry", "random_weights", "inputs", "host", "finished"):
         assert key in rec, key
-    assert rec["seed"] == 0 and rec["random_weights"] is True and rec["weights"]["spec"] == "random"
+    assert rec["settings"]["seed"] == 0 and rec["random_weights"] is True and rec["weights"]["spec"] == "random"
     assert rec["geometry"]["kind"] == "identity" and rec["config"]["steps"] == 3
-    assert set(rec["final_loss_terms"]) == {"appearance", "structure", "identity"}
+    assert rec["settings"]["options"]["steps"] == 3 and rec["peak_memory_kind"] in ("rss_peak", "ru_maxrss_process")
+    assert set(rec["info"]["final_loss_terms"]) == {"appearance", "structure", "identity"}
+    assert rec["info"]["seconds_per_step"] > 0 and "pillow" in rec["versions"] and "host" not in rec["versions"]
     assert (out / "checkpoint.pt").exists()
     assert sorted(p.name for p in s.parent.iterdir()) == ["appearance.png", "structure.png"]  # inputs untouched
     # a finished run is never overwritten ...
@@ -100,24 +105,24 @@ def test_unfinished_run_needs_resume_and_output_folder_is_not_input_folder(tmp_p
     r = cli(*run_args(s, a, s.parent))
     assert r.returncode == 2 and "nothing is ever written into input folders" in r.stderr
     r = cli("run", s, a, "-o", tmp_path / "p", "--preset", "nope")
-    assert r.returncode == 2 and "unknown preset 'nope'" in r.stderr
+    assert r.returncode == 2 and r.stderr == "error: --preset 'nope' is not a preset; choose from paper, paper-10k, fast, smoke\n"
 
 
 def test_score_vit_json(tmp_path, tiny_pair):
-    from vit_helpers import recipe_state_dict
+    from tests.support.vit import recipe_state_dict
 
     s, a = tiny_pair
     w = tmp_path / "tiny.pth"
     torch.save(recipe_state_dict("vit_tiny_patch16_224"), w)
     o = tmp_path / "o.png"
     Image.open(s).resize((48, 40)).save(o)  # smaller than S: resized back, and said so
-    r = cli("score", "vit", "-s", s, "-a", a, "-o", o, "--backbone", "vit_tiny_patch16_224", "--weights", w,
+    r = cli("score", "vit", "--structure", s, "--appearance", a, "--output", o, "--backbone", "vit_tiny_patch16_224", "--weights", w,
             "--device", "cpu", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["aligned"] == "resize" and res["random_weights"] is False
     assert res["structure_distance"] > 0 and res["appearance_distance"] > 0 and -1 <= res["appearance_cosine"] <= 1
-    same = json.loads(cli("score", "vit", "-s", s, "-a", s, "-o", s, "--backbone", "vit_tiny_patch16_224",
+    same = json.loads(cli("score", "vit", "--structure", s, "--appearance", s, "--output", s, "--backbone", "vit_tiny_patch16_224",
                           "--weights", w, "--json").stdout)
     assert same["structure_distance"] == 0 and same["appearance_distance"] == 0 and same["aligned"] == "identity"
     assert same["appearance_cosine"] == pytest.approx(1, abs=1e-6)

@@ -9,10 +9,11 @@ import sys
 
 from click.testing import CliRunner
 
-from _eval_store import add_job, iou_rec
-from conftest import PROJECT, make_image
 from splice.cli import cli
 from splice.core.geometry import Geometry
+from tests.support import PROJECT
+from tests.support.images import make_image
+from tests.support.store import add_job, iou_rec
 
 DET = ["--detector", "maskrcnn_resnet50_fpn", "--detector-weights", "random", "--allow-random-weights",
        "--detector-size", "64", "--score-threshold", "0.2", "--device", "cpu"]  # fmt: skip
@@ -28,7 +29,7 @@ def test_score_iou_single_pair(tmp_path):
     s, o = tmp_path / "s.png", tmp_path / "o.png"
     make_image(96, 80, seed=1).save(s)
     make_image(64, 64, seed=1).save(o)
-    args = ["score", "iou", "-s", str(s), "-o", str(o), "--geometry", "stretch", "--cache-dir", str(tmp_path / "c"),
+    args = ["score", "iou", "--structure", str(s), "--output", str(o), "--geometry", "stretch", "--cache-dir", str(tmp_path / "c"),
             *DET, "--json"]  # fmt: skip
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
@@ -82,4 +83,4 @@ def test_table_formats_and_errors(tmp_path):
     bad = run_cli(["table", "--out", str(tmp_path / "missing")], tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "run store not found" in bad.stderr
     bad = run_cli(["score", "--out", str(tmp_path / "missing"), "--metrics", "iou"], tmp_path)
-    assert bad.returncode == 2 and "no run store" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "run store not found" in bad.stderr and "Traceback" not in bad.stderr

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_image
-
 from splice.core.errors import ImageError
 from splice.core.imageio import load_rgb
+from tests.support.images import make_image
 
 
 def test_missing_folder_and_not_an_image(tmp_path):

@@ -20,8 +20,8 @@ from splice.data.manifests import (
     load_manifest,
     parse_dataset_list,
 )
-
-from conftest import PROJECT, make_image
+from tests.support import PROJECT
+from tests.support.images import make_image
 
 HEADER = ("pair_id,structure,structure_sha256,structure_w,structure_h,"
           "appearance,appearance_sha256,appearance_w,appearance_h")

@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from _eval_fakes import ColourDetector, shapes_image
 from eval.align import AlignmentError, align_structure, geometry_from_option
 from eval.cache import FeatureCache
 from eval.layout import CachedDetector, score_layout
 from splice.core.geometry import Geometry
+from tests.support.fakes import ColourDetector, shapes_image
 
 STRUCTURE = shapes_image((200, 100), red=(80, 30, 120, 70))
 

@@ -8,8 +8,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from _eval_fakes import ColourDetector, TinyExtractor, shapes_image
-from _eval_store import add_job
 from eval.aggregate import load_results
 from eval.cache import FeatureCache, cache_key
 from eval.detector import DetectorSettings
@@ -19,6 +17,8 @@ from eval.tables import metric_table
 from eval.vit_metrics import CachedViT
 from splice.core.errors import ConfigError, UserError
 from splice.core.geometry import Geometry
+from tests.support.fakes import ColourDetector, TinyExtractor, shapes_image
+from tests.support.store import add_job
 
 
 def test_feature_cache_roundtrip(tmp_path):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_image
 from eval.cache import FeatureCache
 from eval.detector import load_detector
 from eval.layout import CachedDetector, score_layout
 from splice.core.errors import ConfigError, WeightsError
 from splice.core.geometry import Geometry
+from tests.support.images import make_image
 
 V1 = "maskrcnn_resnet50_fpn"  # cheaper heads than v2; the v2 path is exercised once below
 

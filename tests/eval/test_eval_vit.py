@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from conftest import PROJECT, SHARED
 from eval.cache import FeatureCache
 from eval.vit_metrics import CachedViT, score_vit
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb
+from tests.support import PROJECT, SHARED
 
 REF = SHARED / "design" / "reference_values.json"
 DEMO = PROJECT / "datasets" / "demo" / "giraffe_zebra"
@@ -23,9 +23,8 @@ DEMO = PROJECT / "datasets" / "demo" / "giraffe_zebra"
 
 @pytest.mark.skipif(not REF.exists(), reason="../shared/design/reference_values.json is absent")
 def test_cached_vit_matches_reference_and_rescoring_is_free(tmp_path):
-    from vit_helpers import save_recipe_weights
-
     from splice.model.vit import load_vit
+    from tests.support.vit import save_recipe_weights
 
     arch = "vit_small_patch8_224"
     expected = json.loads(REF.read_text())["values"][arch]["giraffe_zebra"]  # output = the appearance image

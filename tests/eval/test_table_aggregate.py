@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from _eval_store import add_job, iou_rec, vit_rec
 from eval.aggregate import COLUMNS, load_results
 from eval.tables import metric_table, render
 from splice.core.errors import ConfigError, UserError
+from tests.support.store import add_job, iou_rec, vit_rec
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from splice_helpers import tiny_config
-
 from splice.model.augment import PairSampler, random_square_crop
 from splice.model.generator import SkipGenerator, build_generator
+from tests.support.tiny import tiny_config
 
 
 def test_parameter_count_and_init():

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from splice_helpers import tiny_config, tiny_extractor
-
 from splice.model.augment import PairSampler
 from splice.model.generator import build_generator
 from splice.model.objective import SpliceObjective, active_terms
 from splice.model.plain import PlainExtractor, plain_loss
+from tests.support.tiny import tiny_config, tiny_extractor
 
 
 def _inputs(h=70, w=100, th=80, tw=66):

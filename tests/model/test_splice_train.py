@@ -11,9 +11,8 @@ import time
 import pytest
 import torch
 
-from splice_helpers import TINY, tiny_config, tiny_extractor
-
 from splice.model.train import CHECKPOINT, TrainingStopped, train_splice
+from tests.support.tiny import TINY, tiny_config, tiny_extractor
 
 PY = sys.executable
 
@@ -101,5 +100,5 @@ def test_cli_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_pair):
     import json
 
     rec = json.loads((out / "record.json").read_text())
-    assert rec["status"] == "ok" and rec["random_weights"] is True and rec["seed"] == 0
-    assert rec["resumed_from_step"] >= 1 or proc.returncode == 0
+    assert rec["status"] == "ok" and rec["random_weights"] is True and rec["settings"]["seed"] == 0
+    assert rec["info"]["resumed_from_step"] >= 1 or proc.returncode == 0

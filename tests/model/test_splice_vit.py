@@ -8,10 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from splice_helpers import tiny_extractor
-
 from splice.model.vit import load_vit, self_similarity, vit_input_size
 from splice.model.weights import normalise_state_dict
+from tests.support.tiny import tiny_extractor
 
 
 def test_resize_rule_matches_reference_examples():

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
-
-from conftest import SHARED
-from vit_helpers import save_recipe_weights
 
 from eval.vit_distances import score_images
 from splice.core.imageio import load_rgb
 from splice.model.vit import load_vit
+from tests.support import SHARED
+from tests.support.vit import save_recipe_weights
 
 REF = SHARED / "design" / "reference_values.json"
 pytestmark = pytest.mark.skipif(not REF.exists(), reason="../shared/design/reference_values.json is absent")

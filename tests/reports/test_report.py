@@ -21,9 +21,9 @@ from reports.tables import build_tables
 from splice.core.errors import ConfigError, UserError
 from splice.core.geometry import Geometry
 from splice.core.store import RunStore
-from test_report_store import EVIL_ERROR, RED, build_store
+from tests.support.report_store import EVIL_ERROR, RED, build_store
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 STYLE = GridStyle(cell=120, pad=4, label_width=90, header_height=40, title_height=30, rows_per_page=2)
 
 
@@ -221,8 +221,8 @@ def test_cli(run, tmp_path):
     p = subprocess.run([sys.executable, "-m", "splice", "report", "--out", str(tmp_path / "nope")],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.strip().splitlines() == [f"error: run folder not found: {tmp_path / 'nope'}; "
-                                             "pass the --out folder of `splice bench`"]  # fmt: skip
+    assert p.stderr.strip().splitlines() == [f"error: --out {tmp_path / 'nope'}: run store not found; create it with "
+                                             f"`splice bench --out {tmp_path / 'nope'} ...`"]  # fmt: skip
 
 
 def test_run_json_shapes_and_command_line():
@@ -238,7 +238,7 @@ def test_run_json_shapes_and_command_line():
 
 
 def test_seeds_and_config_variants(run):
-    from test_report_store import _job
+    from tests.support.report_store import _job
 
     store, data = RunStore(run), run.parent / "data"
     # a second seed of identity (not shown: the lowest seed is) and a second cropper configuration (own column)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from reports.build import build_report
 from reports.grids import GridStyle
-from test_report_store import build_store
+from tests.support.report_store import build_store
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shutil.which("chromium-browser")) if p and
                  Path(p).exists()), None)  # fmt: skip

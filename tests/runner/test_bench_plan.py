@@ -4,35 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from splice.runner import PlanRequest, dry_run, parse_method_args, parse_seeds, parse_weights, plan_jobs
-from splice.runner.jobs import expand_methods
 from splice.core.errors import ConfigError
-from splice.data.manifests import load_manifest
 from splice.core.method import config_hash
 from splice.core.store import RunStore
-
-from test_bench_dummies import make_dataset, register
+from splice.data.manifests import load_manifest
+from splice.runner import PlanRequest, dry_run, method_overrides, parse_seeds, parse_weights, plan_jobs
+from splice.runner.jobs import expand_methods
+from tests.support.dummies import make_dataset, register
 
 
 @pytest.fixture(autouse=True)
 def _dummies(monkeypatch):
-    from test_bench_dummies import ensure_importable
+    from tests.support.dummies import ensure_importable
 
     ensure_importable(monkeypatch)
     register()
 
 
-def test_method_args_are_typed_and_scoped():
-    got = parse_method_args(
-        ["steps=100", "lr=1e-3", "flag=true", "name=abc", "dummy.steps=7", "dummy.sizes=[1, 2]", "identity.x=0.5"],
-        ["dummy", "identity"],
-    )
-    assert got["dummy"] == {"steps": 7, "lr": 0.001, "flag": True, "name": "abc", "sizes": [1, 2]}
-    assert got["identity"] == {"steps": 100, "lr": 0.001, "flag": True, "name": "abc", "x": 0.5}
-    assert isinstance(got["identity"]["steps"], int) and isinstance(got["dummy"]["lr"], float)
-    assert parse_method_args(["splice.steps=5"], ["dummy"]) == {"dummy": {}}  # a method not in this run
-    with pytest.raises(ConfigError, match=r"--method-args 'steps' is not k=v"):
-        parse_method_args(["steps"], ["dummy"])
+def test_method_args_reach_the_methods_that_have_them():
+    got = method_overrides(["sleep=0.5", "log=x.log", "dummy.fail_on=[a, b]", "nomaxside.sleep=2"],
+                           ["dummy", "nomaxside", "identity"])
+    assert got == {"dummy": {"sleep": "0.5", "log": "x.log", "fail_on": "[a, b]"},
+                   "nomaxside": {"sleep": "2", "log": "x.log"}, "identity": {}}
+    with pytest.raises(ConfigError, match=r"--method-args 'splice.steps=5': splice is not among the selected"):
+        method_overrides(["splice.steps=5"], ["dummy"])
+    with pytest.raises(ConfigError, match=r"no selected method \(dummy\) has an option 'slep'; did you mean sleep"):
+        method_overrides(["slep=1"], ["dummy"])
+    with pytest.raises(ConfigError, match=r"--method-args 'steps' is not key=value"):
+        method_overrides(["steps"], ["dummy"])
 
 
 def test_seeds_weights_and_methods():
@@ -66,15 +65,19 @@ def test_plan_is_method_x_dataset_x_pair_x_seed_with_config_hashes(tmp_path):
     assert [(j.key.pair_id, j.key.method, j.key.seed) for j in jobs[:4]] == [
         ("p0", "dummy", 0), ("p0", "dummy", 1), ("p0", "identity", 0), ("p0", "identity", 1)]  # fmt: skip
     dummy = jobs[0]
-    expected = {"preset": "smoke", "weights": None, "max_side": None, "sleep": 0}
+    expected = {"method": "dummy", "version": "1", "log": None, "sleep": 0.0, "block_on": None, "fail_on": [],
+                "oom_above": None, "die_on": [], "max_side": None}
     assert dummy.config == expected and dummy.key.config_hash == config_hash(expected)
-    assert dummy.method_target == "test_bench_dummies:Dummy"
+    assert dummy.method_target == "tests.support.dummies:Dummy"
     assert dummy.pair.structure == (tmp_path / "data" / "toy" / "p0" / "structure.png").absolute()
     assert str(dummy.key) == f"dummy/toy/p0/s0-{config_hash(expected)}"
     # a changed configuration makes other jobs (new folders), the same one the same jobs
     changed = plan_jobs(_req(tmp_path / "b", options={"dummy": {"sleep": 0.5}}))
     assert changed[0].key.config_hash != dummy.key.config_hash
-    assert plan_jobs(_req(tmp_path / "c", preset="paper"))[0].key.config_hash != dummy.key.config_hash
+    # the preset is recorded, not hashed: a preset that computes the same thing is the same job
+    paper = plan_jobs(_req(tmp_path / "c", preset="paper"))[0]
+    assert paper.key == dummy.key and (paper.settings["preset"], dummy.settings["preset"]) == ("paper", "smoke")
+    assert dummy.settings["options"] == {"sleep": 0.0} and dummy.settings["preset_resolved"] == "smoke"
     assert plan_jobs(_req(tmp_path / "d"))[0].key == dummy.key
 
 

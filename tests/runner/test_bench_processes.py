@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,22 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from splice.runner import LaunchOptions, PlanRequest, bench, plan_jobs
 from splice.core.claims import pid_alive
-from splice.data.manifests import load_manifest
 from splice.core.store import RunStore
-
-from test_bench_dummies import PROJECT, TESTS, events, make_dataset, register
+from splice.data.manifests import load_manifest
+from splice.runner import LaunchOptions, PlanRequest, bench, plan_jobs
+from tests.support.dummies import PROJECT, events, make_dataset, register
 
 pytestmark = pytest.mark.timeout(120)
 
-CLI = f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(PROJECT)!r}]; import test_bench_dummies as d; d.register(); " \
+CLI = f"import sys; sys.path[:0] = [{str(PROJECT)!r}]; import tests.support.dummies as d; d.register(); " \
       "from splice.cli import main; main(sys.argv[1:])"  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
 def _dummies(monkeypatch):
-    from test_bench_dummies import ensure_importable
+    from tests.support.dummies import ensure_importable
 
     ensure_importable(monkeypatch)
     register()
@@ -63,7 +60,7 @@ def test_pool_of_workers_survives_a_worker_crash(tmp_path):
     store = RunStore(tmp_path / "run")
     jobs = plan_jobs(req)
     rec = store.read_record(jobs[2].key)
-    assert rec["error_type"] == "WorkerDied" and "signal SIGKILL" in rec["error"]
+    assert rec.error_type == "WorkerDied" and "signal SIGKILL" in rec.error
     assert all(store.is_done(j.key) for j in jobs if j.key.pair_id != "p2")
     pids = {line.split()[2] for line in log.read_text().splitlines()}
     assert len(pids) >= 2  # two workers, plus the replacement
@@ -151,7 +148,7 @@ def test_cli_exit_codes_dry_run_and_status(tmp_path):
         (["--root", str(tmp_path / "missing")], "is not a folder"),
         (["--datasets", "nosuchset"], "unknown data set 'nosuchset'"),
         (["--pairs", "p7"], "--pairs: p7 not in the selected data set"),
-        (["--method-args", "oops"], "--method-args 'oops' is not k=v"),
+        (["--method-args", "oops"], "--method-args 'oops' is not key=value"),
     ]
     for extra, msg in bad:
         args = _cli_args(tmp_path, manifest, root, log)

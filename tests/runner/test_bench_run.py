@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import socket
 import subprocess
@@ -13,19 +14,18 @@ import time
 import pytest
 from PIL import Image
 
-from splice.runner import LaunchOptions, PlanRequest, bench, execute, plan_jobs, run_job
 from splice.core.claims import Claim, _boot_id, pid_alive, stale_reason
+from splice.core.store import RunStore
+from splice.data.manifests import load_manifest
+from splice.runner import LaunchOptions, PlanRequest, bench, execute, plan_jobs, run_job
 from splice.runner.execute import next_rung
 from splice.runner.status import scan
-from splice.data.manifests import load_manifest
-from splice.core.store import RunStore
-
-from test_bench_dummies import PROJECT, TESTS, events, make_dataset, register
+from tests.support.dummies import PROJECT, TESTS, events, make_dataset, register
 
 
 @pytest.fixture(autouse=True)
 def _dummies(monkeypatch):
-    from test_bench_dummies import ensure_importable
+    from tests.support.dummies import ensure_importable
 
     ensure_importable(monkeypatch)
     register()
@@ -46,8 +46,8 @@ def test_run_job_writes_output_then_a_complete_record(tmp_path):
     job_dir = store.job_dir(jobs[0].key)
     assert job_dir == tmp_path / "run" / "outputs" / "toy" / "p0" / "dummy" / f"s0-{jobs[0].key.config_hash}"
     on_disk = json.loads((job_dir / "record.json").read_text())
-    assert on_disk["status"] == "ok" and rec["status"] == "ok" and store.is_done(jobs[0].key)
-    assert on_disk["job"] == jobs[0].key.to_dict() and on_disk["schema"] == 1
+    assert on_disk["status"] == "ok" and rec.status == "ok" and store.is_done(jobs[0].key)
+    assert on_disk["job"] == jobs[0].key.to_dict() and on_disk["schema"] == 2
     assert on_disk["output"] == "output.png"
     assert Image.open(job_dir / "output.png").size == (96, 80)
     assert on_disk["geometry"] == {"kind": "identity", "source": [96, 80], "box": [0, 0, 96, 80], "output": [96, 80]}
@@ -66,16 +66,17 @@ def test_run_job_writes_output_then_a_complete_record(tmp_path):
 
 def test_peak_memory_is_reset_per_job(tmp_path):
     """A job that allocates 200 MB reports it; the next small job in the same process does not."""
-    from splice.runner.execute import PeakMemory
+    from splice.core.resources import PeakMemory
 
     mem = PeakMemory("cpu")
     if mem.kind != "rss_peak":
         pytest.skip("no /proc/self/clear_refs here")
     mem.reset()
-    block = bytearray(200 * 2**20)
-    block[:: 4096] = b"x" * len(block[:: 4096])
+    block = mmap.mmap(-1, 200 * 2**20)  # fresh pages (malloc could reuse memory that is already resident)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
     big = mem.read_mb()
-    del block
+    block.close()
     mem.reset()
     small = mem.read_mb()
     assert big - small > 150 and mem.baseline_mb is not None and abs(mem.baseline_mb - small) < 20
@@ -88,13 +89,13 @@ def test_failures_are_isolated_and_one_line(tmp_path):
     assert (summary.done, summary.failed) == (2, 2)
     store = RunStore(tmp_path / "run")
     recs = {j.key.pair_id: store.read_record(j.key) for j in jobs}
-    assert recs["p1"]["status"] == "failed" and recs["p1"]["error_type"] == "RuntimeError"
-    assert recs["p1"]["error"] == "RuntimeError: dummy failure on p1 second line"
-    assert recs["p1"]["output"] is None and not store.output_path(jobs[1].key).exists()
+    assert recs["p1"].status == "failed" and recs["p1"].error_type == "RuntimeError"
+    assert recs["p1"].error == "RuntimeError: dummy failure on p1 second line"
+    assert recs["p1"].output is None and not store.output_path(jobs[1].key).exists()
     assert "Traceback" in (store.job_dir(jobs[1].key) / "traceback.txt").read_text()
-    assert recs["p2"]["error_type"] == "ImageError" and "appearance image" in recs["p2"]["error"]
-    assert recs["p2"]["error"] == f"appearance image is not an image Pillow can read: {jobs[2].pair.appearance}"
-    assert recs["p0"]["status"] == recs["p3"]["status"] == "ok"
+    assert recs["p2"].error_type == "ImageError" and "appearance image" in recs["p2"].error
+    assert recs["p2"].error == f"appearance image is not an image Pillow can read: {jobs[2].pair.appearance}"
+    assert recs["p0"].status == recs["p3"].status == "ok"
     assert [e for e in events(log) if e[0] == "end"] == [("end", "p0"), ("end", "p3")]
 
 
@@ -147,12 +148,12 @@ def test_oom_on_an_accelerator_retries_lower_and_records_the_resolution(tmp_path
     _, jobs, _ = _jobs(tmp_path, 1, big=(0,), oom_above=512)
     store = RunStore(tmp_path / "run")
     rec = run_job(jobs[0], store, device="cuda:0")  # the dummy ignores the device; the ladder keys on it
-    assert rec["status"] == "ok" and rec["max_side"] == 512
-    assert [a["max_side"] for a in rec["attempts"]] == [None, 768, 512]  # 1024 >= the 900 px short side: skipped
-    assert "CUDA out of memory" in rec["attempts"][0]["error"] and rec["attempts"][2]["error"] is None
+    assert rec.status == "ok" and rec.max_side == 512
+    assert [a["max_side"] for a in rec.attempts] == [None, 768, 512]  # 1024 >= the 900 px short side: skipped
+    assert "CUDA out of memory" in rec.attempts[0]["error"] and rec.attempts[2]["error"] is None
     assert Image.open(store.output_path(jobs[0].key)).size == (683, 512)
-    assert rec["geometry"]["output"] == [683, 512] and rec["geometry"]["source"] == [1200, 900]
-    assert rec["info"]["workdir"] == str(store.job_dir(jobs[0].key) / "work" / "max_side-512")
+    assert rec.geometry["output"] == [683, 512] and rec.geometry["source"] == [1200, 900]
+    assert rec.info["workdir"] == str(store.job_dir(jobs[0].key) / "work" / "max_side-512")
 
 
 def test_oom_exhausted_unsupported_and_on_cpu(tmp_path):
@@ -160,20 +161,20 @@ def test_oom_exhausted_unsupported_and_on_cpu(tmp_path):
     _, jobs, _ = _jobs(tmp_path, 1, big=(0,), oom_above=-1)
     store = RunStore(tmp_path / "run")
     rec = run_job(jobs[0], store, device="cuda")
-    assert rec["status"] == "failed" and rec["error_type"] == "OutOfMemoryError"
-    assert [a["max_side"] for a in rec["attempts"]] == [None, 768, 512, 384]
-    assert "out of memory at every rung of the ladder" in rec["error"]
+    assert rec.status == "failed" and rec.error_type == "OutOfMemoryError"
+    assert [a["max_side"] for a in rec.attempts] == [None, 768, 512, 384]
+    assert "out of memory at every rung of the ladder" in rec.error
     cpu = run_job(jobs[0], RunStore(tmp_path / "cpu"), device="cpu")
-    assert cpu["status"] == "failed" and len(cpu["attempts"]) == 1  # no ladder on the CPU
+    assert cpu.status == "failed" and len(cpu.attempts) == 1  # no ladder on the CPU
     _, nojobs, _ = _jobs(tmp_path / "n", 1, methods=("nomaxside",), big=(0,), oom_above=512)
     rec = run_job(nojobs[0], RunStore(tmp_path / "n" / "run"), device="cuda:1")
-    assert rec["status"] == "failed" and "supports_max_side=False" in rec["error"] and len(rec["attempts"]) == 1
+    assert rec.status == "failed" and "supports_max_side=False" in rec.error and len(rec.attempts) == 1
 
 
 def test_a_method_that_cannot_run_on_the_device_fails_cleanly(tmp_path):
     _, jobs, _ = _jobs(tmp_path, 1, methods=("cudaonly",))
     rec = run_job(jobs[0], RunStore(tmp_path / "run"), device="cpu")
-    assert rec["status"] == "failed" and "does not run on cpu" in rec["error"]
+    assert rec.status == "failed" and "does not run on cpu" in rec.error
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ def test_execute_skips_a_job_claimed_by_a_live_runner(tmp_path):
 KILL_DURING_WRITE = r"""
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {project!r}]
-import test_bench_dummies as d; d.register()
+import tests.support.dummies as d; d.register()
 import splice.core.atomic as atomic
 from splice.runner import Job, execute
 from splice.core.store import RunStore

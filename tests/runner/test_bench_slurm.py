@@ -10,19 +10,18 @@ import pytest
 
 submitit = pytest.importorskip("submitit")
 
-from splice.runner import LaunchOptions, PlanRequest, SlurmOptions, bench, plan_jobs  # noqa: E402
-from splice.runner.slurm import BenchTask, make_executor  # noqa: E402
-from splice.data.manifests import load_manifest  # noqa: E402
 from splice.core.store import RunStore  # noqa: E402
-
-from test_bench_dummies import events, make_dataset, register  # noqa: E402
+from splice.data.manifests import load_manifest  # noqa: E402
+from splice.runner import LaunchOptions, PlanRequest, SlurmOptions, bench, plan_jobs  # noqa: E402
+from splice.runner.slurm import BenchTask  # noqa: E402
+from tests.support.dummies import events, make_dataset, register  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(autouse=True)
 def _dummies(monkeypatch):
-    from test_bench_dummies import ensure_importable
+    from tests.support.dummies import ensure_importable
 
     ensure_importable(monkeypatch)
     register()
@@ -41,8 +40,8 @@ def test_job_array_through_submitit_local_executor(tmp_path):
     assert (summary.done, summary.failed) == (2, 1)
     store = RunStore(out)
     jobs = plan_jobs(req)
-    assert [store.read_record(j.key)["status"] for j in jobs] == ["ok", "ok", "failed"]
-    assert store.read_record(jobs[0].key)["device"] == "cpu"
+    assert [store.read_record(j.key).status for j in jobs] == ["ok", "ok", "failed"]
+    assert store.read_record(jobs[0].key).device == "cpu"
     assert Counter(p for e, p in events(log) if e == "end") == {"p0": 1, "p1": 1}
     assert (out / "slurm").is_dir() and not list(out.rglob("claim.json"))
     inv = json.loads((out / "run.json").read_text())["invocations"][0]

@@ -13,9 +13,9 @@ from eval.study.analyze import AnalysisSettings, analyze
 from eval.study.export import export_study
 from eval.study.results import META
 from splice.core.errors import UserError
-from tests.test_study_support import build_store, export_settings
+from tests.support.study import build_store, export_settings
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _key(study: Path) -> dict[str, dict[str, str]]:

@@ -17,8 +17,8 @@ import pytest
 
 from eval.study import csvsafe
 from eval.study.analyze import AnalysisSettings, analyze
-from tests.test_study_serve import Server, _key
-from tests.test_study_support import exported_study
+from tests.support.study import Server, exported_study
+from tests.support.study import answer_key as _key
 
 pytestmark = pytest.mark.browser
 

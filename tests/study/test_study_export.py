@@ -20,9 +20,9 @@ from eval.study.export import export_study
 from eval.study.images import png_chunk_types
 from eval.study.question import QUESTION, batch_header
 from splice.core.errors import UserError
-from tests.test_study_support import BASELINES, CONFIG, OURS, PAIRS, SECRET_TEXT, build_store, export_settings
+from tests.support.study import BASELINES, CONFIG, OURS, PAIRS, SECRET_TEXT, build_store, export_settings
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import threading
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -12,8 +9,8 @@ import pytest
 from eval.study import csvsafe
 from eval.study.analyze import AnalysisSettings, analyze
 from eval.study.lab import LabStudy, RequestError
-from eval.study.server import make_server
-from tests.test_study_support import BASELINES, OURS, exported_study
+from tests.support.study import BASELINES, OURS, Server, exported_study
+from tests.support.study import answer_key as _key
 
 
 @pytest.fixture
@@ -23,10 +20,6 @@ def study(tmp_path) -> Path:
 
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-
-
-def _key(study: Path) -> dict[str, dict[str, str]]:
-    return {r["trial_id"]: r for r in csvsafe.read_csv_rows(study / "private" / "answer_key.csv")[1]}
 
 
 def test_lab_sets_progress_and_resume(study):
@@ -71,28 +64,6 @@ def test_lab_results_are_analysable(study):
     t = {(r["dataset"], r["baseline"]): r for r in a.table.to_dict(orient="records")}
     assert a.summary["raters_failed_vigilance"] == 0
     assert (t["all", "strotss"]["n_ours"], t["all", "strotss"]["n_votes"]) == (10, 10)  # 5 pairs x 2 sets
-
-
-class Server:
-    def __init__(self, study: Path, rater: str | None = None):
-        self.httpd, self.lab = make_server(study, 0, rater)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        data = urllib.parse.urlencode(body).encode() if body is not None else None
-        h = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
-        conn.request(method, path, body=data, headers={**h, **(headers or {})})
-        resp = conn.getresponse()
-        out = (resp.status, dict(resp.getheaders()), resp.read())
-        conn.close()
-        return out
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

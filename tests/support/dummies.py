@@ -1,7 +1,7 @@
 """Dummy methods for the runner's tests (registered at test time, never in splice.core.registry).
 
 ``dummy`` returns the structure image (resized to ``max_side`` when set) and is steered by its
-options: ``log`` (append "start/end <pair> <pid>" lines), ``sleep`` (seconds), ``block_on``
+typed options (:class:`DummyOptions`): ``log`` (append "start/end <pair> <pid>" lines), ``sleep`` (seconds), ``block_on``
 (a pair id that waits until ``<log>.go`` exists), ``fail_on`` (pair ids that raise),
 ``oom_above`` (raise torch.OutOfMemoryError while the effective max_side is above it, or native
 when -1), ``die_on`` (pair ids whose process SIGKILLs itself). ``nomaxside`` is the same
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from splice.core.geometry import Geometry
@@ -21,24 +21,27 @@ from splice.core.imageio import load_rgb
 from splice.core.method import Method, MethodResult, Pair, RunSettings
 from splice.core.registry import methods
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 PROJECT = TESTS.parent
 
 
-def _log(settings: RunSettings, event: str, pair: Pair) -> None:
-    path = settings.options.get("log")
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+@dataclass(frozen=True)
+class DummyOptions:
+    log: str | None = None
+    sleep: float = 0.0
+    block_on: str | None = None
+    fail_on: tuple[str, ...] = ()
+    oom_above: int | None = None
+    die_on: tuple[str, ...] = ()
+
+
+def _log(o: DummyOptions, event: str, pair: Pair) -> None:
+    if o.log:
+        fd = os.open(o.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, f"{event} {pair.pair_id} {os.getpid()}\n".encode())
         finally:
             os.close(fd)
-
-
-def _as_list(value) -> list[str]:
-    if value is None:
-        return []
-    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
 class Dummy(Method):
@@ -47,35 +50,35 @@ class Dummy(Method):
     summary = "Test method steered by its options."
     supports_max_side = True
     in_benchmark = False
+    Options = DummyOptions
 
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
-        o = settings.options
-        _log(settings, "start", pair)
-        if pair.pair_id in _as_list(o.get("die_on")):
+        o = self.options(settings)
+        _log(o, "start", pair)
+        if pair.pair_id in o.die_on:
             os.kill(os.getpid(), signal.SIGKILL)
-        if o.get("block_on") == pair.pair_id:
-            go = Path(str(o["log"]) + ".go")
+        if o.block_on == pair.pair_id:
+            go = Path(str(o.log) + ".go")
             while not go.exists():
                 time.sleep(0.02)
-        if o.get("sleep"):
-            time.sleep(float(o["sleep"]))
-        if pair.pair_id in _as_list(o.get("fail_on")):
+        if o.sleep:
+            time.sleep(o.sleep)
+        if pair.pair_id in o.fail_on:
             raise RuntimeError(f"dummy failure on {pair.pair_id}\nsecond line")
         s = load_rgb(pair.structure, role="structure image", min_side=0)
         load_rgb(pair.appearance, role="appearance image", min_side=0)
-        oom = o.get("oom_above")
-        if oom is not None:
+        if o.oom_above is not None:
             import torch
 
             effective = settings.max_side or min(s.size)
-            if int(oom) < 0 or effective > int(oom):
+            if o.oom_above < 0 or effective > o.oom_above:
                 raise torch.OutOfMemoryError(f"CUDA out of memory (max_side {settings.max_side})")
         geom = Geometry.identity(s.size)
         image = s.image.copy()
         if settings.max_side and min(s.size) > settings.max_side:
             geom = Geometry.resize_short_side(s.size, settings.max_side)
             image = geom.apply(image)
-        _log(settings, "end", pair)
+        _log(o, "end", pair)
         return MethodResult(image=image, geometry=geom,
                             info={"inputs": {"structure": s.record()}, "random_weights": True,
                                   "weights": {"spec": "random"}, "pid": os.getpid(),
@@ -96,19 +99,19 @@ def register() -> None:
     """Make the dummies resolvable by name (tests call this; workers re-register from the job's target)."""
     for name, cls in (("dummy", "Dummy"), ("nomaxside", "NoMaxSide"), ("cudaonly", "CudaOnly")):
         if name not in methods:
-            methods.register(name, f"test_bench_dummies:{cls}")
+            methods.register(name, f"tests.support.dummies:{cls}")
 
 
 def ensure_importable(monkeypatch) -> None:
-    """``test_bench_dummies`` must import in worker and submitit processes too."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    parts = [str(PROJECT), str(TESTS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    """``tests.support.dummies`` must import in worker, submitit and SLURM processes too."""
+    monkeypatch.syspath_prepend(str(PROJECT))
+    parts = [str(PROJECT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(dict.fromkeys(parts)))
 
 
 def make_dataset(tmp_path: Path, n: int = 4, name: str = "toy", big: tuple[int, ...] = ()) -> tuple[Path, Path]:
     """A data root with ``n`` small pairs (p0, p1, ...) and its manifest; pairs in ``big`` get a 1200x900 structure."""
-    from conftest import make_image
+    from tests.support.images import make_image
 
     root = tmp_path / "data"
     lines = ["# version: 1", f"# name: {name}", "pair_id,structure,appearance"]
@@ -128,9 +131,3 @@ def events(log: Path) -> list[tuple[str, str]]:
     if not log.exists():
         return []
     return [tuple(line.split()[:2]) for line in log.read_text().splitlines() if line.strip()]
-
-
-def test_dummy_resizes_to_max_side(tiny_pair):
-    s, a = tiny_pair
-    out = Dummy().run(Pair("p", s, a), RunSettings(max_side=40))
-    assert out.image.size == (48, 40) and out.geometry.output == (48, 40)

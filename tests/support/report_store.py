@@ -24,11 +24,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import make_image
-from splice.core.atomic import atomic_save_image, atomic_write_json
+from splice.core.atomic import atomic_write_json
 from splice.core.geometry import Geometry
 from splice.core.method import config_hash
-from splice.core.store import JobKey, RunStore
+from splice.core.record import JobKey
+from splice.core.store import RunStore
+from tests.support.images import make_image
+from tests.support.store import write_job
 
 RED = (220, 20, 20)
 EVIL_ERROR = 'CUDA out of memory <script>alert("x")</script> & more'
@@ -59,29 +61,11 @@ def _job(store: RunStore, data: Path, dataset: str, pair: str, method: str, *, r
          seed: int = 0, extra: dict | None = None) -> JobKey:  # fmt: skip
     s, a = _inputs(data, dataset, pair)
     config = {"method": method, "preset": "smoke", **(extra or {})}
-    key = JobKey(dataset, pair, method, seed, config_hash(config))
     structure = Image.open(s).convert("RGB")
     method_random = random and method == "cropper"
-    record = {
-        "status": "failed" if failed else "ok",
-        "pair": {"pair_id": pair, "dataset": dataset, "structure": str(s), "appearance": str(a)},
-        "inputs": {"structure": {"path": str(s), "size": list(structure.size)}, "appearance": {"path": str(a)}},
-        "config": config,
-        "output": None,
-        "geometry": None,
-        "random_weights": method_random,
-        "weights": {"spec": "random" if method_random else f"{method}-v1", "sha256": None},
-        "seconds": None,
-        "peak_memory_mb": 10.0,
-        "device": "cpu",
-        "info": {},
-        "error": EVIL_ERROR if failed else None,
-        "error_type": "OutOfMemory" if failed else None,
-        "attempts": [],
-        "versions": {"python": "3.11"},
-        "host": "test",
-        "finished": "2024-01-01T00:00:00Z",
-    }
+    output = geometry = None
+    metrics = {}
+    seconds = None
     if not failed:
         if method == "identity":
             geometry, output = Geometry.identity(structure.size), structure
@@ -90,24 +74,29 @@ def _job(store: RunStore, data: Path, dataset: str, pair: str, method: str, *, r
         else:
             geometry = Geometry.stretch(structure.size, (64, 64))
             output = structure.resize((64, 64))
-        atomic_save_image(store.output_path(key), output)
         seconds = CROPPER_SECONDS[pair] if method == "cropper" else SECONDS[method]
-        record.update(output="output.png", geometry=geometry.to_dict(), seconds=seconds)
         iou = IOU[(method, pair)]
-        atomic_write_json(store.metrics_dir(key) / "iou.json", {
+        metrics["iou"] = {
             "metric": "iou", "protocol_version": "1", "detector": "maskrcnn_resnet50_fpn", "weights": "random",
             "random_weights": random, "score_threshold": 0.5, "mask_threshold": 0.5, "excluded": iou is None,
             "exclusion_reason": "no detection in the structure image" if iou is None else None, "iou": iou,
             "matched_iou": iou, "per_class": {}, "n_structure": 0 if iou is None else 1, "n_output": 1,
-        })  # fmt: skip
+        }  # fmt: skip
         sd, ad, cos = VIT[(method, pair)]
-        atomic_write_json(store.metrics_dir(key) / "vit.json", {
+        metrics["vit"] = {
             "metric": "vit", "protocol_version": "1", "backbone": "dino_vitb8", "weights": "random",
             "random_weights": random, "structure_distance": sd, "appearance_distance": ad, "appearance_cosine": cos,
             "aligned": "identity" if method == "identity" else "geometry",
-        })  # fmt: skip
-    store.write_record(key, record)
-    return key
+        }  # fmt: skip
+    return write_job(
+        store.root, dataset, pair, method, status="failed" if failed else "ok", seed=seed,
+        config_hash=config_hash(config), config=config, output=output,
+        geometry=geometry.to_dict() if geometry else None, structure=str(s), appearance=str(a),
+        inputs={"structure": {"path": str(s), "size": list(structure.size)}, "appearance": {"path": str(a)}},
+        random_weights=method_random, weights={"spec": "random" if method_random else f"{method}-v1", "sha256": None},
+        seconds=seconds, peak_memory_mb=10.0, error=EVIL_ERROR if failed else None,
+        error_type="OutOfMemory" if failed else None, metrics=metrics,
+    )  # fmt: skip
 
 
 def build_store(root: Path, random: bool = True, failures: bool = True) -> Path:
@@ -125,16 +114,3 @@ def build_store(root: Path, random: bool = True, failures: bool = True) -> Path:
                                           "settings": {"preset": "smoke", "seeds": [0]}, "git_sha": "abc123",
                                           "time": "2024-01-01T00:00:00Z"}])  # fmt: skip
     return run
-
-
-def test_store_reads_back_through_eval_aggregate(tmp_path):
-    from eval.aggregate import load_results
-
-    run = build_store(tmp_path)
-    df = load_results(run)
-    assert len(df) == 9
-    assert sorted(df["method"].unique()) == ["broken", "cropper", "identity"]
-    assert int((df["status"] == "failed").sum()) == 1
-    assert df["random_weights"].sum() == 3 and df["metrics_random_weights"].sum() == 8
-    row = df[(df["method"] == "identity") & (df["pair_id"] == "p3")].iloc[0]
-    assert bool(row["iou_excluded"]) and row["structure_distance"] == 0.0

@@ -12,8 +12,8 @@ from pathlib import Path
 from PIL import Image, ImageFilter, PngImagePlugin
 
 from splice.core.geometry import Geometry
-from splice.core.store import RunStore, JobKey
-from tests.conftest import make_image
+from tests.support.images import make_image
+from tests.support.store import write_job
 
 OURS = "splice"
 BASELINES = ["strotss", "wct2"]
@@ -33,7 +33,6 @@ def build_store(root: Path, missing: tuple[tuple[str, str, str], ...] = (("wild"
                 extra_variant: bool = False) -> Path:
     """A run store at ``root / "runs" / "demo"``; returns its path. ``missing`` jobs fail."""
     run = root / "runs" / "demo"
-    store = RunStore(run)
     n = 0
     for dataset, pairs in PAIRS.items():
         for pair_id in pairs:
@@ -54,19 +53,12 @@ def build_store(root: Path, missing: tuple[tuple[str, str, str], ...] = (("wild"
             for method, (img, geom) in outputs.items():
                 seeds = [0, 1] if extra_variant and method == "wct2" else [0]
                 for seed in seeds:
-                    key = JobKey(dataset, pair_id, method, seed, CONFIG[method])
                     failed = (dataset, pair_id, method) in missing
-                    if not failed:
-                        _save_with_metadata(img, store.output_path(key))
-                    store.write_record(key, {
-                        "status": "failed" if failed else "ok",
-                        "pair": {"pair_id": pair_id, "dataset": dataset, "structure": str(s_path),
-                                 "appearance": str(a_path)},
-                        "output": None if failed else "output.png",
-                        "geometry": None if failed else geom.to_dict(),
-                        "random_weights": False, "weights": {"spec": f"{method}-weights"},
-                        "seconds": 1.0, "peak_memory_mb": 10.0, "error": "boom" if failed else None,
-                    })  # fmt: skip
+                    write_job(run, dataset, pair_id, method, status="failed" if failed else "ok", seed=seed,
+                              config_hash=CONFIG[method], output=img, geometry=None if failed else geom.to_dict(),
+                              structure=str(s_path), appearance=str(a_path), weights={"spec": f"{method}-weights"},
+                              seconds=1.0, peak_memory_mb=10.0, error="boom" if failed else None,
+                              save_output=lambda path, image: _save_with_metadata(image, path))  # fmt: skip
     return run
 
 
@@ -87,3 +79,41 @@ def exported_study(root: Path, **kw) -> Path:
     s = export_settings(root, **kw)
     export_study(s)
     return Path(s.dest)
+
+
+def answer_key(study: Path) -> dict[str, dict[str, str]]:
+    """trial id -> its row of the private answer key."""
+    from eval.study import csvsafe
+
+    return {r["trial_id"]: r for r in csvsafe.read_csv_rows(study / "private" / "answer_key.csv")[1]}
+
+
+class Server:
+    """The lab page of an exported study on a free port, in a thread, with a tiny HTTP client."""
+
+    def __init__(self, study: Path, rater: str | None = None):
+        import threading
+
+        from eval.study.server import make_server
+
+        self.httpd, self.lab = make_server(study, 0, rater)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+        import http.client
+        import urllib.parse
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        data = urllib.parse.urlencode(body).encode() if body is not None else None
+        h = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
+        conn.request(method, path, body=data, headers={**h, **(headers or {})})
+        resp = conn.getresponse()
+        out = (resp.status, dict(resp.getheaders()), resp.read())
+        conn.close()
+        return out
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
