@@ -34,7 +34,7 @@ def test_immutable_folder(locked_dir):
         str(e.value) == f"--out {locked_dir} is not writable (the folder is immutable or not ours); "
         "choose a writable folder"
     )
-    with pytest.raises(UserError, match=r"cannot be created \(the folder is locked_dir or not ours\)"):
+    with pytest.raises(UserError, match=r"cannot be created \(the folder is immutable or not ours\)"):
         ensure_writable_dir(locked_dir / "run", "--out")
 
 
