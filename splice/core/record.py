@@ -27,6 +27,13 @@ output exists is done)::
     error, error_type one line and the exception type of a failure | null
     versions          python, platform and package versions (splice.core.resources.versions)
     host, pid, invocation, git, started, finished
+    slurm             the SLURM job the record was made in, from SLURM's environment | null outside SLURM:
+                      {job: "<array job>_<task>" (or the plain job id; what squeue/scancel take),
+                       job_id, array_job_id, array_task_id, restarts (SLURM_RESTART_COUNT: requeues),
+                       cluster, partition, node, log: the task's stderr file (``splice bench --launcher
+                       slurm`` tasks: ``OUT/slurm/<job>/<job>_0_log.err``) | null}
+
+Fields added later without a schema change (readers of older records get their default): ``slurm``.
 """
 
 from __future__ import annotations
@@ -39,9 +46,37 @@ from typing import Any
 
 from splice.core import resources
 from splice.core.atomic import plain
+from splice.core.claims import slurm_task_id
 
 SCHEMA = 2
 STATUSES = ("ok", "failed")
+TASK_LOG_ENV = "SPLICE_TASK_LOG"
+"""The environment variable a launcher sets to the log file of the task it runs jobs in (``slurm.log``)."""
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def slurm_context() -> dict[str, Any] | None:
+    """The SLURM job this process runs in (from the variables SLURM sets in every job), or None."""
+    env = os.environ
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    return {
+        "job": slurm_task_id(),
+        "job_id": env["SLURM_JOB_ID"],
+        "array_job_id": env.get("SLURM_ARRAY_JOB_ID") or None,
+        "array_task_id": _int(env.get("SLURM_ARRAY_TASK_ID")),
+        "restarts": _int(env.get("SLURM_RESTART_COUNT")) or 0,
+        "cluster": env.get("SLURM_CLUSTER_NAME") or None,
+        "partition": env.get("SLURM_JOB_PARTITION") or None,
+        "node": env.get("SLURMD_NODENAME") or None,
+        "log": env.get(TASK_LOG_ENV) or None,
+    }
 
 
 @dataclass(frozen=True, order=True)
@@ -112,6 +147,7 @@ class JobRecord:
     git: dict[str, Any] | None = None
     started: str | None = None
     finished: str | None = None
+    slurm: dict[str, Any] | None = None
     schema: int = SCHEMA
 
     @property
@@ -177,7 +213,8 @@ def make_record(
     started: str | None = None,
 ) -> JobRecord:
     """The one way to build a record: the method's ``info`` gives weights and random_weights; the
-    measurement gives seconds and memory; versions, host, pid and the finishing time are filled here."""
+    measurement gives seconds and memory; versions, host, pid, the SLURM job (:func:`slurm_context`)
+    and the finishing time are filled here."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
     info = plain(info or {})
@@ -212,4 +249,5 @@ def make_record(
         git=(invocation or {}).get("git"),
         started=started,
         finished=resources.now(),
+        slurm=slurm_context(),
     )
