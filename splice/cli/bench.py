@@ -45,8 +45,10 @@ log = logging.getLogger(__name__)
 @click.option("--slurm-partition", help="SLURM partition.")
 @click.option("--slurm-time", type=click.IntRange(min=1), default=24 * 60, show_default=True,
               help="Minutes per array task.")
-@click.option("--slurm-gpus-per-task", type=click.IntRange(min=0), default=1, show_default=True)
-@click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--slurm-gpus-per-task", type=click.IntRange(min=0), default=1, show_default=True,
+              help="GPUs per array task (0 on a partition without GPUs).")
+@click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=8, show_default=True,
+              help="CPUs per array task (at most a node's; see docs/slurm.md).")
 @click.option("--slurm-mem-gb", type=float, help="Memory per array task in GB.")
 @click.option("--slurm-account", help="SLURM account.")
 @click.option("--slurm-qos", help="SLURM QOS.")
@@ -158,6 +160,10 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
                          cluster=None if slurm_cluster == "slurm" else slurm_cluster)  # fmt: skip
     if wait is None:
         wait = launcher == "local" or slurm.cluster is not None
+    if launcher == "slurm":  # what was submitted, and where waiting takes job states from, is said once
+        slurm_log = logging.getLogger("splice.runner.slurm")
+        if slurm_log.getEffectiveLevel() > logging.INFO:
+            slurm_log.setLevel(logging.INFO)
     launch = LaunchOptions(out=Path(out), devices=devs, workers=workers, launcher=launcher, slurm=slurm, wait=wait,
                            retry_failed=retry_failed, progress=not no_progress and not as_json,
                            skip_missing=skip_missing)  # fmt: skip
@@ -196,6 +202,9 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
 def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
     """Every job's state (done, failed, running, stale, pending); regenerates OUT/jobs.csv.
 
+    For SLURM arrays of this store that the scheduler still lists, also each array task's state
+    (from squeue) and the states of its jobs (from the store).
+
     \b
     Examples:
       splice bench status --out runs/paper
@@ -204,16 +213,23 @@ def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
     """
     from splice.core.store import RunStore
     from splice.runner.runlog import read_invocations
-    from splice.runner.status import counts, scan, table, write_jobs_csv
+    from splice.runner.status import counts, scan, scheduler_table, scheduler_view, table, write_jobs_csv
 
     store = RunStore.open(out, option="--out")
     states = scan(store)
     path = write_jobs_csv(store, states)
+    tasks, note = scheduler_view(store, states)
+    if note:
+        click.echo(note, err=True)
     if as_json:
         click.echo(json.dumps({"out": str(out), "counts": counts(states), "invocations": len(read_invocations(out)),
-                               "jobs": [s.row() for s in states]}, indent=1, default=str))  # fmt: skip
+                               "jobs": [s.row() for s in states], "slurm": [t.to_dict() for t in tasks]},
+                              indent=1, default=str))  # fmt: skip
         return
     click.echo(table(states))
+    if tasks:
+        click.echo("\nSLURM array tasks (state from squeue; their jobs' states from the run store):")
+        click.echo(scheduler_table(tasks))
     if show_failed:
         for s in states:
             if s.state == "failed":

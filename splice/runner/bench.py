@@ -215,7 +215,7 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
                                      device="cpu" if launch.devices == ["cpu"] else "auto")  # fmt: skip
             summary.submitted = [s.job_id for s in submitted]
             if launch.wait:
-                for o in wait_slurm(submitted, to_run, launch.slurm.jobs_per_task):
+                for o in wait_slurm(submitted, to_run, launch.slurm.jobs_per_task, store):
                     summary.outcomes.append(o)
                     on_outcome(o)
         else:

@@ -10,6 +10,10 @@ running     a live claim (another runner, or this one, is on it)
 stale       a claim whose owner is gone (the next runner takes it over; work/ is kept)
 pending     planned, never finished
 ==========  ===========================================================================
+
+For a store that SLURM arrays write into, :func:`scheduler_view` adds the scheduler's side:
+each array task ``squeue`` still lists (pending and why, running, ended), with the states of
+the jobs it runs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ JOB_SPEC = "job.json"
 JOBS_CSV = "jobs.csv"
 STATES = ("done", "failed", "running", "stale", "pending")
 CSV_COLUMNS = ["dataset", "pair_id", "method", "seed", "config_hash", "state", "seconds", "peak_memory_mb", "max_side",
-               "attempts", "random_weights", "device", "host", "error", "finished", "job_dir"]  # fmt: skip
+               "attempts", "random_weights", "device", "host", "error", "finished", "job_dir", "slurm_job",
+               "log"]  # fmt: skip
 
 
 def write_job_specs(store: RunStore, jobs: Iterable[Job]) -> int:
@@ -59,6 +64,13 @@ class JobState:
     holder: dict[str, Any] | None
     job_dir: Path
 
+    @property
+    def slurm_job(self) -> str | None:
+        """The SLURM array task (or job) on it now (a claim) or that made its record."""
+        if self.state in ("running", "stale") and self.holder and self.holder.get("slurm_task"):
+            return self.holder["slurm_task"]
+        return (self.record.slurm or {}).get("job") if self.record else None
+
     def row(self) -> dict[str, Any]:
         rec = self.record
         return {
@@ -74,6 +86,8 @@ class JobState:
             "error": rec.error if rec and self.state == "failed" else None,
             "finished": rec.finished if rec else None,
             "job_dir": str(self.job_dir),
+            "slurm_job": self.slurm_job,
+            "log": (rec.slurm or {}).get("log") if rec else None,
         }
 
 
@@ -159,6 +173,82 @@ def table(states: list[JobState]) -> str:
     total = counts(states)
     rows.append(["total", "", str(len(states)), *(str(total[k]) for k in STATES), f"{sum(secs.values()):.1f}"])
     return _format_table(head, rows, left=2)
+
+
+@dataclass
+class TaskView:
+    """One SLURM array task as the scheduler sees it, with its jobs as the run store sees them."""
+
+    task: str
+    state: str  # squeue's %T: PENDING, RUNNING, COMPLETED, CANCELLED, ...
+    reason: str  # squeue's %r: why it is pending ("None" otherwise)
+    jobs: list[JobState]
+
+    @property
+    def scheduler(self) -> str:
+        return f"{self.state} ({self.reason})" if self.reason not in ("", "None") else self.state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "state": self.state, "reason": self.reason, "counts": counts(self.jobs),
+                "jobs": [str(s.key) for s in self.jobs]}  # fmt: skip
+
+
+def scheduler_view(store: RunStore, states: list[JobState]) -> tuple[list[TaskView], str | None]:
+    """The tasks of this store's SLURM arrays that ``squeue`` still lists (``OUT/slurm/array-*.json``
+    says which jobs each runs), and a note when arrays are known but squeue does not answer here."""
+    from splice.runner.slurm import known_arrays, squeue_states
+
+    arrays = known_arrays(store)
+    if not arrays:
+        return [], None
+    seen = squeue_states(arrays)
+    if seen is None:
+        return [], (f"SLURM array(s) {', '.join(arrays)} were submitted into this store, but squeue does not "
+                    "answer here: the states above are the store's only")  # fmt: skip
+    by_path = {str(s.key.relpath()): s for s in states}
+    views = []
+    for tasks in arrays.values():
+        for task, paths in tasks.items():
+            if task in seen:
+                state, reason = seen[task]
+                views.append(TaskView(task, state, reason, [by_path[p] for p in paths if p in by_path]))
+    return views, None
+
+
+def scheduler_table(views: list[TaskView], max_rows: int = 20) -> str:
+    """Per array task: the scheduler's state and its jobs' states in the store. Past ``max_rows`` tasks,
+    the pending and the completed tasks of an array share one row per state (``12_[3-9,11]``)."""
+    rows: list[tuple[list[TaskView], str]] = []  # (tasks, scheduler state), in the order first seen
+    grouped: dict[tuple[str, str], list[TaskView]] = {}
+    for v in views:
+        if len(views) > max_rows and v.state in ("PENDING", "COMPLETED"):
+            key = (v.task.partition("_")[0], v.scheduler)
+            if key not in grouped:
+                grouped[key] = []
+                rows.append((grouped[key], v.scheduler))
+            grouped[key].append(v)
+        else:
+            rows.append(([v], v.scheduler))
+    out = []
+    for tasks, scheduler in rows:
+        label = tasks[0].task
+        if len(tasks) > 1 or (len(views) > max_rows and tasks[0].state in ("PENDING", "COMPLETED")):
+            label = f"{label.partition('_')[0]}_[{_ranges([int(t.task.partition('_')[2]) for t in tasks])}]"
+        jobs = [s for t in tasks for s in t.jobs]
+        c = counts(jobs)
+        out.append([label, scheduler, str(len(jobs)), *(str(c[k]) for k in STATES)])
+    return _format_table(["array task", "scheduler", "jobs", *STATES], out, left=2)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8"."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _format_table(head: list[str], rows: list[list[str]], left: int) -> str:
