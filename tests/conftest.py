@@ -1,4 +1,5 @@
-"""The one conftest: tiny synthetic inputs, the dummy methods, a run-store factory. No network, no real weights.
+"""The one conftest: tiny synthetic inputs, the dummy methods, a run-store factory, a one-node SLURM.
+No network, no real weights.
 
 Helpers that are not fixtures live in ``tests/support/`` (a package of helpers, not of tests); no test
 module imports another test module.
@@ -79,3 +80,30 @@ def run_store(tmp_path):
             return write_job(self.root, dataset, pair_id, method, **kw)
 
     return Factory()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM (munged, slurmctld, slurmd) in a temporary folder for the whole session, stopped
+    by process id at the end; tests using it skip with the reason when SLURM, munge or root is missing."""
+    from tests.support.slurm import SlurmCluster, slurm_available
+
+    reason = slurm_available()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def slurm(slurm_cluster, dummies, monkeypatch):
+    """The session's cluster, with sbatch/squeue/submitit of this test pointed at it and the dummy
+    methods importable in its array tasks (they inherit PYTHONPATH); its jobs are cancelled afterwards."""
+    from tests.support.slurm import FOREIGN_ENV
+
+    for name in [k for k in os.environ if k.startswith(FOREIGN_ENV)]:
+        monkeypatch.delenv(name)  # the tests may run inside a SLURM job of a real cluster
+    for name, value in slurm_cluster.client_env.items():
+        monkeypatch.setenv(name, value)
+    yield slurm_cluster
+    slurm_cluster.cancel_all()

@@ -88,3 +88,141 @@ def test_sbatch_script_for_a_real_cluster(tmp_path, monkeypatch):
         assert line in script, line
     # the jobs are planned on disk (job.json) and pending until the array runs them
     assert (tmp_path / "run" / "jobs.csv").read_text().count(",pending,") == 3
+
+
+FAKE_SQUEUE = """#!/bin/sh
+cat "{states}"
+"""
+
+
+def fake_squeue(tmp_path, monkeypatch, lines: str):
+    """``squeue`` on PATH printing ``lines`` (``%i|%T|%r``) whatever it is asked."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (tmp_path / "squeue.txt").write_text(lines)
+    (bin_dir / "squeue").write_text(FAKE_SQUEUE.format(states=tmp_path / "squeue.txt"))
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+
+
+def test_a_task_that_ends_without_its_result_ends_the_wait(tmp_path, monkeypatch, caplog):
+    """squeue says CANCELLED and no result file comes: the jobs the task finished are done (from the
+    store), the others failed, and submitit is never asked for a state (no sacct)."""
+    import logging
+
+    from submitit.slurm.slurm import SlurmJob
+
+    from splice.runner import slurm as launcher
+    from splice.runner.execute import run_job
+
+    root, manifest = make_dataset(tmp_path, 4)
+    req = PlanRequest(methods=["dummy"], manifests=[load_manifest(manifest)], root=root, preset="smoke")
+    jobs = plan_jobs(req)
+    store = RunStore(tmp_path / "run")
+    monkeypatch.setenv("SLURM_JOB_ID", "78")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    run_job(jobs[2], store)  # task 77_1 finished its first job, then was cancelled
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name)
+    fake_squeue(tmp_path, monkeypatch, "77_0|PENDING|PartitionConfig\n77_1|CANCELLED|None\n")
+    monkeypatch.setattr(launcher, "RESULT_GRACE", 0.0)
+    tasks = [SlurmJob(tmp_path / "run" / "slurm" / "%j", f"77_{i}") for i in range(2)]
+    caplog.set_level(logging.INFO)
+    outcomes = launcher.wait_slurm(tasks, jobs, jobs_per_task=2, store=store)
+    ended = [next(outcomes), next(outcomes)]  # task 77_0 pends on: the generator yields task 77_1's jobs
+    assert [(o.key["pair_id"], o.state) for o in ended] == [("p2", "done"), ("p3", "failed")]
+    assert ended[1].error == ("array task 77_1 ended CANCELLED before this job finished; its claim turns stale and "
+                              "a later `splice bench` runs it")
+    msgs = [r.getMessage() for r in caplog.records]
+    assert sum("states come from squeue and the run store" in m for m in msgs) == 1
+    assert sum("is pending (PartitionConfig)" in m for m in msgs) == 1
+    assert not [r for r in caplog.records if r.name.startswith("submitit")]
+
+
+def test_a_task_that_raised_outside_its_jobs_says_what_it_raised(tmp_path):
+    """A task whose result file holds an exception (e.g. a job spec it could not load): its jobs failed
+    with the exception's last line and the task's log, not the head of a traceback."""
+    from submitit.core.utils import cloudpickle_dump
+    from submitit.slurm.slurm import SlurmJob
+
+    from splice.runner.slurm import wait_slurm
+
+    root, manifest = make_dataset(tmp_path, 2)
+    jobs = plan_jobs(PlanRequest(methods=["dummy"], manifests=[load_manifest(manifest)], root=root, preset="smoke"))
+    sj = SlurmJob(tmp_path / "run" / "slurm" / "%j", "5_0")
+    sj.paths.folder.mkdir(parents=True)
+    trace = "Traceback (most recent call last):\n  File ...\nModuleNotFoundError: No module named 'tests'\n"
+    cloudpickle_dump(("error", trace), sj.paths.result_pickle)
+    outcomes = list(wait_slurm([sj], jobs, jobs_per_task=2, store=RunStore(tmp_path / "run")))
+    assert [o.state for o in outcomes] == ["failed", "failed"]
+    assert outcomes[0].error == (f"array task 5_0 raised ModuleNotFoundError: No module named 'tests' "
+                                 f"(log {sj.paths.stderr})")
+
+
+def test_status_shows_the_scheduler_view_of_the_store_arrays(tmp_path, monkeypatch):
+    """`bench status` lists each task squeue still knows with its jobs' states from the store."""
+    from click.testing import CliRunner
+
+    from splice.cli import cli
+    from splice.core.atomic import atomic_write_json
+    from splice.runner.execute import run_job
+    from splice.runner.status import STATES, write_job_specs
+
+    root, manifest = make_dataset(tmp_path, 3)
+    req = PlanRequest(methods=["dummy"], manifests=[load_manifest(manifest)], root=root, preset="smoke")
+    jobs = plan_jobs(req)
+    out = tmp_path / "run"
+    store = RunStore(out)
+    write_job_specs(store, jobs)
+    run_job(jobs[0], store)
+    paths = [str(j.key.relpath()) for j in jobs]
+    atomic_write_json(out / "slurm" / "array-5.json", {"array": "5", "tasks": {"5_0": paths[:2], "5_1": paths[2:]}})
+    atomic_write_json(out / "slurm" / "array-3.json", {"array": "3", "tasks": {"3_0": paths}})  # long gone
+    fake_squeue(tmp_path, monkeypatch, "5_0|RUNNING|None\n5_1|PENDING|JobArrayTaskLimit\n")
+    r = CliRunner().invoke(cli, ["bench", "status", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    view = json.loads(r.stdout)["slurm"]
+    assert [(t["task"], t["state"], t["reason"]) for t in view] == [("5_0", "RUNNING", "None"),
+                                                                   ("5_1", "PENDING", "JobArrayTaskLimit")]
+    assert view[0]["counts"]["done"] == 1 and view[0]["counts"]["pending"] == 1 and view[1]["counts"]["pending"] == 1
+    text = CliRunner().invoke(cli, ["bench", "status", "--out", str(out)]).stdout.splitlines()
+    i = text.index("SLURM array tasks (state from squeue; their jobs' states from the run store):")
+    assert text[i + 1].split() == ["array", "task", "scheduler", "jobs", *STATES]
+    assert text[i + 3].split() == ["5_1", "PENDING", "(JobArrayTaskLimit)", "1", "0", "0", "0", "0", "1"]
+    # no squeue here: one line saying the view is the store's only
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    r = CliRunner().invoke(cli, ["bench", "status", "--out", str(out)])
+    assert r.exit_code == 0 and "squeue does not answer here" in r.stderr and "SLURM array tasks" not in r.stdout
+
+
+def test_a_record_names_the_slurm_job_it_was_made_in(monkeypatch):
+    from splice.core.record import JobKey, JobRecord, make_record
+
+    key = JobKey("demo", "p0", "identity", 0, "abc")
+    for name in [k for k in __import__("os").environ if k.startswith("SLURM")]:
+        monkeypatch.delenv(name)
+    assert make_record(key, status="ok").slurm is None
+    env = {"SLURM_JOB_ID": "15", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3", "SLURM_RESTART_COUNT": "1",
+           "SLURM_CLUSTER_NAME": "lab", "SLURM_JOB_PARTITION": "gpu", "SLURMD_NODENAME": "n7",
+           "SPLICE_TASK_LOG": "/runs/x/slurm/12_3/12_3_0_log.err"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rec = make_record(key, status="failed", error="boom")
+    assert rec.slurm == {"job": "12_3", "job_id": "15", "array_job_id": "12", "array_task_id": 3, "restarts": 1,
+                         "cluster": "lab", "partition": "gpu", "node": "n7", "log": env["SPLICE_TASK_LOG"]}
+    assert JobRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
+    older = {k: v for k, v in rec.to_dict().items() if k != "slurm"}  # a record written before the field
+    assert JobRecord.from_dict(older).slurm is None
+
+
+def test_many_pending_or_completed_tasks_share_a_row():
+    from splice.runner.status import TaskView, scheduler_table
+
+    views = [TaskView(f"9_{i}", "COMPLETED", "None", []) for i in range(3)]
+    views += [TaskView("9_3", "RUNNING", "None", []), TaskView("9_7", "FAILED", "NonZeroExitCode", [])]
+    views += [TaskView(f"9_{i}", "PENDING", "JobArrayTaskLimit", []) for i in (4, 5, 6, 8, 10)]
+    rows = [line.split()[:3] for line in scheduler_table(views, max_rows=5).splitlines()[1:]]
+    assert rows == [["9_[0-2]", "COMPLETED", "0"], ["9_3", "RUNNING", "0"], ["9_7", "FAILED", "(NonZeroExitCode)"],
+                    ["9_[4-6,8,10]", "PENDING", "(JobArrayTaskLimit)"]]
+    assert len(scheduler_table(views).splitlines()) == 1 + len(views)  # few tasks: a row each

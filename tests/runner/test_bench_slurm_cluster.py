@@ -82,8 +82,8 @@ def test_array_over_the_demo_set_runs_each_job_once_and_records_its_task(slurm, 
     log = tmp_path / "events.log"
     req = PlanRequest(methods=["identity", "nomaxside", "dummy"], manifests=[get_manifest("demo")],
                       root=PROJECT / "datasets", preset="smoke",
-                      options={"nomaxside": {"log": str(log)},
-                               "dummy": {"log": str(log), "block_on": "giraffe_zebra", "fail_on": "sa_208_209"}})  # fmt: skip
+                      options={"nomaxside": {"log": str(log)}, "dummy": {"log": str(log), "block_on": "giraffe_zebra",
+                                                                        "fail_on": "sa_208_209"}})  # fmt: skip
     jobs = plan_jobs(req)
     assert [(j.key.pair_id, j.key.method) for j in jobs][:3] == [("giraffe_zebra", m) for m in req.methods]
     out = tmp_path / "run"
@@ -167,12 +167,14 @@ def test_two_bench_commands_on_one_store_at_once(slurm, tmp_path):
     sacct line and say once where job states come from."""
     root, manifest = make_dataset(tmp_path, 4)
     log, out = tmp_path / "events.log", tmp_path / "run"
-    code = "import sys; from tests.support.dummies import register; register(); from splice.cli import main; main(sys.argv[1:])"
+    code = ("import sys; from tests.support.dummies import register; register(); "
+            "from splice.cli import main; main(sys.argv[1:])")
     argv = [sys.executable, "-c", code, "bench", "--methods", "dummy", "--datasets", str(manifest), "--root", str(root),
             "--out", str(out), "--preset", "smoke", "--devices", "cpu", "--method-args", f"dummy.log={log}",
             "--method-args", "dummy.sleep=0.5", "--launcher", "slurm", "--slurm-partition", "debug",
             "--slurm-cpus-per-task", "1", "--slurm-gpus-per-task", "0", "--slurm-time", "5",
-            "--slurm-jobs-per-task", "2", "--slurm-array-parallelism", "1", "--wait", "--no-progress", "--json"]  # fmt: skip
+            "--slurm-jobs-per-task", "2", "--slurm-array-parallelism", "1", "--wait", "--no-progress",
+            "--json"]  # fmt: skip
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
              for _ in range(2)]  # fmt: skip
     results = [p.communicate(timeout=120) for p in procs]
