@@ -233,7 +233,9 @@ def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
     if show_failed:
         for s in states:
             if s.state == "failed":
-                click.echo(f"failed {s.key}: {s.record.error if s.record else None}")
+                task_log = s.row()["log"]  # the SLURM task's log, when an array task ran it
+                click.echo(f"failed {s.key}: {s.record.error if s.record else None}"
+                           + (f" (log {task_log})" if task_log else ""))  # fmt: skip
     click.echo(f"jobs: {path}", err=True)
 
 

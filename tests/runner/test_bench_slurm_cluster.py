@@ -121,6 +121,8 @@ def test_array_over_the_demo_set_runs_each_job_once_and_records_its_task(slurm, 
     assert (jobs[5].key.method, failed.status) == ("dummy", "failed")
     assert "dummy failure on sa_208_209" in failed.error
     assert f"failed: {jobs[5].key}" in open(failed.slurm["log"]).read()  # the task's log says so too
+    listed = CliRunner().invoke(cli, ["bench", "status", "--out", str(out), "--failed"]).stdout
+    assert f"failed {jobs[5].key}: {failed.error} (log {failed.slurm['log']})" in listed
     assert not list(out.rglob("claim.json"))
     script = (out / "slurm" / array / f"{array}_submission.sh").read_text()
     assert "#SBATCH --array=0-1%1" in script
