@@ -152,6 +152,14 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
     method = None
     native_short: int | None = None
     t_total = time.perf_counter()
+    try:
+        method = create_method(job)
+    except Exception:  # recorded below, as the first attempt's failure
+        method = None
+    if method is not None and device.split(":")[0] not in method.devices and "cpu" in method.devices:
+        # a CPU-only method (reinhard, histogram) given a GPU worker runs on the worker's CPU
+        log.info("%s: %s runs on the CPU only; running it there instead of %s", key, key.method, device)
+        device = "cpu"
     while True:
         # the planned resolution resumes from work/; a lowered rung keeps its own checkpoint
         workdir = job_dir / WORK

@@ -177,6 +177,13 @@ def test_a_method_that_cannot_run_on_the_device_fails_cleanly(tmp_path):
     assert rec.status == "failed" and "does not run on cpu" in rec.error
 
 
+def test_a_cpu_only_method_on_a_gpu_worker_runs_on_the_cpu(tmp_path):
+    """`--devices auto` on a GPU box gives every worker a GPU; reinhard and histogram run on its CPU."""
+    _, jobs, _ = _jobs(tmp_path, 1, methods=("cpuonly",))
+    rec = run_job(jobs[0], RunStore(tmp_path / "run"), device="cuda:0")
+    assert rec.ok and rec.device == "cpu" and rec.settings["device"] == "cpu"
+
+
 # --------------------------------------------------------------------------------------
 # claims
 # --------------------------------------------------------------------------------------

@@ -95,9 +95,15 @@ class CudaOnly(Dummy):
     devices = ("cuda",)
 
 
+class CpuOnly(Dummy):
+    name = "cpuonly"
+    devices = ("cpu",)
+
+
 def register() -> None:
     """Make the dummies resolvable by name (tests call this; workers re-register from the job's target)."""
-    for name, cls in (("dummy", "Dummy"), ("nomaxside", "NoMaxSide"), ("cudaonly", "CudaOnly")):
+    for name, cls in (("dummy", "Dummy"), ("nomaxside", "NoMaxSide"), ("cudaonly", "CudaOnly"),
+                      ("cpuonly", "CpuOnly")):
         if name not in methods:
             methods.register(name, f"tests.support.dummies:{cls}")
 
