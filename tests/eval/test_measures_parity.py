@@ -331,3 +331,32 @@ def test_every_measure_shares_one_store():
     m1.score(a, b)
     m1.score(a, b)
     assert store.calls[m1.model_slug] == 2 and store.hits == 2
+
+
+def test_clip_tag_file_in_the_weights_dir_uses_the_tags_preprocessing(tiny_clip, tmp_path, monkeypatch):
+    """A tag's file under ``open_clip-<model>-<tag>.safetensors`` is found offline, and the tag's mean/std
+    reach open_clip's transform as they do when open_clip resolves the tag itself."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    tag_cfg = {"hf_hub": "nobody/tiny-clip/", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
+               "interpolation": "bicubic", "resize_mode": "shortest"}  # fmt: skip
+    real = open_clip.get_pretrained_cfg
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda m, t: tag_cfg if t == "faketag" else real(m, t))
+    monkeypatch.setenv("SPLICE_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("SPLICE_OFFLINE", "1")
+    torch.manual_seed(2)
+    state = {k: v.contiguous() for k, v in open_clip.create_model(tiny_clip, pretrained=None).state_dict().items()}
+    path = tmp_path / f"open_clip-{tiny_clip}-faketag.safetensors"
+    save_file(state, str(path))
+    m = create("clip", {"model": tiny_clip, "weights": "faketag"})
+    assert m.describe()["ready"] is True
+    a, b = make_image(80, 64, seed=5), make_image(64, 96, seed=6)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        tiny_clip, pretrained=str(path), image_mean=(0.5,) * 3, image_std=(0.25,) * 3
+    )
+    with torch.no_grad():
+        ea = model.eval().encode_image(preprocess(a)[None], normalize=True)
+        eb = model.encode_image(preprocess(b)[None], normalize=True)
+    assert m.score(a, b)["value"] == pytest.approx((ea @ eb.T).item(), abs=TOL)
+    assert m.record_base()["weights"]["model"]["source"] == "tag"

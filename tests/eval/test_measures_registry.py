@@ -198,3 +198,16 @@ def test_a_missing_package_is_a_readiness_problem(monkeypatch):
     assert row["ready"] is False and "pip install lpips" in row["needs"][0]["how"]
     with pytest.raises(UserError, match="metric lpips_vgg: Python package lpips is missing"):
         create("lpips_vgg").load()
+
+
+def test_a_tag_is_fetched_only_through_its_library_and_only_when_it_arrives(tmp_path):
+    from eval.measures.weights import WeightsSource
+
+    got = tmp_path / "fetched.pth"
+    got.write_bytes(b"x")
+    src = WeightsSource("model weights", "tag", "tag", None, how="put it somewhere", fetch=lambda: got)
+    assert src.require().path == got
+    nothing = WeightsSource("model weights", "tag", "tag", None, how="put it somewhere", fetch=lambda: None)
+    with pytest.raises(WeightsError, match="model weights 'tag' not found"):
+        nothing.require()
+    assert nothing.require(allow_random=True).random
