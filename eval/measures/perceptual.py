@@ -70,7 +70,6 @@ class _Lpips(Measure):
 
     def _load(self) -> None:
         import lpips
-        import torch
 
         trunk = self.weight_sources()["trunk"].require(self.allow_random)
         with warnings.catch_warnings(), seeded():
@@ -84,20 +83,21 @@ class _Lpips(Measure):
         self.lin_file = lin_weights_file(self.net)
         self.sources = {"trunk": trunk, "lin": WeightsSource("LPIPS v0.1 linear heads", "lpips-wheel", "file",
                                                              self.lin_file)}  # fmt: skip
-        self._torch = torch
 
     def _extract(self, image: Image.Image) -> list[Any]:
         import lpips
+        import torch
 
         x = to_tensor(limit_side(image, self.opts.max_side))[None].to(self.device)
-        with self._torch.inference_mode():
+        with torch.inference_mode():
             outs = self.model.net.forward(self.model.scaling_layer(2 * x - 1))
             return [lpips.normalize_tensor(o) for o in outs]
 
     def _compare(self, out: list[Any], ref: list[Any]) -> dict[str, float]:
         import lpips
+        import torch
 
-        with self._torch.inference_mode():
+        with torch.inference_mode():
             layers = [lpips.spatial_average(self.model.lins[k]((out[k] - ref[k]) ** 2), keepdim=True)
                       for k in range(self.model.L)]  # fmt: skip
             value = 0

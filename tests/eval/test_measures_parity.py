@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -35,7 +36,9 @@ def _lpips_reference(net: str, trunk_state: dict | None):
     """lpips.LPIPS as its README builds it (trunk random: pnet_rand=True), trunk weights copied in by index."""
     lpips = pytest.importorskip("lpips")
     torch.manual_seed(123)  # a different random trunk: the copied weights must be what counts
-    ref = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # lpips passes torchvision the deprecated pretrained=False
+        ref = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
     if trunk_state is not None:
         for slice_ in (ref.net.slice1, ref.net.slice2, ref.net.slice3, ref.net.slice4, ref.net.slice5):
             for idx, module in slice_.named_children():  # slice modules are named by torchvision's index
