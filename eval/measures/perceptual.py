@@ -69,9 +69,9 @@ class _Lpips(Measure):
         return {"trunk": torchvision_source(self.arch, self.opts.weights)}
 
     def _load(self) -> None:
+        trunk = self.weight_sources()["trunk"].require(self.allow_random)  # before the slow import
         import lpips
 
-        trunk = self.weight_sources()["trunk"].require(self.allow_random)
         with warnings.catch_warnings(), seeded():
             warnings.simplefilter("ignore", UserWarning)  # torchvision's "pretrained is deprecated"
             model = lpips.LPIPS(net=self.net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
