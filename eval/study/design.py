@@ -1,20 +1,22 @@
 """The 2AFC study design: which trials exist, their left/right order, and how they fill HITs.
 
-Following PROTOCOL.md and the Splice paper's study (Tumanyan et al., CVPR 2022, Table 1):
+Following PROTOCOL.md (version 2) and the Splice paper's study (Tumanyan et al., CVPR 2022, Table 1):
 
 - an *item* is one comparison, (data set, pair, baseline): our output against that
   baseline's output on the same pair;
-- every item is judged ``judgments`` times; replicate ``r`` of every item goes into
-  *set* ``r``, so a set holds each item exactly once and one rater (a lab session, or a
-  worker doing the HITs of one set) never sees the same comparison twice;
-- left/right order is drawn per trial from the seed and balanced: within an item the
-  replicates differ by at most one between "ours left" and "ours right", and within each
-  (data set, baseline) stratum the totals differ by at most one;
+- every item sits in exactly ONE trial of ONE HIT. Its ``k`` judgments come from publishing
+  every HIT with ``k`` assignments: Mechanical Turk never gives one worker two assignments of
+  the same HIT, so the ``k`` judgments of a comparison are by ``k`` different raters (the lab
+  page, :mod:`eval.study.lab`, keeps the same rule);
+- left/right order is drawn from the seed and balanced over items: within each (data set,
+  baseline) stratum "ours left" and "ours right" differ by at most one, and so do the totals.
+  All ``k`` raters of an item see the same order, so a position preference becomes part of the
+  item effect, which the analysis accounts for (:func:`eval.study.stats.clustered_share`);
 - vigilance (catch) trials make up about ``vigilance`` of every HIT (at least one per HIT
   when ``vigilance > 0``), so every worker meets some: image A/B from one pair, and as the
   alternatives that pair's structure image in colour (the obviously right answer) against
   an output made for a *different* pair, by a method drawn at random;
-- each HIT holds at most ``trials_per_hit`` trials, in random order. A set uses as few HITs
+- each HIT holds at most ``trials_per_hit`` trials, in random order. The plan uses as few HITs
   as that allows, items are spread evenly over them, and the HIT size is the smallest that
   holds them plus the catch trials; a HIT with one item less gets one more catch trial, so
   every row of the batch CSV fills every slot of the template.
@@ -50,7 +52,6 @@ class PlannedTrial:
 
     trial_id: str
     kind: str  # "comparison" | "vigilance"
-    set: int  # 1-based replicate number
     side: str  # "left" | "right"
     item: Item | None = None  # comparison trials
     pair: tuple[str, str] | None = None  # vigilance: (dataset, pair_id) shown as A/B
@@ -61,7 +62,6 @@ class PlannedTrial:
 @dataclass
 class PlannedHit:
     hit_id: str
-    set: int
     trials: list[PlannedTrial] = field(default_factory=list)
 
 
@@ -69,8 +69,9 @@ class PlannedHit:
 class StudyPlan:
     hits: list[PlannedHit]
     trials_per_hit: int
-    judgments: int
+    judgments: int  # assignments per HIT: different raters per comparison
     vigilance_per_hit: int
+    max_hits_per_worker: int | None = None
 
     @property
     def trials(self) -> list[PlannedTrial]:
@@ -86,6 +87,9 @@ class StudyPlan:
             "vigilance_trials": len(trials) - len(comp),
             "ours_left": sum(t.side == LEFT for t in comp),
             "ours_right": sum(t.side == RIGHT for t in comp),
+            "assignments_per_hit": self.judgments,
+            "assignments": len(self.hits) * self.judgments,
+            "judgments": len(comp) * self.judgments,
         }
 
 
@@ -150,19 +154,23 @@ def plan_study(
     vigilance: float = 0.1,
     trials_per_hit: int = 10,
     seed: int = 0,
+    max_hits_per_worker: int | None = None,
 ) -> StudyPlan:
     """Plan every trial and HIT of a study (pure; reproducible from ``seed``).
 
     Args:
-        items: the comparisons (each is judged ``judgments`` times).
+        items: the comparisons (each appears in exactly one trial of one HIT).
         vigilance_pairs: (dataset, pair_id) of the pairs usable for catch trials (at least 2), each with
             the methods that have an output for it; the wrong answer is one of these outputs of another
             pair, drawn at random so that no one method is always the wrong answer.
-        judgments: judgments per item (PROTOCOL.md: 3-5).
+        judgments: k, the assignments every HIT is published with: the judgments per comparison, each by a
+            different rater (PROTOCOL.md: 3-5).
         vigilance: share of catch trials per HIT (0 disables them).
         trials_per_hit: the most trials a HIT (row of the batch CSV) holds; the plan uses as few HITs as
             this allows and makes them only as large as needed to spread the items evenly.
         seed: the seed of every random choice.
+        max_hits_per_worker: an optional cap of HITs one worker may take (recorded; the analysis and the
+            lab page enforce it).
     """
     if not items:
         raise ConfigError("the study has no comparisons: no pair has outputs of both our method and a baseline")
@@ -172,34 +180,35 @@ def plan_study(
         raise ConfigError(f"--vigilance must be in [0, 1), got {vigilance}")
     if trials_per_hit < 2:
         raise ConfigError(f"--trials-per-hit must be at least 2, got {trials_per_hit}")
+    if max_hits_per_worker is not None and max_hits_per_worker < 1:
+        raise ConfigError(f"--max-hits-per-worker must be at least 1, got {max_hits_per_worker}")
     items = sorted(set(items))
     k_vig = vigilance_per_hit(trials_per_hit, vigilance)
     vig_pairs = sorted(set(vigilance_pairs))
     if k_vig and len(vig_pairs) < 2:
         raise ConfigError("vigilance trials need at least 2 pairs (an output of another pair is the wrong answer); "
                           "add pairs or pass --vigilance 0")
-    # As few HITs per set as the limit allows, then as small as they can be: items spread evenly, so
-    # that small studies do not fill their last HIT with catch trials.
+    # As few HITs as the limit allows, then as small as they can be: items spread evenly, so that
+    # small studies do not fill their last HIT with catch trials.
     n_hits = math.ceil(len(items) / (trials_per_hit - k_vig))
     per_hit = math.ceil(len(items) / n_hits) + k_vig
 
     ss = np.random.SeedSequence(seed)
     r_sides, r_pack, r_vig, r_ids = (np.random.default_rng(s) for s in ss.spawn(4))
     new_id = _Ids(r_ids, 6)
-    sides = balanced_sides(items, judgments, r_sides)
+    sides = balanced_sides(items, 1, r_sides)
 
     hits: list[PlannedHit] = []
     vig_slots: list[tuple[PlannedHit, int]] = []  # (hit, how many catch trials it needs)
-    for s in range(1, judgments + 1):
-        order = [items[i] for i in r_pack.permutation(len(items))]
-        start = 0
-        for size in _split_even(len(items), n_hits):
-            hit = PlannedHit(hit_id=new_id(), set=s)
-            for it in order[start : start + size]:
-                hit.trials.append(PlannedTrial(new_id(), "comparison", s, sides[it][s - 1], item=it))
-            start += size
-            vig_slots.append((hit, per_hit - size))
-            hits.append(hit)
+    order = [items[i] for i in r_pack.permutation(len(items))]
+    start = 0
+    for size in _split_even(len(items), n_hits):
+        hit = PlannedHit(hit_id=new_id())
+        for it in order[start : start + size]:
+            hit.trials.append(PlannedTrial(new_id(), "comparison", sides[it][0], item=it))
+        start += size
+        vig_slots.append((hit, per_hit - size))
+        hits.append(hit)
 
     n_vig = sum(n for _, n in vig_slots)
     vig_sides = _balanced_sequence(n_vig, r_vig)
@@ -213,8 +222,9 @@ def plan_study(
             other = others[int(r_vig.integers(len(others)))]
             methods = sorted(vigilance_pairs[other])
             method = methods[int(r_vig.integers(len(methods)))]
-            hit.trials.append(PlannedTrial(new_id(), "vigilance", hit.set, vig_sides.pop(), pair=pair, other=other,
+            hit.trials.append(PlannedTrial(new_id(), "vigilance", vig_sides.pop(), pair=pair, other=other,
                                            other_method=method))
     for hit in hits:
         hit.trials = [hit.trials[i] for i in r_pack.permutation(len(hit.trials))]
-    return StudyPlan(hits=hits, trials_per_hit=per_hit, judgments=judgments, vigilance_per_hit=k_vig)
+    return StudyPlan(hits=hits, trials_per_hit=per_hit, judgments=judgments, vigilance_per_hit=k_vig,
+                     max_hits_per_worker=max_hits_per_worker)

@@ -8,11 +8,15 @@ re-runs a method), plans the trials (:mod:`eval.study.design`), renders the alig
     batch.csv                  rater-facing: one row per HIT (upload to Mechanical Turk)
     template.html              rater-facing: the HIT's HTML question reading batch.csv's columns
     private/answer_key.csv     which method is where, per trial (never shown to raters)
-    private/export.json        the settings, seed, counts and job variants of this export
-    README.md                  what to upload where
+    private/export.json        the settings, seed, counts, k and job variants of this export
+    README.md                  what to upload where, and the number of assignments per HIT (k)
 
-Protocol: PROTOCOL.md, "2AFC user study", after the Splice paper (Tumanyan et al., CVPR
-2022, Table 1). No rater-facing file names a method, a data set, a pair or an input file.
+Protocol: PROTOCOL.md (version 2), "2AFC user study", after the Splice paper (Tumanyan et al.,
+CVPR 2022, Table 1). Every comparison sits in exactly one trial of one HIT; the HIT is
+published with ``k = judgments`` assignments, so k *different* workers judge it (Mechanical
+Turk never gives one worker two assignments of a HIT). No rater-facing file names a method, a
+data set, a pair or an input file, and the private part never lands inside the run store,
+whose outputs and report are meant to be shared (:func:`check_dest`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from .question import QUESTION, TRIAL_FIELDS, batch_header, mturk_template
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = "1"
+EXPORT_VERSION = "2"  # 2: one trial per comparison, k assignments per HIT (no sets)
 BATCH = "batch.csv"
 TEMPLATE = "template.html"
 IMAGES = "images"
@@ -51,7 +55,7 @@ IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 _URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$")
 
 KEY_COLUMNS = [
-    "trial_id", "hit", "set", "slot", "kind", "dataset", "pair_id", "ours", "baseline", "ours_side", "correct_side",
+    "trial_id", "hit", "slot", "kind", "dataset", "pair_id", "ours", "baseline", "ours_side", "correct_side",
     "left_shows", "right_shows", "ref_a", "ref_b", "left", "right", "ours_job", "baseline_job", "other_dataset",
     "other_pair_id", "other_method",
 ]  # fmt: skip
@@ -72,6 +76,7 @@ class ExportSettings:
     seed: int = 0
     trials_per_hit: int = 10
     long_side: int = 512
+    max_hits_per_worker: int | None = None
     variants: dict[str, str] = field(default_factory=dict)  # method -> "s<seed>-<config_hash>"
     data_root: Path | None = None
     force: bool = False
@@ -88,6 +93,16 @@ class ExportResult:
 
 
 # --------------------------------------------------------------------------------------- inputs
+def check_dest(dest: str | Path, run_dir: str | Path) -> None:
+    """Refuse a ``--dest`` inside the run store (its outputs and report are meant to be shared, and
+    the export's ``private/answer_key.csv`` must not travel with them)."""
+    d, r = Path(dest).expanduser().resolve(), Path(run_dir).expanduser().resolve()
+    if d == r or r in d.parents:
+        raise ConfigError(f"--dest {dest} is inside the run store {run_dir}, whose outputs and report are shared; the "
+                          "study's private answer key must not travel with them: choose a --dest outside it, e.g. "
+                          f"{r.parent / (r.name + '-study')}")
+
+
 def _check_base_url(url: str, methods: list[str]) -> str:
     url = url.strip()
     if not _URL.match(url):
@@ -284,17 +299,29 @@ _README = """# 2AFC study sheets
 Rater-facing (publish these):
 
 - `images/` - upload this folder so that its files are reachable under {base_url}/<id>.png
-- `batch.csv` - the Mechanical Turk batch: one row per HIT ({trials_per_hit} trials each)
+- `batch.csv` - the Mechanical Turk batch: one row per HIT ({hits} HITs of {trials_per_hit} trials)
 - `template.html` - the HIT's HTML question (paste it as the project's design layout)
 
-Publish every HIT with one assignment (each row is already one judgment set). Download
-the batch results CSV when done and run
+**Publish every HIT with {k} assignments** (Mechanical Turk: "Number of assignments per task"
+= {k}; API: `MaxAssignments={k}`). Every comparison sits in exactly one HIT, and Mechanical
+Turk never gives one worker two assignments of the same HIT, so each comparison is judged by
+{k} different workers: {judgments} judgments in all, {assignments} assignments to pay for.
+{cap}
+Download the batch results CSV when done and run
 
     splice study analyze --results Batch_results.csv --key private/answer_key.csv
 
 Private (never upload): `private/answer_key.csv`, `private/export.json`.
 
-Lab study in a browser instead: `splice study serve --study <this folder>`.
+Lab study in a browser instead: `splice study serve --study <this folder>` (each HIT also gets
+at most {k} lab raters there).
+"""
+
+_CAP = """
+Cap of HITs per worker: {n}. Mechanical Turk cannot enforce it by itself: the HIT's
+instructions ask workers to do at most {n}, and `splice study analyze` keeps only each worker's
+first {n} HITs (as they appear in the results) and counts the rest ("over cap"). To stop it
+at the source, give workers a custom qualification and revoke it once they reach {n}.
 """
 
 
@@ -302,6 +329,7 @@ def export_study(s: ExportSettings) -> ExportResult:
     """Write the study sheets of ``s`` (see the module docstring)."""
     from eval.aggregate import load_results  # owned by eval; import here to keep `import eval.study` light
 
+    check_dest(s.dest, s.run_dir)
     methods = [s.ours, *s.baselines]
     if not s.baselines:
         raise ConfigError("--baselines is empty: name at least one baseline method")
@@ -329,7 +357,8 @@ def export_study(s: ExportSettings) -> ExportResult:
             log.warning("%d pair(s) lack a finished output of %s or %s: not compared", n, s.ours, b)
     vig_pairs = {(d, p): sorted(m for m in methods if (d, p, m) in have)
                  for d, p in pairs_all if (d, p, s.ours) in have}
-    plan: StudyPlan = design.plan_study(items, vig_pairs, s.judgments, s.vigilance, s.trials_per_hit, s.seed)
+    plan: StudyPlan = design.plan_study(items, vig_pairs, s.judgments, s.vigilance, s.trials_per_hit, s.seed,
+                                        s.max_hits_per_worker)
 
     random_jobs = sorted(f"{r.method}/{r.dataset}/{r.pair_id}" for r in jobs.itertuples() if r.random_weights)
     if random_jobs:
@@ -344,14 +373,14 @@ def export_study(s: ExportSettings) -> ExportResult:
 
     batch_rows, key_rows = [], []
     for hit in plan.hits:
-        row: list[Any] = [hit.hit_id, hit.set]
+        row: list[Any] = [hit.hit_id]
         for slot, t in enumerate(hit.trials, start=1):
             view = (_render_comparison if t.kind == "comparison" else _render_vigilance)(t, pairs, s, put)
             row += [t.trial_id, *(url(view[f]) for f in TRIAL_FIELDS[1:])]
             comp = t.kind == "comparison"
             dataset, pair_id = (t.item.dataset, t.item.pair_id) if comp else t.pair  # type: ignore[union-attr,misc]
             key_rows.append([
-                t.trial_id, hit.hit_id, hit.set, slot, t.kind, dataset, pair_id, s.ours,
+                t.trial_id, hit.hit_id, slot, t.kind, dataset, pair_id, s.ours,
                 t.item.baseline if comp else "",  # type: ignore[union-attr]
                 t.side if comp else "", "" if comp else t.side,
                 view["left_shows"], view["right_shows"], view["ref_a"], view["ref_b"], view["left"], view["right"],
@@ -363,7 +392,7 @@ def export_study(s: ExportSettings) -> ExportResult:
 
     header = batch_header(plan.trials_per_hit)
     write_csv(dest / BATCH, header, batch_rows)
-    atomic_write_text(dest / TEMPLATE, mturk_template(plan.trials_per_hit))
+    atomic_write_text(dest / TEMPLATE, mturk_template(plan.trials_per_hit, plan.max_hits_per_worker))
     write_csv(dest / KEY, KEY_COLUMNS, key_rows)
     counts = plan.counts()
     record = {
@@ -374,6 +403,8 @@ def export_study(s: ExportSettings) -> ExportResult:
         "base_url": base_url,
         "trials_per_hit": plan.trials_per_hit,
         "vigilance_per_hit": plan.vigilance_per_hit,
+        "assignments_per_hit": plan.judgments,
+        "max_hits_per_worker": plan.max_hits_per_worker,
         "counts": counts,
         "items": len(items),
         "skipped_pairs": skipped,
@@ -383,7 +414,10 @@ def export_study(s: ExportSettings) -> ExportResult:
         "variants": {m: sorted(set(jobs[jobs["method"] == m]["variant"])) for m in methods},
     }
     atomic_write_json(dest / RECORD, record)
-    atomic_write_text(dest / "README.md", _README.format(base_url=base_url, trials_per_hit=plan.trials_per_hit))
+    cap = _CAP.format(n=plan.max_hits_per_worker) if plan.max_hits_per_worker else ""
+    atomic_write_text(dest / "README.md", _README.format(
+        base_url=base_url, trials_per_hit=plan.trials_per_hit, hits=counts["hits"], k=plan.judgments,
+        judgments=counts["judgments"], assignments=counts["assignments"], cap=cap))
     _warn_leaks(dest, methods)
     return ExportResult(dest=dest, counts=counts, n_images=len(put.by_hash), items=len(items),
                         skipped_pairs=skipped, random_weights=random_jobs)

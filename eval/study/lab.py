@@ -4,9 +4,13 @@
 browser on the experimenter's machine, instead of Mechanical Turk. This module holds its
 state, independent of HTTP:
 
-- the trials come from the rater-facing ``batch.csv`` alone (opaque ids, no key needed);
-- each rater works through one *set* (every comparison once, see :mod:`eval.study.design`):
-  a new rater gets the set with the fewest raters so far;
+- the trials come from the rater-facing ``batch.csv`` (opaque ids, no key needed); from
+  ``private/export.json`` only ``k`` (assignments per HIT) and the cap of HITs per worker;
+- as on Mechanical Turk, every HIT is worked by at most ``k`` different raters and a rater takes
+  a HIT at most once, so every comparison (which sits in exactly one HIT, see
+  :mod:`eval.study.design`) gets at most ``k`` judgments, each by a different rater. A new rater
+  is given, once, the HITs with the fewest raters so far that still need one (batch order breaks
+  ties), up to the cap of HITs per worker; a rater who comes back continues the same HITs;
 - every answer is appended at once to ``<study>/lab/results.csv`` in Mechanical Turk's
   results format (one row per answered trial), so a session can stop at any point and
   continue later: progress is read back from that file. The file name is fixed; nothing
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import threading
@@ -32,7 +37,7 @@ from splice.core.errors import UserError
 
 from .csvsafe import guard_cell, read_csv_rows
 from .question import CHOICES, batch_header
-from .results import image_id_of, results_header
+from .results import LAB_ASSIGNMENT, image_id_of, results_header
 
 RATER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 TRIAL_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -51,7 +56,6 @@ class RequestError(Exception):
 class LabTrial:
     trial_id: str
     hit: str
-    set: int
     slot: int
     ref_a: str  # image ids
     ref_b: str
@@ -81,28 +85,33 @@ class LabStudy:
             raise UserError(f"{batch} is not a batch CSV written by `splice study export`; re-export the study")
         self.batch_columns, self.slots = header, slots
         self.rows: dict[str, dict[str, str]] = {}
-        self.sets: dict[int, list[LabTrial]] = {}
+        self.hits: dict[str, list[LabTrial]] = {}  # batch order
         self.trials: dict[str, LabTrial] = {}
         self.image_ids: set[str] = set()
         for row in rows:
-            hit, set_no = row["hit"], int(row["set"])
+            hit = row["hit"]
+            if hit in self.hits:
+                raise UserError(f"{batch} lists HIT {hit} twice; re-export the study")
             self.rows[hit] = row
+            self.hits[hit] = []
             for k in range(1, slots + 1):
                 ids = [image_id_of(row[f"trial_{k}_{f}"]) for f in ("ref_a", "ref_b", "left", "right")]
-                t = LabTrial(row[f"trial_{k}_id"], hit, set_no, k, *ids)
+                t = LabTrial(row[f"trial_{k}_id"], hit, k, *ids)
                 if not TRIAL_ID.match(t.trial_id) or not all(ids):
                     raise UserError(f"{batch}: HIT {hit} slot {k} has no valid trial or image id; re-export the study")
                 self.trials[t.trial_id] = t
-                self.sets.setdefault(set_no, []).append(t)
+                self.hits[hit].append(t)
                 self.image_ids.update(ids)
         absent = [i for i in sorted(self.image_ids) if not (self.images_dir / f"{i}.png").is_file()]
         if absent:
             raise UserError(f"{len(absent)} image(s) of {batch} are missing from {self.images_dir} "
                             f"(e.g. {absent[0]}.png); copy the export's images/ folder back")
+        self.raters_per_hit, self.max_hits_per_rater = _limits(self.root / "private" / "export.json")
         self.results_path = self.root / RESULTS
         self.results_columns = results_header(self.batch_columns, self.slots)
         self.answers: dict[str, dict[str, str]] = {}  # rater -> trial id -> choice
-        self.rater_set: dict[str, int] = {}
+        self.touched: dict[str, list[str]] = {}  # rater -> HITs answered in, in the order first answered
+        self.plans: dict[str, list[str]] = {}  # rater -> HITs given to them (this process)
         self.shown: dict[tuple[str, str], float] = {}
         self.lock = threading.Lock()
         self._load_results()
@@ -125,27 +134,40 @@ class LabStudy:
                         raise UserError(f"{self.results_path} holds a trial this export does not have; "
                                         "move it away to start a new lab study")
                     self.answers.setdefault(rater, {})[t.trial_id] = choice
-                    self.rater_set.setdefault(rater, t.set)
+                    hits = self.touched.setdefault(rater, [])
+                    if t.hit not in hits:
+                        hits.append(t.hit)
 
-    def set_for(self, rater: str) -> int:
-        """The set a rater works on: theirs if they started, else the one with the fewest raters."""
-        if rater not in self.rater_set:
-            taken = {s: 0 for s in self.sets}
-            for r, s in self.rater_set.items():
-                taken[s] += 1
-            self.rater_set[rater] = min(sorted(taken), key=lambda s: taken[s])
-        return self.rater_set[rater]
+    def raters_of(self, hit: str) -> set[str]:
+        """Raters who answered in ``hit`` or were given it."""
+        return {r for r, hits in self.touched.items() if hit in hits} | {
+            r for r, hits in self.plans.items() if hit in hits}
+
+    def plan_for(self, rater: str) -> list[str]:
+        """The HITs of ``rater``: those they started, then the open HITs with the fewest raters, up to the cap."""
+        if rater not in self.plans:
+            mine = list(self.touched.get(rater, []))
+            room = (self.max_hits_per_rater or len(self.hits)) - len(mine)
+            open_hits = [h for h in self.hits if h not in mine
+                         and (self.raters_per_hit is None or len(self.raters_of(h)) < self.raters_per_hit)]
+            order = {h: n for n, h in enumerate(self.hits)}
+            open_hits.sort(key=lambda h: (len(self.raters_of(h)), order[h]))
+            self.plans[rater] = mine + open_hits[:max(room, 0)]
+        return self.plans[rater]
+
+    def _trials_of(self, rater: str) -> list[LabTrial]:
+        return [t for h in self.plan_for(rater) for t in self.hits[h]]
 
     def progress(self, rater: str) -> tuple[int, int]:
         with self.lock:
-            trials = self.sets[self.set_for(rater)]
+            trials = self._trials_of(rater)
             done = self.answers.get(rater, {})
             return sum(t.trial_id in done for t in trials), len(trials)
 
     def next_trial(self, rater: str) -> LabTrial | None:
         with self.lock:
             done = self.answers.get(rater, {})
-            for t in self.sets[self.set_for(rater)]:
+            for t in self._trials_of(rater):
                 if t.trial_id not in done:
                     self.shown.setdefault((rater, t.trial_id), time.time())
                     return t
@@ -160,18 +182,22 @@ class LabStudy:
             raise RequestError("unknown trial", status=404)
         with self.lock:
             done = self.answers.setdefault(rater, {})
-            expected = next((t for t in self.sets[self.set_for(rater)] if t.trial_id not in done), None)
+            expected = next((t for t in self._trials_of(rater) if t.trial_id not in done), None)
             if expected is None or expected.trial_id != trial_id:
                 raise RequestError("this trial is answered already or is not the current one", status=409)
             now = time.time()
             shown = self.shown.pop((rater, trial_id), now)
             self._append(rater, expected, choice, shown, now)
             done[trial_id] = choice
+            hits = self.touched.setdefault(rater, [])
+            if expected.hit not in hits:
+                hits.append(expected.hit)
 
     def _append(self, rater: str, t: LabTrial, choice: str, shown: float, now: float) -> None:
         iso = lambda x: datetime.fromtimestamp(x, timezone.utc).isoformat(timespec="seconds")  # noqa: E731
         row = self.rows[t.hit]
-        values = [t.hit, f"lab-{t.trial_id}-{rater}", rater, "Submitted", iso(shown), iso(now), round(now - shown)]
+        assignment = f"{LAB_ASSIGNMENT}{t.hit}-{rater}"
+        values = [t.hit, assignment, rater, "Submitted", iso(shown), iso(now), round(now - shown)]
         values += [row[c] for c in self.batch_columns]
         values += [choice if k == t.slot else "" for k in range(1, self.slots + 1)]
         if not self.results_path.exists():
@@ -192,3 +218,15 @@ def _csv_line(values: list) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerow([guard_cell(v) for v in values])
     return buf.getvalue()
+
+
+def _limits(record: Path) -> tuple[int | None, int | None]:
+    """(raters per HIT, HITs per rater) from the export's record; (None, None) when it is absent."""
+    if not record.is_file():
+        return None, None
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"{record} is not valid JSON; restore it from the export") from None
+    k, cap = data.get("assignments_per_hit"), data.get("max_hits_per_worker")
+    return (int(k) if k else None), (int(cap) if cap else None)

@@ -36,8 +36,8 @@ def trial_column(slot: int, field: str) -> str:
 
 
 def batch_header(trials_per_hit: int) -> list[str]:
-    """Columns of the batch CSV: the HIT's opaque id, its set number, then 5 per trial."""
-    cols = ["hit", "set"]
+    """Columns of the batch CSV: the HIT's opaque id, then 5 per trial."""
+    cols = ["hit"]
     for k in range(1, trials_per_hit + 1):
         cols += [trial_column(k, f) for f in TRIAL_FIELDS]
     return cols
@@ -56,7 +56,16 @@ figure img { max-width: 320px; max-height: 320px; display: block; margin: 4px au
 """
 
 
-def mturk_template(trials_per_hit: int) -> str:
+def cap_sentence(max_hits_per_worker: int | None) -> str:
+    """What raters are told about the cap of HITs per worker ('' without a cap)."""
+    if not max_hits_per_worker:
+        return ""
+    n = max_hits_per_worker
+    return (f"Please do at most {n} of these tasks: answers beyond your first {n} cannot be used."
+            if n > 1 else "Please do only one of these tasks: answers beyond your first cannot be used.")
+
+
+def mturk_template(trials_per_hit: int, max_hits_per_worker: int | None = None) -> str:
     """The HIT's HTML question (Crowd HTML Elements) reading the batch CSV's columns."""
     blocks = []
     for k in range(1, trials_per_hit + 1):
@@ -84,6 +93,7 @@ def mturk_template(trials_per_hit: int) -> str:
 <crowd-form answer-format="flatten-objects">
 <h2>Compare images</h2>
 <p>{INSTRUCTIONS}</p>
+{f"<p><b>{cap_sentence(max_hits_per_worker)}</b></p>" if max_hits_per_worker else ""}
 {''.join(blocks)}
 </crowd-form>
 """

@@ -101,6 +101,9 @@ def trial_page(study: LabStudy, rater: str) -> str:
     trial = study.next_trial(rater)
     done, total = study.progress(rater)
     r = html.escape(rater)
+    if trial is None and total == 0:
+        return _page("Thank you", f"""<h1>Thank you, {r}!</h1>
+<p id="progress">Every question of this study has all the answers it needs already. You can close this page.</p>""")
     if trial is None:
         return _page("Thank you", f"""<h1>Thank you, {r}!</h1>
 <p id="progress">All {total} questions answered. You can close this page.</p>""")

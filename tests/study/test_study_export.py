@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
@@ -41,22 +42,18 @@ def test_export_layout_and_counts(study):
     key = _rows(study / "private" / "answer_key.csv")
     header = csvsafe.read_csv_rows(study / "batch.csv")[0]
     assert header == batch_header(4)  # at most 5 per HIT; 3 items + 1 catch trial spread 9 items evenly
-    # 5 pairs x 2 baselines - 1 failed wct2 job = 9 comparisons, each judged 3 times
+    assert header[0] == "hit" and "set" not in header
+    # 5 pairs x 2 baselines - 1 failed wct2 job = 9 comparisons, each in exactly ONE trial of ONE HIT
     comp = [k for k in key if k["kind"] == "comparison"]
     vig = [k for k in key if k["kind"] == "vigilance"]
-    assert len(comp) == 9 * 3
     per_item = Counter((k["dataset"], k["pair_id"], k["baseline"]) for k in comp)
-    assert set(per_item.values()) == {3} and len(per_item) == 9
+    assert len(comp) == 9 and set(per_item.values()) == {1}
     assert ("wild", "giraffe_zebra", "wct2") not in per_item
-    # every set holds every comparison exactly once
-    for s in ("1", "2", "3"):
-        in_set = Counter((k["dataset"], k["pair_id"], k["baseline"]) for k in comp if k["set"] == s)
-        assert set(in_set.values()) == {1} and len(in_set) == 9
-    # every HIT fills all 4 slots: 3 items and 1 catch trial (9 items per set -> 3 HITs per set)
+    # every HIT fills all 4 slots: 3 items and 1 catch trial
     by_hit = Counter(k["hit"] for k in key)
-    assert len(batch) == len(by_hit) == 9 and set(by_hit.values()) == {4}
+    assert len(batch) == len(by_hit) == 3 and set(by_hit.values()) == {4}
     assert all(sum(k["hit"] == h and k["kind"] == "vigilance" for k in key) == 1 for h in by_hit)
-    assert len(vig) == 9
+    assert len(vig) == 3
     # the batch rows and the key agree slot by slot
     for row in batch:
         for k in range(1, 5):
@@ -67,30 +64,77 @@ def test_export_layout_and_counts(study):
                 assert (study / "images" / f"{rec[f]}.png").is_file()
 
 
+def test_k_assignments_are_written_where_the_requester_needs_them(study):
+    # export_settings uses --judgments 3: 3 HITs x 3 assignments, 9 comparisons x 3 judgments
+    readme = (study / "README.md").read_text()
+    assert "**Publish every HIT with 3 assignments**" in readme and "MaxAssignments=3" in readme
+    assert "27 judgments in all, 9 assignments" in readme and "Cap of HITs" not in readme
+    record = json.loads((study / "private" / "export.json").read_text())
+    assert record["assignments_per_hit"] == 3 and record["max_hits_per_worker"] is None
+    assert record["counts"]["judgments"] == 27 and record["export_version"] == "2"
+
+
+def test_no_worker_can_judge_a_comparison_twice(study):
+    # MTurk gives one worker at most one assignment of a HIT. A worker who takes every HIT of the batch
+    # (the worst case of the old design, where repeats sat in separate HITs) meets each comparison once.
+    key = _rows(study / "private" / "answer_key.csv")
+    batch = _rows(study / "batch.csv")
+    seen = Counter()
+    for row in batch:  # one assignment of every HIT
+        for k in range(1, 5):
+            rec = next(r for r in key if r["trial_id"] == row[f"trial_{k}_id"])
+            if rec["kind"] == "comparison":
+                seen[rec["dataset"], rec["pair_id"], rec["baseline"]] += 1
+    assert len(seen) == 9 and max(seen.values()) == 1
+
+
+def test_cap_of_hits_per_worker(tmp_path):
+    build_store(tmp_path)
+    export_study(export_settings(tmp_path, max_hits_per_worker=2))
+    study = tmp_path / "study"
+    assert "Please do at most 2 of these tasks" in (study / "template.html").read_text()
+    assert "Cap of HITs per worker: 2" in (study / "README.md").read_text()
+    assert json.loads((study / "private" / "export.json").read_text())["max_hits_per_worker"] == 2
+
+
+def test_dest_inside_the_run_store_is_refused(tmp_path):
+    run = build_store(tmp_path)
+    for dest in (run, run / "study", run / "report" / "study"):
+        with pytest.raises(UserError, match=r"inside the run store .* must not travel with them"):
+            export_study(export_settings(tmp_path, dest=dest))
+        assert not (dest / "private").exists()
+    # the command line refuses before it creates anything
+    proc = subprocess.run([sys.executable, "-m", "splice", "study", "export", "--out", str(run), "--baselines",
+                           "strotss", "--base-url", "https://example.org/x", "--dest", str(run / "shared" / "s")],
+                          capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "inside the run store" in proc.stderr
+    assert not (run / "shared").exists()
+
+
 def test_left_right_balanced_in_plan():
     items = [Item(ds, f"p{i}", b) for ds in ("a", "b") for i in range(7) for b in ("x", "y", "z")]
     vig = {("a", f"p{i}"): ["ours"] for i in range(7)}
-    for judgments in (3, 4, 5):
-        plan = design.plan_study(items, vig, judgments=judgments, vigilance=0.1, trials_per_hit=10, seed=11)
+    for seed in (11, 12, 13):
+        plan = design.plan_study(items, vig, judgments=5, vigilance=0.1, trials_per_hit=10, seed=seed)
         comp = [t for t in plan.trials if t.kind == "comparison"]
-        assert len(comp) == len(items) * judgments
+        assert len(comp) == len(items) and {t.item for t in comp} == set(items)
         total = Counter(t.side for t in comp)
         assert abs(total["left"] - total["right"]) <= 1
-        for it in items:
-            sides = Counter(t.side for t in comp if t.item == it)
-            assert abs(sides["left"] - sides["right"]) <= 1
         for stratum in {(it.dataset, it.baseline) for it in items}:
             sides = Counter(t.side for t in comp if (t.item.dataset, t.item.baseline) == stratum)
             assert abs(sides["left"] - sides["right"]) <= 1
         vsides = Counter(t.side for t in plan.trials if t.kind == "vigilance")
         assert abs(vsides["left"] - vsides["right"]) <= 1
         # at least one catch trial in every HIT; HITs with one item less get one more catch trial:
-        # 42 items, at most 9 per HIT -> 5 HITs of 10 (9+1, 9+1, 8+2, 8+2, 8+2) per set
+        # 42 items, at most 9 per HIT -> 5 HITs of 10 (9+1, 9+1, 8+2, 8+2, 8+2)
         assert all(sum(t.kind == "vigilance" for t in h.trials) >= 1 for h in plan.hits)
-        assert all(len(h.trials) == 10 for h in plan.hits) and len(plan.hits) == 5 * judgments
-        assert plan.counts()["vigilance_trials"] == 8 * judgments
-        # the left/right order is not a fixed pattern: both orders occur within items
-        assert sum(len({t.side for t in comp if t.item == it}) == 2 for it in items) == len(items)
+        assert all(len(h.trials) == 10 for h in plan.hits) and len(plan.hits) == 5
+        assert plan.counts()["vigilance_trials"] == 8
+        assert plan.counts()["assignments"] == 25 and plan.counts()["judgments"] == 42 * 5
+    # the order is not a fixed pattern: another seed puts other items on the left
+    left = lambda seed: {t.item for t in design.plan_study(items, vig, seed=seed).trials  # noqa: E731
+                         if t.kind == "comparison" and t.side == "left"}
+    assert left(1) != left(2)
 
 
 def test_plan_reproducible_from_seed():
@@ -241,7 +285,8 @@ def test_cli_export_and_one_line_error(tmp_path):
             "--trials-per-hit", "4", "--size", "64", "--dest", str(tmp_path / "st"), "--json"]
     ok = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    assert '"comparison_trials": 18' in ok.stdout and "study written to" in ok.stderr
+    assert '"comparison_trials": 9' in ok.stdout and "study written to" in ok.stderr
+    assert "PUBLISH EVERY HIT WITH 2 ASSIGNMENTS" in ok.stderr and '"assignments_per_hit": 2' in ok.stdout
     bad = subprocess.run(args[:-3] + ["--dest", str(tmp_path / "st2"), "--datasets", "nowhere"], capture_output=True,
                          text=True, cwd=PROJECT, timeout=120)
     assert bad.returncode == 2

@@ -22,14 +22,14 @@ def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-def test_lab_sets_progress_and_resume(study):
+def test_lab_hits_progress_and_resume(study):
     lab = LabStudy(study)
-    assert sorted(lab.sets) == [1, 2, 3] and all(len(v) == 12 for v in lab.sets.values())
+    hits = list(lab.hits)
+    assert len(hits) == 3 and all(len(v) == 4 for v in lab.hits.values()) and lab.raters_per_hit == 3
     first = lab.next_trial("P01")
-    assert lab.set_for("P01") == 1 and lab.progress("P01") == (0, 12)
-    assert lab.set_for("P02") == 2  # the set with the fewest raters
+    assert lab.plan_for("P01") == hits and lab.progress("P01") == (0, 12)
     with pytest.raises(RequestError) as e:
-        lab.record("P01", lab.sets[1][1].trial_id, "left")  # not the current trial
+        lab.record("P01", lab.hits[hits[0]][1].trial_id, "left")  # not the current trial
     assert e.value.status == 409
     with pytest.raises(RequestError):
         lab.record("../etc", first.trial_id, "left")
@@ -38,14 +38,30 @@ def test_lab_sets_progress_and_resume(study):
     with pytest.raises(RequestError) as e:
         lab.record("P01", "0" * 12, "left")
     assert e.value.status == 404
-    for _ in range(4):
+    for _ in range(5):
         t = lab.next_trial("P01")
         lab.record("P01", t.trial_id, "left")
     # a new server process resumes from lab/results.csv alone
     again = LabStudy(study)
-    assert again.progress("P01") == (4, 12) and again.set_for("P01") == 1
+    assert again.progress("P01") == (5, 12) and again.plan_for("P01") == hits
     assert again.next_trial("P01") == lab.next_trial("P01")
-    assert again.set_for("P09") == 2
+
+
+def test_lab_gives_each_hit_to_at_most_k_raters(study):
+    lab = LabStudy(study)  # k = 3 (export_settings: --judgments 3)
+    for rater in ("P01", "P02", "P03"):
+        assert len(lab.plan_for(rater)) == 3
+    assert lab.plan_for("P04") == [] and lab.next_trial("P04") is None and lab.progress("P04") == (0, 0)
+    assert all(len(lab.raters_of(h)) == 3 for h in lab.hits)
+
+
+def test_lab_cap_of_hits_per_rater(tmp_path):
+    study = exported_study(tmp_path, max_hits_per_worker=1)
+    lab = LabStudy(study)
+    plans = [lab.plan_for(f"P{n}") for n in range(10)]
+    assert [len(p) for p in plans] == [1] * 9 + [0]  # 3 HITs x 3 raters, one HIT each
+    assert all(len(lab.raters_of(h)) == 3 for h in lab.hits)
+    assert lab.plan_for("P0") != lab.plan_for("P1")  # the next rater gets the HIT with the fewest raters
 
 
 def test_lab_results_are_analysable(study):
@@ -59,11 +75,10 @@ def test_lab_results_are_analysable(study):
     header, rows = csvsafe.read_csv_rows(study / "lab" / "results.csv")
     assert header[:3] == ["HITId", "AssignmentId", "WorkerId"] and "Input.trial_1_left" in header
     assert len(rows) == 24 and {r["WorkerId"] for r in rows} == {"P01", "P02"}
-    a = analyze(AnalysisSettings(results=[study / "lab" / "results.csv"], key=study / "private" / "answer_key.csv",
-                                 n_boot=200))
-    t = {(r["dataset"], r["baseline"]): r for r in a.table.to_dict(orient="records")}
-    assert a.summary["raters_failed_vigilance"] == 0
-    assert (t["all", "strotss"]["n_ours"], t["all", "strotss"]["n_votes"]) == (10, 10)  # 5 pairs x 2 sets
+    a = analyze(AnalysisSettings(results=[study / "lab" / "results.csv"], key=study / "private" / "answer_key.csv"))
+    t = {(r["dataset"], r["baseline"]): r for r in a.comparisons.to_dict(orient="records")}
+    assert a.dropped["raters_failed_vigilance"] == 0 and a.dropped["repeat_judgments"] == 0
+    assert (t["all", "strotss"]["wins"], t["all", "strotss"]["votes"]) == (10, 10)  # 5 pairs x 2 raters
 
 
 @pytest.fixture

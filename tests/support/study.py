@@ -1,8 +1,11 @@
-"""Helpers for the 2AFC study tests: a small synthetic run store (no tests in this file).
+"""Helpers for the 2AFC study tests: a small synthetic run store and results (no tests in this file).
 
-The store follows splice/store.py's layout and record schema. Our method ("splice") returns
+The store follows splice/core/store.py's layout and record schema. Our method ("splice") returns
 the structure image itself (identity geometry), "strotss" a 64x64 centre crop of it, and
 "wct2" a 48x40 stretch of a blurred copy, so that aligned views can be checked exactly.
+
+:func:`write_mturk_results` writes results the way Mechanical Turk returns them for an export:
+each worker takes each HIT of their list at most once (the platform's rule), answering by a policy.
 """
 
 from __future__ import annotations
@@ -117,3 +120,56 @@ class Server:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# ------------------------------------------------------------------------------ rater policies
+FLIP = {"left": "right", "right": "left"}
+
+
+def good_answer(k: dict[str, str]) -> str:
+    """A careful rater who prefers ours against strotss and the baseline against wct2."""
+    if k["kind"] == "vigilance":
+        return k["correct_side"]
+    return k["ours_side"] if k["baseline"] == "strotss" else FLIP[k["ours_side"]]
+
+
+def bad_answer(k: dict[str, str]) -> str:
+    """A careless rater: fails every catch trial, always picks the baseline."""
+    return FLIP[k["correct_side"]] if k["kind"] == "vigilance" else FLIP[k["ours_side"]]
+
+
+def skipper_answer(k: dict[str, str]) -> str:
+    """Careful on comparisons, but leaves every catch trial unanswered."""
+    return "" if k["kind"] == "vigilance" else good_answer(k)
+
+
+POLICIES = {"good": good_answer, "bad": bad_answer, "skipper": skipper_answer, "rejected": good_answer}
+
+
+def write_mturk_results(study: Path, path: Path, workers: list[tuple[str, list[str] | None, str]],
+                        crowd_style: bool = False) -> None:
+    """Results like Mechanical Turk's: ``workers`` = [(worker id, HIT ids or None for all, policy)]."""
+    from eval.study import csvsafe
+    from eval.study.results import META
+
+    header, batch = csvsafe.read_csv_rows(study / "batch.csv")
+    key = answer_key(study)
+    slots = sum(c.endswith("_id") for c in header)
+    answer_cols = ([f"Answer.trial_{k}.{s}" for k in range(1, slots + 1) for s in ("left", "right")] if crowd_style
+                   else [f"Answer.trial_{k}" for k in range(1, slots + 1)])
+    cols = META + [f"Input.{c}" for c in header] + answer_cols + ["Approve", "Reject"]
+    rows = []
+    for worker, hits, policy in workers:
+        for n, row in enumerate(r for r in batch if hits is None or r["hit"] in hits):
+            answers = {k: POLICIES[policy](key[row[f"trial_{k}_id"]]) for k in range(1, slots + 1)}
+            out = {"HITId": row["hit"], "AssignmentId": f"A{worker}{n}", "WorkerId": worker,
+                   "AssignmentStatus": "Rejected" if policy == "rejected" else "Approved", "WorkTimeInSeconds": "60"}
+            out.update({f"Input.{c}": row[c] for c in header})
+            for k, a in answers.items():
+                if crowd_style:
+                    out[f"Answer.trial_{k}.left"] = "true" if a == "left" else "false"
+                    out[f"Answer.trial_{k}.right"] = "true" if a == "right" else "false"
+                else:
+                    out[f"Answer.trial_{k}"] = a
+            rows.append(out)
+    csvsafe.write_dict_csv(path, cols, rows)
