@@ -364,7 +364,8 @@ def to_markdown(a: Analysis) -> str:
             "comparisons of the share for our method, sample std over comparisons).",
             "", *_md_table(*headline_rows(a)), ""]  # fmt: skip
     if a.method == PAPER_METHOD:
-        out += [f"## The paper's Table 1 (not ours: {PAPER_NOTE})", ""]
+        note = PAPER_NOTE[0].upper() + PAPER_NOTE[1:] + "."
+        out += ["## The paper's Table 1 (the paper's numbers, not ours)", "", note, ""]
         out += _md_table(["data set", "baseline", "paper: Splice preferred, item mean ± std (%)"],
                          [[d, b, f"{m:.1f} ± {s:.1f}"] for (d, b), (m, s) in PAPER_TABLE1.items()])
         out.append("")
@@ -422,18 +423,19 @@ def figure(a: Analysis):
 
     table = a.comparisons
     datasets = list(dict.fromkeys(table["dataset"]))
-    n_rows = max(table.groupby("dataset").size())
-    width = max(4.6 * len(datasets), 6.0)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(width, 2.3 + 0.55 * n_rows), squeeze=False, sharex=True,
-                             layout="constrained")
+    sizes = [int((table["dataset"] == ds).sum()) for ds in datasets]
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(7.5, 1.3 + sum(0.42 * n + 0.55 for n in sizes)),
+                             squeeze=False, sharex=True, layout="constrained",
+                             gridspec_kw={"height_ratios": [n + 0.8 for n in sizes]})
+    axes = axes[:, 0]
     paper_drawn = False
-    for ax, ds in zip(axes[0], datasets):
+    for ax, ds in zip(axes, datasets):
         part = table[table["dataset"] == ds].reset_index(drop=True)
         y = np.arange(len(part))[::-1]
         share = 100 * part["share"].to_numpy()
         lo = 100 * part["ci_low"].to_numpy()
         hi = 100 * part["ci_high"].to_numpy()
-        ax.barh(y, share, color="#4c72b0", height=0.55, label="share of votes (95% CI: raters x comparisons)")
+        ax.barh(y, share, color="#4c72b0", height=0.5, label="share of votes (95% CI over raters and comparisons)")
         ok = ~np.isnan(lo)
         ax.errorbar(share[ok], y[ok], xerr=np.vstack([share - lo, hi - share])[:, ok], fmt="none", ecolor="black",
                     capsize=3)
@@ -441,18 +443,18 @@ def figure(a: Analysis):
         ps = 100 * part["paper_item_std"].to_numpy()
         has = ~np.isnan(pm)
         if has.any():
-            ax.errorbar(pm[has], y[has] - 0.32, xerr=ps[has], fmt="D", mfc="white", mec="#c44e52", ecolor="#c44e52",
+            ax.errorbar(pm[has], y[has] - 0.36, xerr=ps[has], fmt="D", mfc="white", mec="#c44e52", ecolor="#c44e52",
                         ms=5, capsize=2, lw=1, label="the paper: item mean ± std")
             paper_drawn = True
         ax.axvline(50, color="grey", linestyle="--", linewidth=1)
         ax.set_yticks(y, [f"vs {b}" for b in part["baseline"]])
-        ax.set_ylim(-0.8, len(part) - 0.4)
+        ax.set_ylim(-0.75, len(part) - 0.45)
         ax.set_xlim(0, 100)
-        ax.set_title(ds)
-        ax.set_xlabel(f"% of votes for {a.method}")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+        ax.set_title(ds if ds != ALL else "all data sets (pooled)", fontsize=10, loc="left")
+    axes[-1].set_xlabel(f"% of votes for {a.method}")
+    handles, labels = axes[0].get_legend_handles_labels()
     if paper_drawn and "the paper: item mean ± std" not in labels:
-        for ax in axes[0]:
+        for ax in axes:
             h, lab = ax.get_legend_handles_labels()
             for hh, ll in zip(h, lab):
                 if ll not in labels:

@@ -114,26 +114,22 @@ def vigilance_per_hit(trials_per_hit: int, vigilance: float) -> int:
     return max(1, min(trials_per_hit - 1, round(trials_per_hit * vigilance)))
 
 
-def balanced_sides(items: list[Item], judgments: int, rng: np.random.Generator) -> dict[Item, list[str]]:
-    """Side of our output for every replicate of every item (see the module docstring).
+def balanced_sides(items: list[Item], rng: np.random.Generator) -> dict[Item, str]:
+    """Side of our output for every item (see the module docstring).
 
-    Each item gets ``judgments // 2`` replicates on each side; with an odd ``judgments`` the
-    extra replicate's side alternates over the items of a stratum, in random order, and the
-    alternation runs on across strata, so no stratum and not the total is off by more than one.
+    Within each (data set, baseline) stratum the sides alternate over the items in random order, and
+    the alternation runs on across strata, so no stratum and not the total is off by more than one.
     """
-    out: dict[Item, list[str]] = {}
+    out: dict[Item, str] = {}
     strata: dict[tuple[str, str], list[Item]] = {}
     for it in items:
         strata.setdefault((it.dataset, it.baseline), []).append(it)
-    extra = int(rng.integers(2))
+    turn = int(rng.integers(2))
     for key in sorted(strata):
         group = strata[key]
         for idx in rng.permutation(len(group)):
-            sides = [LEFT, RIGHT] * (judgments // 2)
-            if judgments % 2:
-                sides.append((LEFT, RIGHT)[extra % 2])
-                extra += 1
-            out[group[idx]] = [sides[i] for i in rng.permutation(len(sides))]
+            out[group[idx]] = (LEFT, RIGHT)[turn % 2]
+            turn += 1
     return out
 
 
@@ -196,7 +192,7 @@ def plan_study(
     ss = np.random.SeedSequence(seed)
     r_sides, r_pack, r_vig, r_ids = (np.random.default_rng(s) for s in ss.spawn(4))
     new_id = _Ids(r_ids, 6)
-    sides = balanced_sides(items, 1, r_sides)
+    sides = balanced_sides(items, r_sides)
 
     hits: list[PlannedHit] = []
     vig_slots: list[tuple[PlannedHit, int]] = []  # (hit, how many catch trials it needs)
@@ -205,7 +201,7 @@ def plan_study(
     for size in _split_even(len(items), n_hits):
         hit = PlannedHit(hit_id=new_id())
         for it in order[start : start + size]:
-            hit.trials.append(PlannedTrial(new_id(), "comparison", sides[it][0], item=it))
+            hit.trials.append(PlannedTrial(new_id(), "comparison", sides[it], item=it))
         start += size
         vig_slots.append((hit, per_hit - size))
         hits.append(hit)

@@ -16,7 +16,8 @@ vote-level binomial test and Wilson interval (which assume independent votes) an
 the crossed bootstrap are run; :func:`operating_characteristics` reports how often each rejects
 ``share = 0.5`` at level ``alpha``, how often its interval covers ``share``, and its mean width.
 
-``python -m eval.study.simulate --figures docs/study`` draws the figures of docs/study.md.
+``python -m eval.study.simulate --figures docs/study`` draws the figures of docs/study.md;
+``--example-votes docs/study/example_votes_synthetic.csv`` writes its synthetic example votes.
 """
 
 from __future__ import annotations
@@ -300,13 +301,68 @@ def validation_figures(dest: Path, sims: int = 1000, seed: int = 0, n_boot: int 
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------------------ example votes
+def example_votes(seed: int = 0, pairs: int = 10, judgments: int = 5, raters: int = 30, rater_sd: float = 0.5,
+                  item_sd: float = 0.5):
+    """A SYNTHETIC long table of votes shaped like the paper's study (docs/study/example_votes_synthetic.csv).
+
+    Every (data set, baseline) of the paper's Table 1 gets ``pairs`` comparisons, each judged by ``judgments``
+    different raters of a pool of ``raters``; the true population share of each row is the paper's item mean.
+    Every rater meets two catch trials; two careless raters fail one and vote at random, one rater never met
+    a catch trial, and one rater judges one comparison twice: the analysis drops and counts all of these.
+    """
+    import pandas as pd
+
+    from .analyze import PAPER_TABLE1
+    from .votes import CATCH_RIGHT, CATCH_WRONG, VOTE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    u = rng.normal(0.0, rater_sd, raters)
+    careless = {raters - 1, raters - 2}
+    unchecked = raters - 3
+    rows = []
+    for (dataset, baseline), (mean, _) in PAPER_TABLE1.items():
+        sc = Scenario(items=pairs, judgments=judgments, raters=raters, share=mean / 100, rater_sd=rater_sd,
+                      item_sd=item_sd)
+        beta = marginal_logit(sc.share, math.hypot(rater_sd, item_sd))
+        who, item = draw_design(rng, sc)
+        v = rng.normal(0.0, item_sd, pairs)
+        for r, i in zip(who.tolist(), item.tolist()):
+            p = 0.5 if r in careless else float(expit(beta + u[r] + v[i]))
+            ours_left = bool(rng.integers(2))
+            a, b = ("splice", baseline) if ours_left else (baseline, "splice")
+            pick = "splice" if rng.random() < p else baseline
+            rows.append([f"R{r:02d}", dataset, f"{dataset}-{i + 1:02d}", a, b, pick, ""])
+    keep = {f"R{r:02d}" for r in range(raters) if r not in careless and r != unchecked}
+    first = next(row for row in rows if row[0] in keep)
+    rows.append([first[0], first[1], first[2], first[4], first[3], first[5], ""])  # a repeat, sides swapped
+    datasets = sorted({d for d, _ in PAPER_TABLE1})
+    for r in range(raters):
+        if r == unchecked:
+            continue
+        for n in range(2):
+            ds = datasets[int(rng.integers(len(datasets)))]
+            pair = f"{ds}-{int(rng.integers(pairs)) + 1:02d}"
+            a, b = (CATCH_RIGHT, CATCH_WRONG) if rng.integers(2) else (CATCH_WRONG, CATCH_RIGHT)
+            pick = CATCH_WRONG if (r in careless and n == 0) else CATCH_RIGHT
+            rows.append([f"R{r:02d}", ds, pair, a, b, pick, CATCH_RIGHT])
+    return pd.DataFrame(rows, columns=VOTE_COLUMNS)
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Draw the simulation figures of docs/study.md.")
-    ap.add_argument("--figures", type=Path, required=True, help="folder for the PNG files")
+    ap = argparse.ArgumentParser(description="Draw the simulation figures of docs/study.md, or write the "
+                                 "synthetic example votes.")
+    ap.add_argument("--figures", type=Path, help="folder for the PNG files")
+    ap.add_argument("--example-votes", type=Path, help="write the synthetic example votes to this CSV")
     ap.add_argument("--sims", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    print(validation_figures(args.figures, args.sims, args.seed), end="")
+    if args.example_votes:
+        from .votes import write_votes
+
+        write_votes(args.example_votes, example_votes(args.seed))
+    if args.figures:
+        print(validation_figures(args.figures, args.sims, args.seed), end="")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def command() -> None:
       splice study serve --study study/ --port 8765
       splice study analyze --results Batch_123_results.csv --results study/lab/results.csv \\
           --key study/private/answer_key.csv --dest study/analysis
-      splice study analyze --votes votes.csv --method splice --json
+      splice study analyze --votes docs/study/example_votes_synthetic.csv --dest /tmp/study-example --json
     """
 
 
@@ -139,6 +139,7 @@ def analyze_cmd(results, key, votes, methods, dest, export_votes, min_vigilance,
     \b
     Examples:
       splice study analyze --results Batch_4242_batch_results.csv --key study/private/answer_key.csv
+      splice study analyze --votes docs/study/example_votes_synthetic.csv --dest /tmp/study-example
       splice study analyze --votes votes.csv --method splice --json
       splice study analyze --results study/lab/results.csv --key study/private/answer_key.csv \\
           --export-votes votes.csv

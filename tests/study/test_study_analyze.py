@@ -81,7 +81,7 @@ def test_analysis_numbers_vigilance_and_paper_format(study, tmp_path):
     assert naive["afhq", "strotss"]["wilson_low"] == pytest.approx(9 / (9 + 1.959964**2), abs=1e-5)
     md = Path(a.files["md"]).read_text()
     assert "| afhq | strotss | 100.0 | [" in md and "59.7 ± 15.3 (paper)" in md
-    assert "ASSUME INDEPENDENT VOTES" in md and "The paper's Table 1 (not ours" in md
+    assert "ASSUME INDEPENDENT VOTES" in md and "The paper's Table 1 (the paper's numbers, not ours)" in md
     assert "| wild-pairs | wct2 | 83.1 ± 14.9 |" in md  # the whole paper table, marked as the paper's
     assert r"\toprule" in Path(a.files["tex"]).read_text()
     assert Path(a.files["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -244,3 +244,16 @@ def test_crowd_style_answers_and_several_files(study, tmp_path):
     # the same file twice: every slot is a duplicate row, not a repeat judgment
     b = analyze(AnalysisSettings(results=[tmp_path / "b.csv", tmp_path / "b.csv"], key=_key(study)))
     assert b.dropped["duplicate_rows"] == 24 and b.dropped["repeat_judgments"] == 0
+
+
+def test_the_shipped_synthetic_example_runs_from_a_clone(tmp_path):
+    from eval.study.simulate import example_votes
+
+    example = PROJECT / "docs" / "study" / "example_votes_synthetic.csv"
+    assert read_votes(example).equals(example_votes(0))  # python -m eval.study.simulate --example-votes ...
+    proc = subprocess.run([sys.executable, "-m", "splice", "study", "analyze", "--votes", str(example), "--dest",
+                           str(tmp_path / "an"), "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)["dropped"]
+    assert (d["raters_failed_vigilance"], d["raters_without_vigilance"], d["repeat_judgments"]) == (2, 1, 1)
+    assert (tmp_path / "an" / "study_plot.png").is_file() and not (example.parent / "analysis").exists()
