@@ -42,6 +42,7 @@ from . import design, images
 from .csvsafe import write_csv
 from .design import LEFT, Item, PlannedTrial, StudyPlan
 from .question import QUESTION, TRIAL_FIELDS, batch_header, mturk_template
+from .results import EXPORT_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ BATCH = "batch.csv"
 TEMPLATE = "template.html"
 IMAGES = "images"
 KEY = "private/answer_key.csv"
-RECORD = "private/export.json"
+RECORD = f"private/{EXPORT_RECORD}"
 IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 _URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$")
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import threading
@@ -37,7 +36,7 @@ from splice.core.errors import UserError
 
 from .csvsafe import guard_cell, read_csv_rows
 from .question import CHOICES, batch_header
-from .results import LAB_ASSIGNMENT, image_id_of, results_header
+from .results import LAB_ASSIGNMENT, image_id_of, read_export_record, results_header
 
 RATER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 TRIAL_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -106,7 +105,9 @@ class LabStudy:
         if absent:
             raise UserError(f"{len(absent)} image(s) of {batch} are missing from {self.images_dir} "
                             f"(e.g. {absent[0]}.png); copy the export's images/ folder back")
-        self.raters_per_hit, self.max_hits_per_rater = _limits(self.root / "private" / "export.json")
+        record = read_export_record(self.root / "private")  # only k and the cap; nothing private is served
+        k, cap = record.get("assignments_per_hit"), record.get("max_hits_per_worker")
+        self.raters_per_hit, self.max_hits_per_rater = (int(k) if k else None), (int(cap) if cap else None)
         self.results_path = self.root / RESULTS
         self.results_columns = results_header(self.batch_columns, self.slots)
         self.answers: dict[str, dict[str, str]] = {}  # rater -> trial id -> choice
@@ -218,15 +219,3 @@ def _csv_line(values: list) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerow([guard_cell(v) for v in values])
     return buf.getvalue()
-
-
-def _limits(record: Path) -> tuple[int | None, int | None]:
-    """(raters per HIT, HITs per rater) from the export's record; (None, None) when it is absent."""
-    if not record.is_file():
-        return None, None
-    try:
-        data = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UserError(f"{record} is not valid JSON; restore it from the export") from None
-    k, cap = data.get("assignments_per_hit"), data.get("max_hits_per_worker")
-    return (int(k) if k else None), (int(cap) if cap else None)

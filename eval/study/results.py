@@ -20,7 +20,6 @@ assignment read twice, and a worker's HITs beyond the export's cap of HITs per w
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import pandas as pd
 from splice.core.errors import UserError
 
 from .csvsafe import read_csv_rows
-from .votes import CATCH_RIGHT, CATCH_WRONG, VOTE_COLUMNS
+from .votes import CATCH_RIGHT, CATCH_WRONG, VOTE_COLUMNS, read_json_object
 
 META = ["HITId", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime", "WorkTimeInSeconds"]
 _SLOT = re.compile(r"^Input\.trial_(\d+)_id$")
@@ -128,16 +127,9 @@ def read_key(path: str | os.PathLike) -> pd.DataFrame:
     return key
 
 
-def read_export_record(key_path: str | os.PathLike) -> dict[str, Any]:
-    """``private/export.json`` next to the key ({} when it is missing)."""
-    p = Path(key_path).parent / EXPORT_RECORD
-    if not p.is_file():
-        return {}
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{p} is not valid JSON ({e}); restore it from the export") from None
-    return data if isinstance(data, dict) else {}
+def read_export_record(private_dir: str | os.PathLike) -> dict[str, Any]:
+    """``<study>/private/export.json`` ({} when it is missing)."""
+    return read_json_object(Path(private_dir) / EXPORT_RECORD, "restore it from the export")
 
 
 @dataclass
@@ -173,7 +165,7 @@ def votes_from_results(paths: list[str | os.PathLike], key_path: str | os.PathLi
     """
     key_path = Path(key_path)
     key = read_key(key_path)
-    record = read_export_record(key_path)
+    record = read_export_record(key_path.parent)
     cap = max_hits_per_worker if max_hits_per_worker is not None else record.get("max_hits_per_worker")
     j = read_judgments(paths)
     dropped = {"rows_read": len(j)}

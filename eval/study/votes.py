@@ -87,18 +87,22 @@ def read_votes(path: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(out, columns=VOTE_COLUMNS)
 
 
-def read_provenance(votes_csv: str | os.PathLike) -> dict[str, Any]:
-    """The sidecar of ``votes_csv`` ({} when there is none)."""
-    p = provenance_path(votes_csv)
-    if not p.is_file():
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path`` ({} when the file does not exist); otherwise one line ending in ``fix``."""
+    if not path.is_file():
         return {}
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise UserError(f"{p} is not valid JSON ({e}); fix it or remove it") from None
+        raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
     if not isinstance(data, dict):
-        raise UserError(f"{p} must hold a JSON object such as {{\"random_weights\": true}}")
+        raise UserError(f"{path} does not hold a JSON object; {fix}")
     return data
+
+
+def read_provenance(votes_csv: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of ``votes_csv`` ({} when there is none)."""
+    return read_json_object(provenance_path(votes_csv), 'fix it (e.g. {"random_weights": true}) or remove it')
 
 
 def write_votes(path: str | os.PathLike, votes: pd.DataFrame, provenance: dict[str, Any] | None = None) -> Path:
