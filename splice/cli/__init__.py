@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "methods": ("methods", "List the registered methods and whether each is ready here."),
     "table": ("table", "Print metric tables (mean ± std, counts) from a run's stored records."),
     "report": ("report", "Build grids, tables, plots and index.html from a run."),
-    "study": ("study", "Export, serve and analyse the 2AFC user study."),
+    "study": ("study", "Plan, export, serve and analyse the 2AFC user study."),
     "perf": ("perf", "Seconds per step and peak memory of Splice, ours against the reference's way."),
 }
 
