@@ -1,20 +1,29 @@
 """The pieces of STROTSS (Kolkin, Salavon, Shakhnarovich, "Style Transfer by Relaxed Optimal
-Transport and Self-Similarity", CVPR 2019), as small pure functions.
+Transport and Self-Similarity", CVPR 2019), as the authors' code (nkolkin13/STROTSS at 9a1543a)
+computes them, written as small functions.
 
-- Image parametrisation: a Laplacian pyramid (the optimiser updates every band; folding the
-  pyramid gives the image), Sec. 2.4 of the paper.
-- Hypercolumn sampling: features of many VGG layers read at the same image locations;
-  coordinates are halved each time a layer's resolution drops; the output and content
-  images are read bilinearly at a strided grid of locations, the style image at random
-  pixel locations (nearest).
+- Image parametrisation: a 5-level Laplacian pyramid whose bands are the optimised parameters
+  (``pyr_lap.py``: ``dec_lap_pyr``/``syn_lap_pyr``, bilinear with ``align_corners=True``, the
+  deprecated ``F.upsample_bilinear``). Image resizing, the content's finest band and the
+  scale-to-scale upsampling use ``align_corners=False`` (``F.upsample(..., mode='bilinear')``).
+- Hypercolumn sampling (``vgg_pt.py: forward_cat``, ``stylize_objectives.py:
+  spatial_feature_extract``): features of many VGG layers read at the same image locations;
+  coordinates are halved each time a layer's height drops; output and content are read
+  bilinearly (clamped edges), the style nearest (truncated coordinates).
+- Sampling (``stylize_objectives.py: init_inds, shuffle_feature_inds, get_feature_inds``;
+  ``utils.py: load_style_folder``): :class:`StrotssSampler` draws from numpy's legacy
+  ``RandomState`` in exactly the official order, so a seed gives the official indices.
 - Style: the relaxed earth mover's distance (REMD) ``max(mean_i min_j C_ij, mean_j min_i C_ij)``
-  with cosine cost (Sec. 2.1), a moment-matching term on means and covariances (Sec. 2.2), and
-  a colour-palette REMD on decorrelated RGB with cosine + Euclidean cost.
+  with cosine cost, a moment term on means and covariances, and a colour-palette REMD on raw RGB
+  in a decorrelated basis with cosine + Euclidean cost (``contextual_loss.py``).
 - Content: self-similarity. Pairwise cosine distances within the output's hypercolumns and
-  within the content's, each normalised by its column sums, compared with a mean absolute
-  difference (Sec. 2.3).
+  within the content's, each divided by its column sums, compared with a mean absolute
+  difference times the number of locations (``contextual_loss.py: dp_loss``).
 - Total: ``(a * content + remd + m * (moment + palette / max(a, 1))) / (a + 1 + m)`` with content
   weight ``a`` (16 x the user's weight, halved at every finer scale) and ``m = 1``.
+
+Deviation kept on purpose: norms and column sums are clamped at 1e-8 (the official code has no
+epsilon and gives NaN for an all-zero hypercolumn or a pure-black RGB sample).
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: the decorrelated colour basis the palette term compares colours in (rows: luma, two chroma).
+#: the decorrelated colour basis the palette term compares colours in (rows: luma, two chroma;
+#: ``utils.py`` calls it "YUV").
 COLOUR_BASIS = (
     (0.577350, 0.577350, 0.577350),
     (-0.577350, 0.788675, -0.211325),
@@ -35,27 +45,30 @@ COLOUR_BASIS = (
 
 _EPS = 1e-8
 
+#: iterations between the official code's (dead) grid re-draws, see :class:`StrotssSampler`
+REDRAW_EVERY = 10
 
-# -- Laplacian pyramid ----------------------------------------------------------------------------
-def strotss_resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a (N, C, H, W) tensor to ``size`` = (H, W) (no antialiasing)."""
-    return F.interpolate(x, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
+
+# -- resizing and the Laplacian pyramid ---------------------------------------------------------------
+def strotss_resample(x: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """Bilinear resize of a (N, C, H, W) tensor to ``size`` = (H, W), no antialiasing."""
+    return F.interpolate(x, size=tuple(int(s) for s in size), mode="bilinear", align_corners=align_corners)
 
 
 def laplacian(x: torch.Tensor) -> torch.Tensor:
-    """The finest band: ``x - up(down(x))`` with a factor-2 bilinear down/up sampling."""
+    """The finest band ``x - up(down(x))``: bilinear to (H//2, W//2) and back, ``align_corners=False``."""
     h, w = x.shape[-2:]
     return x - strotss_resample(strotss_resample(x, (max(h // 2, 1), max(w // 2, 1))), (h, w))
 
 
 def make_laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
-    """``levels`` band-pass images (finest first) followed by the low-pass residual."""
+    """``levels`` band-pass images (finest first) followed by the low-pass residual (``align_corners=True``)."""
     bands = []
     current = x
     for _ in range(levels):
         h, w = current.shape[-2:]
-        small = strotss_resample(current, (max(h // 2, 1), max(w // 2, 1)))
-        bands.append(current - strotss_resample(small, (h, w)))
+        small = strotss_resample(current, (max(h // 2, 1), max(w // 2, 1)), align_corners=True)
+        bands.append(current - strotss_resample(small, (h, w), align_corners=True))
         current = small
     bands.append(current)
     return bands
@@ -65,34 +78,78 @@ def fold_laplacian_pyramid(pyramid: list[torch.Tensor]) -> torch.Tensor:
     """Inverse of :func:`make_laplacian_pyramid` (exact up to float rounding)."""
     current = pyramid[-1]
     for band in reversed(pyramid[:-1]):
-        current = band + strotss_resample(current, band.shape[-2:])
+        current = band + strotss_resample(current, band.shape[-2:], align_corners=True)
     return current
 
 
 # -- sampling -------------------------------------------------------------------------------------
-def grid_locations(
-    height: int, width: int, rng: np.random.Generator, cells: int = 128**2
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column candidates for the output/content locations.
-
-    A grid with strides chosen so that about ``cells`` locations remain on large images
-    (stride ``floor(sqrt(HW // cells))`` along rows, ``ceil`` along columns, at least 1) and a
-    random offset. Returns the row list and the column list of all grid points (same length);
-    the optimiser shuffles the two lists independently every step and reads the first N pairs.
-    """
+def grid_strides(height: int, width: int, cells: int = 128**2) -> tuple[int, int]:
+    """Row and column strides of the location grid: ``floor`` and ``ceil`` of ``sqrt(HW // cells)``, at least 1."""
     ratio = (height * width) // cells
-    stride_r = max(int(math.floor(math.sqrt(ratio))), 1)
-    stride_c = max(int(math.ceil(math.sqrt(ratio))), 1)
-    rows = np.arange(height)[int(rng.integers(stride_r)) :: stride_r]
-    cols = np.arange(width)[int(rng.integers(stride_c)) :: stride_c]
-    rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    return rr.ravel().astype(np.float64), cc.ravel().astype(np.float64)
+    return max(int(math.floor(math.sqrt(ratio))), 1), max(int(math.ceil(math.sqrt(ratio))), 1)
 
 
-def random_pixels(height: int, width: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` distinct random pixel locations (all pixels when the image is smaller)."""
-    flat = rng.permutation(height * width)[: min(count, height * width)]
-    return (flat // width).astype(np.float64), (flat % width).astype(np.float64)
+class StrotssSampler:
+    """Every random choice of STROTSS, drawn from ``numpy.random.RandomState(seed)`` in the official order.
+
+    The official code draws from numpy's global legacy generator (never seeded); after
+    ``np.random.seed(s)`` it makes, per scale (``st_helper.style_transfer``):
+
+    1. ``style_draws`` times: a shuffle of all style pixel coordinates (listed column-major:
+       entry k is (k % H, k // H)), of which the first ``style_samples`` are kept
+       (``vgg_pt.forward_cat``); the draws are stacked newest first (``utils.load_style_folder``);
+    2. the location grid: ``randint(stride_r)``, ``randint(stride_c)`` offsets (``init_inds``);
+       the row and the column of every grid point (column-major again) are kept as two lists;
+    3. per iteration ``i``: when ``i % 10 == 0`` a grid re-draw (two more ``randint`` calls whose grid
+       is appended to a list of which only the first is ever read, so it changes nothing but the
+       random stream), then in-place shuffles of the row list, the column list and an unused list of
+       style indices (``shuffle_feature_inds``); the first ``n_locations`` rows and columns, paired
+       by position, are that iteration's locations (``get_feature_inds``).
+
+    ``randint(1)`` draws no number. With the same seed this class gives the official indices.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.random = np.random.RandomState(seed)
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.cols = np.zeros(0, dtype=np.int64)
+        self.strides = (1, 1)
+        self._style_order = np.zeros(0, dtype=np.int64)
+
+    def style_pixels(self, height: int, width: int, count: int, draws: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the style locations of one scale (``draws`` x ``min(count, HW)``, newest draw first)."""
+        picked: list[np.ndarray] = []
+        for _ in range(draws):
+            self.random.randint(0, 1)  # the official "which style image" choice among one: no draw
+            order = np.arange(height * width, dtype=np.int64)
+            self.random.shuffle(order)
+            picked.insert(0, order[: min(count, height * width)])
+        flat = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+        self._style_order = np.arange(flat.size, dtype=np.int64)
+        return flat % height, flat // height
+
+    def start_scale(self, height: int, width: int, cells: int = 128**2) -> None:
+        """Draw the location grid of a scale on the content image's (height, width)."""
+        self.strides = grid_strides(height, width, cells)
+        rows, cols = self._grid(height, width)
+        self.rows, self.cols = rows, cols
+
+    def _grid(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        sr, sc = self.strides
+        r0, c0 = self.random.randint(sr), self.random.randint(sc)
+        rows = np.arange(height, dtype=np.int64)[r0::sr]
+        cols = np.arange(width, dtype=np.int64)[c0::sc]
+        return np.tile(rows, cols.size), np.repeat(cols, rows.size)
+
+    def step(self, iteration: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The locations of ``iteration`` (rows, columns; ``count`` of them, fewer on tiny images)."""
+        if iteration % REDRAW_EVERY == 0:
+            self.random.randint(self.strides[0])  # the official re-draw, never read
+            self.random.randint(self.strides[1])
+        self.random.shuffle(self.rows)
+        self.random.shuffle(self.cols)
+        self.random.shuffle(self._style_order)
+        return self.rows[:count].copy(), self.cols[:count].copy()
 
 
 def sample_hypercolumns(

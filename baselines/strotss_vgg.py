@@ -1,9 +1,11 @@
 """ImageNet VGG16 hypercolumn features for STROTSS (Kolkin, Salavon, Shakhnarovich, CVPR 2019).
 
-STROTSS describes every image location by a *hypercolumn*: the RGB value plus the VGG16
-activations after ``relu1_1, relu1_2, relu2_1, relu2_2, relu3_1, relu3_2, relu3_3, relu4_3``
-and ``relu5_3`` (indices 1, 3, 6, 8, 11, 13, 15, 22, 29 of torchvision's ``vgg16().features``),
-3 + 2*64 + 2*128 + 3*256 + 2*512 = 2179 channels in all, on ImageNet-normalised input.
+STROTSS describes every image location by a *hypercolumn*: the raw RGB value (in [0, 1]) plus
+the VGG16 activations after ``relu1_1, relu1_2, relu2_1, relu2_2, relu3_1, relu3_2, relu3_3,
+relu4_3`` and ``relu5_3`` (indices 1, 3, 6, 8, 11, 13, 15, 22, 29 of torchvision's
+``vgg16().features``), 3 + 2*64 + 2*128 + 3*256 + 2*512 = 2179 channels in all. As in the
+authors' ``vgg_pt.py`` (``Vgg16_pt.forward_base``), the extractor takes raw RGB and applies the
+ImageNet normalisation itself; the hypercolumn's first three channels are the raw RGB input.
 
 Weights come, in this order of priority, from a local file the user names (``.pth`` / ``.pt``
 holding a torchvision ``vgg16`` state dict or only its ``features``, or ``.safetensors``), from
@@ -63,16 +65,19 @@ def strotss_vgg_features() -> nn.Sequential:
 
 
 class StrotssVGG(nn.Module):
-    """Returns ``[image, relu1_1, ..., relu5_3]`` for an ImageNet-normalised batch."""
+    """Returns ``[image, relu1_1, ..., relu5_3]`` for a raw-RGB batch in [0, 1] (normalised inside)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.features = strotss_vgg_features()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = [x]
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        out = [image]
+        x = (image - self.mean) / self.std
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in HYPERCOLUMN_LAYERS:

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from baselines import strotss_losses as L
-from baselines.strotss import Strotss, StrotssConfig, long_side_size, scale_factors, strotss_config
+from baselines.strotss import Strotss, StrotssConfig, long_side_size, scale_long_sides, strotss_config
 from baselines.strotss_vgg import HYPERCOLUMN_CHANNELS, StrotssVGG, _random_init, load_strotss_vgg
 from splice.core.errors import ConfigError, WeightsError
 from splice.core.imageio import sha256_file
@@ -33,6 +33,16 @@ def test_laplacian_pyramid_reconstructs_the_image(shape):
 def test_laplacian_of_a_constant_image_is_zero():
     x = torch.full((1, 3, 16, 16), 0.3)
     assert L.laplacian(x).abs().max() < 1e-6
+
+
+def test_pyramid_resamples_with_aligned_corners():
+    """The official pyr_lap.py uses F.upsample_bilinear (align_corners=True): 4 px down to 2 keeps the two end
+    pixels, back up to 4 puts them at 0, 1/3, 2/3, 1 of the way, and the band is what is left."""
+    x = torch.tensor([[[[0.0, 1.0, 2.0, 4.0]]]])  # 1 x 4
+    band, residual = L.make_laplacian_pyramid(x, 1)
+    torch.testing.assert_close(residual, torch.tensor([[[[0.0, 4.0]]]]))
+    torch.testing.assert_close(band, torch.tensor([[[[0.0, 1 - 4 / 3, 2 - 8 / 3, 0.0]]]]))
+    torch.testing.assert_close(L.fold_laplacian_pyramid([band, residual]), x)
 
 
 # -- distances and losses ---------------------------------------------------------------------------
@@ -102,25 +112,29 @@ def test_hypercolumn_sampling_bilinear_nearest_and_halving():
     torch.testing.assert_close(nearest, torch.tensor([[13.0, 20.0]]))  # half: (1.5, 0.5) -> (1, 0)
 
 
-def test_grid_locations_strides_and_counts():
-    rng = np.random.default_rng(0)
-    rows, cols = L.grid_locations(384, 512, rng)
+def test_grid_strides_and_sampler_counts():
     # 384 * 512 // 128**2 = 12 -> stride floor(sqrt 12) = 3 along rows, ceil = 4 along columns
-    assert len(rows) == len(cols) == math.ceil(384 / 3) * (512 // 4)
-    assert set(np.diff(np.unique(rows))) == {3.0} and set(np.diff(np.unique(cols))) == {4.0}
-    rows, cols = L.grid_locations(40, 50, rng)  # small images: every pixel
-    assert len(rows) == 2000
-    r, c = L.random_pixels(10, 10, 1000, rng)
-    assert len(set(zip(r, c))) == 100
+    assert L.grid_strides(384, 512) == (3, 4)
+    assert L.grid_strides(192, 256) == (1, 2) and L.grid_strides(96, 128) == (1, 1)
+    sampler = L.StrotssSampler(0)
+    sampler.start_scale(384, 512)
+    assert len(sampler.rows) == len(sampler.cols) == math.ceil(384 / 3) * (512 // 4)
+    assert set(np.diff(np.unique(sampler.rows))) == {3} and set(np.diff(np.unique(sampler.cols))) == {4}
+    r, c = sampler.step(0, 1024)
+    assert len(r) == len(c) == 1024
+    sampler.start_scale(40, 50)  # small images: every pixel is a grid point
+    assert len(sampler.rows) == 2000
+    r, c = sampler.style_pixels(10, 10, 1000, 2)  # two draws of all 100 pixels, each a permutation
+    assert len(r) == 200 and len(set(zip(r[:100], c[:100]))) == 100 and len(set(zip(r[100:], c[100:]))) == 100
 
 
 def test_scales_and_long_side():
-    cfg = StrotssConfig()
-    assert scale_factors((384, 512), (512, 512), cfg) == [8, 4, 2, 1]
-    assert scale_factors((200, 512), (512, 512), cfg) == [4, 2, 1]  # 200 // 8 < 32
+    assert scale_long_sides(StrotssConfig()) == [64, 128, 256, 512]
+    assert scale_long_sides(StrotssConfig(), long_side=400) == [50, 100, 200, 400]
     assert long_side_size((1000, 600), 512) == (512, 307)
     assert long_side_size((600, 1000), 512) == (307, 512)
     assert long_side_size((512, 512), 512) == (512, 512)
+    assert long_side_size((498, 374), 512) == (511, 384)  # the official float truncation
 
 
 def test_vgg_hypercolumn_width():
@@ -131,6 +145,13 @@ def test_vgg_hypercolumn_width():
 
 
 # -- options and weights -------------------------------------------------------------------------------
+def test_paper_options_are_the_official_ones():
+    cfg = StrotssConfig()
+    assert (cfg.long_side, cfg.scales, cfg.iters_per_scale, cfg.lr, cfg.lr_last) == (512, 4, 250, 2e-3, 1e-3)
+    assert (cfg.content_weight, cfg.n_locations, cfg.style_samples, cfg.style_draws) == (1.0, 1024, 1000, 5)
+    assert strotss_config(RunSettings(preset="paper")) == cfg
+
+
 def test_options_are_typed_and_checked():
     options = {"iters_per_scale": "3", "lr": "0.01"}
     cfg = strotss_config(RunSettings(preset="smoke", options=options))
@@ -219,13 +240,12 @@ def test_end_to_end_output_and_geometry(e2e, vgg_file):
     assert result.image.mode == "RGB" and result.image.size == (64, 53)
     expected = {"kind": "resize", "source": [96, 80], "box": [0, 0, 96, 80], "output": [64, 53]}
     assert result.geometry.to_dict() == expected
-    arr = np.asarray(result.image)
-    assert arr.min() == 0 and arr.max() == 255  # min-max stretched, as the public code writes outputs
     info = result.info
     assert info["seed"] == 0 and info["random_weights"] is False
     assert info["weights"]["path"] == str(vgg_file) and info["weights"]["sha256"] == sha256_file(vgg_file)
     assert info["inputs"]["structure"]["size"] == [96, 80]
-    assert [s["factor"] for s in info["scales"]] == [2, 1]
+    assert [s["long_side"] for s in info["scales"]] == [32, 64]
+    assert [s["size"] for s in info["scales"]] == [[26, 32], [53, 64]]  # every scale from the original
     assert [s["content_weight"] for s in info["scales"]] == [16.0, 8.0]
     assert [s["lr"] for s in info["scales"]] == [2e-3, 1e-3]
     assert info["scales"][0]["loss"] < info["scales"][0]["first_loss"]  # RMSprop lowers the objective
@@ -259,8 +279,8 @@ def test_max_side_caps_resolution_and_config_records_it(tiny_pair):
 
 def test_initialisation_carries_the_appearance_mean_colour(tiny_pair):
     """With no steps the output is the initialisation: the structure's finest Laplacian band (zero mean) plus
-    the appearance's mean colour; ``output_norm=imagenet`` undoes the normalisation instead of stretching."""
-    settings = RunSettings(preset="smoke", weights="random", options={"iters_per_scale": 0, "output_norm": "imagenet"})
+    the appearance's mean colour, in raw RGB, clamped and rounded."""
+    settings = RunSettings(preset="smoke", weights="random", options={"iters_per_scale": 0})
     result = Strotss().run(Pair("p", *tiny_pair), settings)
     appearance = np.asarray(Image.open(tiny_pair[1]).convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
     output = np.asarray(result.image, dtype=np.float64).reshape(-1, 3).mean(0)
@@ -269,8 +289,8 @@ def test_initialisation_carries_the_appearance_mean_colour(tiny_pair):
 
 @pytest.mark.paper_data
 def test_output_size_matches_the_authors_strotss_outputs(paper_data):
-    """The Splice authors' STROTSS outputs (../shared/data/paper/afhq/*/strotss/out.png) have the size our
-    geometry predicts for their structure images, and span the full 0..255 range (min-max stretched)."""
+    """The Splice authors' STROTSS outputs (../shared/data/paper/afhq/*/strotss/out.png) have the size the
+    official resize predicts for their structure images (long side 512), and reach 0 and 255."""
     outputs = sorted(paper_data.glob("afhq/*/strotss/out.png"))
     if not outputs:
         pytest.skip("no STROTSS outputs in ../shared/data/paper")
