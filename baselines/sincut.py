@@ -177,6 +177,76 @@ class CropSampler:
         return torch.stack([self.one() for _ in range(n)]).to(device)
 
 
+#: the losses a finished run records (keys of :func:`train_step`'s result)
+FINAL_LOSSES = ("D_gan", "D_R1", "G_gan", "NCE", "NCE_Y", "idt")
+
+
+def train_step(nets, optimizers, real_a, real_b, cfg: SinCUTConfig, patch_ids=None) -> dict[str, Any]:
+    """One iteration of the official ``CUTModel.optimize_parameters``: a D step (non-saturating loss + R1 on the
+    real crops), then a G and F step (GAN + PatchNCE of G(A) vs A and, with ``nce_idt``, of G(B) vs B, averaged,
+    + L1 identity). ``patch_ids`` = (ids for A, ids for B), one tensor per NCE layer, instead of random ones
+    (tests). Returns the loss tensors (detached) by the official names."""
+    import torch
+
+    from .sincut_networks import nonsaturating_loss, patch_nce_loss, r1_penalty
+
+    netG, netD, netF = nets
+    opt_g, opt_d, opt_f = optimizers
+    device = real_a.device
+
+    def nce(src, tgt, ids):
+        feat_q = netG.encode(tgt, cfg.nce_layers)
+        feat_k = netG.encode(src, cfg.nce_layers)
+        pool_k, ids = netF(feat_k, cfg.num_patches, ids)
+        pool_q, _ = netF(feat_q, cfg.num_patches, ids)
+        total = 0.0
+        for q, k in zip(pool_q, pool_k):
+            total = total + (patch_nce_loss(q, k, cfg.nce_t, negatives_groups=1) * cfg.lambda_nce).mean()
+        return total / len(cfg.nce_layers)
+
+    ids_a, ids_b = patch_ids if patch_ids is not None else (None, None)
+    bs = real_a.shape[0]
+    fake = netG(torch.cat([real_a, real_b]) if cfg.nce_idt or cfg.lambda_identity > 0 else real_a)
+    fake_b, idt_b = fake[:bs], (fake[bs:] if fake.shape[0] > bs else None)
+
+    # discriminator: non-saturating loss + R1 on real crops
+    netD.requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    real_b_in = real_b.detach().requires_grad_(True)
+    pred_real = netD(real_b_in)
+    loss_d_fake = nonsaturating_loss(netD(fake_b.detach()), real=False)
+    loss_d_real = nonsaturating_loss(pred_real, True)
+    loss_d_gan = 0.5 * (loss_d_fake + loss_d_real)
+    loss_r1 = torch.zeros((), device=device)
+    if cfg.lambda_r1 > 0:
+        loss_r1 = r1_penalty(pred_real, real_b_in, cfg.lambda_r1)
+    (loss_d_gan + loss_r1).backward()
+    opt_d.step()
+
+    # generator and projection head
+    netD.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    opt_f.zero_grad(set_to_none=True)
+    loss_gan = nonsaturating_loss(netD(fake_b), real=True) * cfg.lambda_gan
+    loss_nce = nce(real_a, fake_b, ids_a) if cfg.lambda_nce > 0 else torch.zeros((), device=device)
+    loss_nce_y = torch.zeros((), device=device)
+    nce_both = loss_nce
+    if cfg.nce_idt and cfg.lambda_nce > 0:
+        loss_nce_y = nce(real_b, idt_b, ids_b)
+        nce_both = 0.5 * (loss_nce + loss_nce_y)
+    loss_idt = torch.zeros((), device=device)
+    if cfg.lambda_identity > 0 and idt_b is not None:
+        loss_idt = torch.nn.functional.l1_loss(idt_b, real_b) * cfg.lambda_identity
+    loss_g = loss_gan + nce_both + loss_idt
+    loss_g.backward()
+    opt_g.step()
+    opt_f.step()
+    out = {"D_fake": loss_d_fake, "D_real": loss_d_real, "D_gan": loss_d_gan, "D_R1": loss_r1,
+           "D": loss_d_gan + loss_r1, "G_gan": loss_gan, "NCE": loss_nce, "NCE_Y": loss_nce_y, "idt": loss_idt,
+           "G": loss_g}  # fmt: skip
+    return {k: v.detach() for k, v in out.items()}
+
+
 def train_pair(
     structure: Image.Image,
     appearance: Image.Image,
@@ -195,14 +265,7 @@ def train_pair(
     import torch
     from tqdm import tqdm
 
-    from .sincut_networks import (
-        PatchSampleMLP,
-        SinCUTDiscriminator,
-        SinCUTGenerator,
-        nonsaturating_loss,
-        patch_nce_loss,
-        r1_penalty,
-    )
+    from .sincut_networks import PatchSampleMLP, SinCUTDiscriminator, SinCUTGenerator
 
     netG = SinCUTGenerator(cfg.ngf, cfg.n_blocks, cfg.n_downsampling, cfg.crop_size).to(device)
     netD = SinCUTDiscriminator(cfg.ndf, cfg.crop_size).to(device)
@@ -234,16 +297,6 @@ def train_pair(
         start = resumed_from = int(state["iteration"])
         log.info("%s: resuming at iteration %d from %s", METHOD, start, checkpoint)
 
-    def nce(src, tgt):
-        feat_q = netG.encode(tgt, cfg.nce_layers)
-        feat_k = netG.encode(src, cfg.nce_layers)
-        pool_k, ids = netF(feat_k, cfg.num_patches)
-        pool_q, _ = netF(feat_q, cfg.num_patches, ids)
-        total = 0.0
-        for q, k in zip(pool_q, pool_k):
-            total = total + (patch_nce_loss(q, k, cfg.nce_t, negatives_groups=1) * cfg.lambda_nce).mean()
-        return total / len(cfg.nce_layers)
-
     total_iters = cfg.total_iters
     losses: dict[str, float] = {}
     bar = tqdm(total=total_iters, initial=start, disable=not progress, desc=METHOD, unit="it", leave=False)
@@ -255,39 +308,7 @@ def train_pair(
                 group["lr"] = lr
         real_a = sampler_a.batch(cfg.batch_size, device)
         real_b = sampler_b.batch(cfg.batch_size, device)
-        bs = real_a.shape[0]
-        fake = netG(torch.cat([real_a, real_b]) if cfg.nce_idt or cfg.lambda_identity > 0 else real_a)
-        fake_b, idt_b = fake[:bs], (fake[bs:] if fake.shape[0] > bs else None)
-
-        # discriminator: non-saturating loss + R1 on real crops
-        netD.requires_grad_(True)
-        opt_d.zero_grad(set_to_none=True)
-        real_b_in = real_b.detach().requires_grad_(True)
-        pred_real = netD(real_b_in)
-        loss_d_gan = 0.5 * (nonsaturating_loss(netD(fake_b.detach()), real=False) + nonsaturating_loss(pred_real, True))
-        loss_r1 = torch.zeros((), device=device)
-        if cfg.lambda_r1 > 0:
-            loss_r1 = r1_penalty(pred_real, real_b_in, cfg.lambda_r1)
-        (loss_d_gan + loss_r1).backward()
-        opt_d.step()
-
-        # generator and projection head
-        netD.requires_grad_(False)
-        opt_g.zero_grad(set_to_none=True)
-        opt_f.zero_grad(set_to_none=True)
-        loss_gan = nonsaturating_loss(netD(fake_b), real=True) * cfg.lambda_gan
-        loss_nce = nce(real_a, fake_b) if cfg.lambda_nce > 0 else torch.zeros((), device=device)
-        loss_nce_y = torch.zeros((), device=device)
-        nce_both = loss_nce
-        if cfg.nce_idt and cfg.lambda_nce > 0:
-            loss_nce_y = nce(real_b, idt_b)
-            nce_both = 0.5 * (loss_nce + loss_nce_y)
-        loss_idt = torch.zeros((), device=device)
-        if cfg.lambda_identity > 0 and idt_b is not None:
-            loss_idt = torch.nn.functional.l1_loss(idt_b, real_b) * cfg.lambda_identity
-        (loss_gan + nce_both + loss_idt).backward()
-        opt_g.step()
-        opt_f.step()
+        step_losses = train_step((netG, netD, netF), optimizers, real_a, real_b, cfg)
         bar.update(1)
 
         done = it + 1
@@ -298,9 +319,7 @@ def train_pair(
                 "torch_rng": rng_state(device), "iteration": done,
             })
         if done == total_iters:
-            losses = {"D_gan": loss_d_gan.item(), "D_R1": loss_r1.item(), "G_gan": loss_gan.item(),
-                      "NCE": float(loss_nce.detach()), "NCE_Y": float(loss_nce_y.detach()), "idt": loss_idt.item(),
-                      "lr": lr}
+            losses = {**{k: float(v.detach()) for k, v in step_losses.items() if k in FINAL_LOSSES}, "lr": lr}
     bar.close()
 
     full = to_tensor_pm1(structure)[None].to(device)

@@ -34,10 +34,13 @@ official ``eval.py`` does ("from real"), so the output is pixel-aligned with the
 of A, which is only roughly aligned). The geometry record is the stretch to the ``img_size`` square. Like the
 official scripts (``save_image(normalize=True)``), the output is stretched to its own min..max range.
 
-Deviations, all recorded here: coarse-to-fine upsampling uses torch bicubic interpolation straight to the next
-size (the official code resizes by 1/scale_factor with a MATLAB-style bicubic through 8-bit images and crops);
-the official code draws noise that is never used (``noisy_real_*``), which we skip. Neither changes the
-objective.
+Coarse to fine, a sample is carried to the next scale as the official ``draw_concat`` does it
+(:func:`official_upsample`: 8-bit truncation, MATLAB-style cubic enlargement by 1/scale_factor, top-left crop);
+``tests/baselines/test_official_parity.py`` checks it, the networks, the pyramid and the sampling chains against
+numbers from the official code (rmokady/structural-analogy at 95ddf63).
+
+Deviations: the official code draws noise that is never used (``noisy_real_*``), which we skip (it changes only
+which random numbers later draws get, not the objective); its ``.cuda()`` calls are replaced by the device.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,7 +74,7 @@ from ._single_pair import (
 
 log = logging.getLogger(__name__)
 
-VERSION = "1"
+VERSION = "2"  # 2: the official coarse-to-fine upsampling (1: torch bicubic)
 METHOD = "structural-analogy"
 CHECKPOINT = "structural_analogy.pt"
 
@@ -250,17 +254,77 @@ def _pyramid_tensors(image: Image.Image, sizes: tuple[int, ...], device: str):
     return out
 
 
-def _upsample(x, size: int):
-    import torch.nn.functional as F
+@lru_cache(maxsize=64)
+def _cubic_taps(in_len: int, out_len: int, scale: float):
+    """Taps of the official ``imresize_in`` (MATLAB-style cubic, a = -0.5, no antialiasing when enlarging) along
+    one axis: (out_len, 6) weights and the input indices they read.
 
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp_(-1, 1)
+    Output pixel i (1-based) sits at input coordinate ``i / scale + (1 - 1/scale) / 2``; taps start at
+    ``floor(coord - 2) - 1``. The official code casts the tap positions to unsigned integers *before* computing
+    the weights, so a negative position wraps to about 1.8e19 and its weight is 0: at the top/left edge the
+    remaining weights are renormalised (MATLAB's mirror padding only takes effect at the bottom/right edge).
+    """
+    import numpy as np
+
+    coord = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1.0 / scale)
+    pos = np.floor(coord - 2.0)[:, None] + np.arange(6) - 1
+    d = np.abs(coord[:, None] - pos - 1)
+    w = (1.5 * d**3 - 2.5 * d**2 + 1) * (d <= 1) + (-0.5 * d**3 + 2.5 * d**2 - 4 * d + 2) * ((1 < d) & (d <= 2))
+    w[pos < 0] = 0.0
+    sums = w.sum(axis=1)
+    sums[sums == 0] = 1.0
+    w = w / sums[:, None]
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    index = mirror[np.mod(pos.astype(np.int64), 2 * in_len)]
+    return w, index
+
+
+def _resize_axis(x, axis: int, weights, index):
+    """Σ_k weights[:, k] * x[index[:, k]] along ``axis`` of a float64 tensor, taps added in order."""
+    import torch
+
+    w = torch.from_numpy(weights).to(x.device)
+    idx = torch.from_numpy(index).to(x.device)
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    out = None
+    for k in range(w.shape[1]):
+        term = x.index_select(axis, idx[:, k]) * w[:, k].view(shape)
+        out = term if out is None else out + term
+    return out
+
+
+def official_upsample(x, scale_factor: float, size: int):
+    """The official coarse-to-fine step (``imresize2(G_z, 1/scale_factor)`` then ``[:, :, :size, :size]``).
+
+    The image (values in [-1, 1]) goes to 8 bits by *truncation* (``torch2uint8``: ``255 * denorm(x)``,
+    ``astype(uint8)``), is enlarged by ``1/scale_factor`` to ``ceil(side / scale_factor)`` with the MATLAB-style
+    cubic of :func:`_cubic_taps` (rows, then columns, in float64), back to [-1, 1] in float32 (``np2torch``), and
+    its top-left ``size`` x ``size`` is kept. So the enlarged image covers only ``size / (side / scale_factor)`` of
+    the coarse image's field of view.
+    """
+    import math
+
+    import torch
+
+    enlarge = 1 / scale_factor
+    side = x.shape[-1]
+    out_len = math.ceil(side * enlarge)
+    if out_len < size:
+        raise ValueError(f"upsampling {side} px by 1/{scale_factor} gives {out_len} px < the next scale's {size}")
+    u8 = torch.trunc(255 * ((x + 1) / 2).clamp(0, 1)).double()
+    weights, index = _cubic_taps(side, out_len, enlarge)
+    y = _resize_axis(_resize_axis(u8, 2, weights, index), 3, weights, index)
+    y = ((y / 255).float() - 0.5) * 2
+    return y.clamp(-1, 1)[:, :, :size, :size].contiguous()
 
 
 class _Chain:
-    """The trained generators of one domain and their noise amplitudes, coarse to fine."""
+    """The trained generators of one domain and their noise amplitudes, coarse to fine (``train.py draw_concat``)."""
 
-    def __init__(self, sizes: tuple[int, ...], switch_scale: int, device: str):
+    def __init__(self, sizes: tuple[int, ...], switch_scale: int, device: str, scale_factor: float):
         self.sizes = sizes
+        self.scale_factor = scale_factor
         self.switch_scale = switch_scale
         self.device = device
         self.generators: list = []
@@ -278,7 +342,7 @@ class _Chain:
         for k, g in enumerate(self.generators[:n]):
             z = torch.randn(1, 3, self.sizes[k], self.sizes[k], device=self.device)
             x = self.apply(g, k, self.amps[k] * z + x, base=x)
-            x = _upsample(x, self.sizes[k + 1])
+            x = official_upsample(x, self.scale_factor, self.sizes[k + 1])
         return x
 
     def reconstruction(self, n: int):
@@ -289,7 +353,7 @@ class _Chain:
         x = torch.randn(1, 3, s0, s0, device=self.device)
         for k, g in enumerate(self.generators[:n]):
             x = self.apply(g, k, x)
-            x = _upsample(x, self.sizes[k + 1])
+            x = official_upsample(x, self.scale_factor, self.sizes[k + 1])
         return x
 
 
@@ -314,8 +378,8 @@ def train_pair(
     switch_scale = stop - cfg.switch_res
     reals_a = _pyramid_tensors(structure, pyr.sizes, device)
     reals_b = _pyramid_tensors(appearance, pyr.sizes, device)
-    chain_a = _Chain(pyr.sizes, switch_scale, device)
-    chain_b = _Chain(pyr.sizes, switch_scale, device)
+    chain_a = _Chain(pyr.sizes, switch_scale, device, pyr.scale_factor)
+    chain_b = _Chain(pyr.sizes, switch_scale, device, pyr.scale_factor)
     prev: dict[str, Any] = {}  # previous scale's state dicts, for weight reuse
     nfc_prev = 0
     losses: list[dict[str, float]] = []
