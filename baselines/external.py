@@ -13,12 +13,22 @@ YAML schema (``version: 1``; every string may use ``{placeholders}``, ``{{`` for
     summary: "one line"
     repository: https://github.com/owner/repo   # what to clone (named in the missing-checkout error)
     repo: null                      # path of the checkout (~ and $VARS expand; relative = to this YAML)
-    check: [run.py]                 # files that must exist in the checkout
+    check: [run.py]                 # files that must exist in the checkout; an item may also be
+                                    # {path: sub/module/__init__.py, how: "git clone ... sub"} (a one-line fix)
     requires:                       # weights and other files: what to download and where to put it
       - name: "model weights"         # how `splice methods` names it (default: the file name)
         path: "{repo}/checkpoints/model.pth"
         how: "download model.pth from <url> into checkpoints/ of the checkout"
         offline_only: false         # true: needed only when HF_HUB_OFFLINE=1 (else fetched on first run)
+        when: null                  # an option name: needed only when that option is true
+        relative_to: null           # repo: a relative path is taken inside the checkout
+    hub_model:                      # a Hugging Face model the official code loads by a hard-coded id
+      option: model                 # the option that names the model to use instead: a hub id or a local folder
+      id: runwayml/stable-diffusion-v1-5
+      name: "Stable Diffusion 1.5"
+    datasets:                       # per data set: option overrides, or {not_applicable: "why"}; "*" = any other
+      afhq: {domain: animal}
+      wild-pairs: {not_applicable: "no model for this domain"}
     devices: [cuda]                 # device types the official code supports (cpu, cuda, mps)
     python: python                  # interpreter of the method's own environment ({python})
     command: ["{python}", "run.py", "--in", "{structure}", "--style", "{appearance}", "--out", "{output_dir}"]
@@ -41,7 +51,13 @@ for the method's outputs), ``{work_dir}``, ``{repo}``, ``{python}``, ``{seed}``,
 ``{dataset}``, ``{preset}``, ``{hf_hub_cache}``, ``{home}``, and every key of ``options``.
 
 Precedence: ``--method-args`` > environment (``SPLICE_REPO_<NAME>``, ``SPLICE_PYTHON_<NAME>``, with
-``<NAME>`` the method name in upper case, ``-`` as ``_``) > the preset's overrides > the YAML > built-ins.
+``<NAME>`` the method name in upper case, ``-`` as ``_``) > the data set's overrides (``datasets:``) > the
+preset's overrides > the YAML > built-ins.
+
+``hub_model``: when the option names another model than ``id`` (a hub id already in the Hugging Face cache,
+or a local folder in diffusers layout), the command runs with ``HF_HUB_CACHE`` pointing at a folder in the
+job's scratch space where ``id`` is an alias of that model (every other cached model is linked as is) and
+``HF_HUB_OFFLINE=1``, so code that hard-codes ``id`` loads the chosen model without being changed.
 
 Outputs and logs: the job's scratch folder (``settings.workdir``) holds ``inputs/`` and ``output/``;
 stdout and stderr go to ``<workdir>/../log.txt`` (the job folder's ``log.txt``) and the last lines
@@ -63,7 +79,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import yaml
 
@@ -71,7 +87,15 @@ from splice.core.atomic import atomic_save_image
 from splice.core.errors import ConfigError, UserError, WeightsError
 from splice.core.geometry import parse_geometry, reconcile
 from splice.core.imageio import LoadedImage, load_rgb
-from splice.core.method import Method, MethodResult, Pair, Requirement, RunSettings
+from splice.core.method import (
+    Method,
+    MethodResult,
+    NotApplicable,
+    NotApplicableError,
+    Pair,
+    Requirement,
+    RunSettings,
+)
 from splice.core.options import resolve as resolve_options
 from splice.core.options import to_dict as options_dict
 
@@ -90,6 +114,7 @@ RUNTIME_OPTIONS = ("repo", "python", "timeout", "config")
 _TOP_KEYS = {
     "version", "name", "paper", "summary", "repository", "repo", "check", "requires", "devices", "python",
     "command", "env", "inputs", "output", "geometry", "timeout", "options", "presets", "in_benchmark", "notes",
+    "datasets", "hub_model",
 }
 _PLACEMENTS = ("convert", "copy", "direct")
 
@@ -109,6 +134,25 @@ class Needed:
     path: str
     how: str
     offline_only: bool = False
+    name: str = ""
+    when: str = ""  # an option name: needed only when that option is true
+    relative_to: str = ""  # "repo": a relative path is inside the checkout
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """A file that must exist in the checkout (``check:``), and how to get it when it does not."""
+
+    path: str
+    how: str = ""
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A Hugging Face model the official code loads by a hard-coded ``id``; ``option`` names a replacement."""
+
+    option: str
+    id: str
     name: str = ""
 
 
@@ -139,6 +183,8 @@ class ExternalSpec:
     presets: dict[str, dict[str, Any]]
     in_benchmark: bool = False
     notes: str = ""
+    datasets: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> overrides | NotApplicable
+    hub_model: HubModel | None = None
 
     # -- loading --------------------------------------------------------------------------------------------
     @classmethod
@@ -190,8 +236,19 @@ class ExternalSpec:
         for i, item in enumerate(data.get("requires") or []):
             if not isinstance(item, dict) or "path" not in item or "how" not in item:
                 raise bad(f"requires[{i}] needs path: and how:")
+            relative_to = str(item.get("relative_to") or "")
+            if relative_to not in ("", "repo"):
+                raise bad(f"requires[{i}].relative_to must be repo or absent, not {relative_to!r}")
             requires.append(Needed(str(item["path"]), str(item["how"]), bool(item.get("offline_only", False)),
-                                   str(item.get("name", ""))))
+                                   str(item.get("name", "")), str(item.get("when") or ""), relative_to))
+        checks = []
+        for i, item in enumerate(data.get("check") or []):
+            if isinstance(item, dict):
+                if "path" not in item:
+                    raise bad(f"check[{i}] needs path:")
+                checks.append(CheckItem(str(item["path"]), str(item.get("how", ""))))
+            else:
+                checks.append(CheckItem(str(item)))
         devices = tuple(str(d) for d in (data.get("devices") or ["cpu", "cuda"]))
         for d in devices:
             if d not in ("cpu", "cuda", "mps"):
@@ -209,6 +266,18 @@ class ExternalSpec:
             extra = sorted(set(overrides) - set(options))
             if extra:
                 raise bad(f"presets.{pname} sets {', '.join(extra)}, which are not in options:")
+        for i, need in enumerate(requires):
+            if need.when and need.when not in options:
+                raise bad(f"requires[{i}].when names {need.when!r}, which is not in options:")
+        datasets = _parse_datasets(data.get("datasets"), options, bad)
+        hub = data.get("hub_model")
+        hub_model = None
+        if hub is not None:
+            if not isinstance(hub, dict) or not hub.get("option") or not hub.get("id"):
+                raise bad("'hub_model:' needs option: (an option name) and id: (the hub id the official code loads)")
+            if hub["option"] not in options:
+                raise bad(f"hub_model.option {hub['option']!r} is not in options:")
+            hub_model = HubModel(str(hub["option"]), str(hub["id"]), str(hub.get("name", "")))
         env = data.get("env") or {}
         if not isinstance(env, dict):
             raise bad("'env:' must be a mapping of environment variables")
@@ -220,12 +289,12 @@ class ExternalSpec:
             source=path, sha256=sha, name=str(data["name"]), paper=str(data.get("paper", "")),
             summary=str(data.get("summary", "")), repository=str(data.get("repository", "")),
             repo=None if data.get("repo") in (None, "") else str(data["repo"]),
-            check=tuple(str(c) for c in (data.get("check") or [])), requires=tuple(requires), devices=devices,
+            check=tuple(checks), requires=tuple(requires), devices=devices,
             python=str(data.get("python", "python")), command=tuple(str(c) for c in command),
             env={str(k): str(v) for k, v in env.items()}, place=place, structure_name=s_name, appearance_name=a_name,
             output=str(data["output"]), geometry=str(data["geometry"]), timeout=timeout, options=dict(options),
             presets={str(k): dict(v) for k, v in presets.items()}, in_benchmark=bool(data.get("in_benchmark", False)),
-            notes=str(data.get("notes", "")),
+            notes=str(data.get("notes", "")), datasets=datasets, hub_model=hub_model,
         )
         spec._check_placeholders()
         return spec
@@ -253,10 +322,19 @@ class ExternalSpec:
     def preset_table(self) -> dict[str, dict[str, Any]]:
         return {"paper": {}, "smoke": {}, **self.presets}
 
+    def for_dataset(self, dataset: str | None) -> dict[str, Any] | NotApplicable:
+        """The ``datasets:`` entry for ``dataset`` (``"*"`` for others; ``{}`` when none or ad hoc)."""
+        if dataset is None:
+            return {}
+        return self.datasets.get(dataset, self.datasets.get("*", {}))
+
     def all_options(self, settings: RunSettings) -> dict[str, Any]:
-        """Every option for ``settings`` (YAML defaults < preset < ``--method-args``), typed and checked."""
-        resolved = resolve_options(self.options_type(), self.preset_table(), settings.preset, settings.options,
-                                   self.name)  # fmt: skip
+        """Every option for ``settings`` (YAML defaults < preset < data set < ``--method-args``), typed and checked."""
+        entry = self.for_dataset(settings.dataset)
+        if isinstance(entry, NotApplicable):
+            raise NotApplicableError(f"{self.name} does not apply to data set {settings.dataset}: {entry.reason}")
+        resolved = resolve_options(self.options_type(), self.preset_table(), settings.preset,
+                                   {**entry, **(settings.options or {})}, self.name)  # fmt: skip
         return options_dict(resolved)
 
     def resolve_options(self, settings: RunSettings) -> dict[str, Any]:
@@ -289,6 +367,29 @@ class ExternalSpec:
             f"git clone {url} <dir>, then set repo: in {self.source}, or export SPLICE_REPO_{self.env_name}=<dir>, "
             f"or pass --method-args repo=<dir>"
         )
+
+
+def _parse_datasets(raw: Any, options: dict[str, Any], bad) -> dict[str, Any]:
+    """``datasets:`` -> {name: overrides | NotApplicable}; overrides may only set YAML options."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise bad("'datasets:' must map data set names to option overrides or {not_applicable: why}")
+    out: dict[str, Any] = {}
+    for name, entry in raw.items():
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            raise bad(f"datasets.{name} must be a mapping (option overrides, or not_applicable: why)")
+        if "not_applicable" in entry:
+            if len(entry) > 1 or not str(entry["not_applicable"] or "").strip():
+                raise bad(f"datasets.{name}: not_applicable: takes a one-line reason and nothing else")
+            out[str(name)] = NotApplicable(" ".join(str(entry["not_applicable"]).split()))
+            continue
+        extra = sorted(set(entry) - set(options))
+        if extra:
+            raise bad(f"datasets.{name} sets {', '.join(extra)}, which are not in options:")
+        out[str(name)] = dict(entry)
+    return out
 
 
 def _builtin_names() -> tuple[str, ...]:
@@ -330,12 +431,53 @@ def _options_type(name: str, items: tuple[tuple[str, Any], ...]) -> type:
 
 
 def hf_hub_cache() -> Path:
-    """Where huggingface_hub keeps models (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    """Where huggingface_hub keeps models (``$HF_HUB_CACHE``, ``$HUGGINGFACE_HUB_CACHE``, ``$HF_HOME/hub`` or
+    ``~/.cache/huggingface/hub``)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def hub_repo_dir(model_id: str, cache: Path) -> Path:
+    """The cache folder of a hub model id (``models--owner--name``)."""
+    return cache / ("models--" + model_id.replace("/", "--"))
+
+
+def resolve_hub_model(value: str, cache: Path) -> Path | None:
+    """A model given as a local folder or a hub id -> its folder (the cached snapshot of ``main``), or None."""
+    folder = Path(os.path.expandvars(value)).expanduser()
+    if folder.is_dir():
+        return folder.resolve()
+    repo_dir = hub_repo_dir(value, cache)
+    ref = repo_dir / "refs" / "main"
+    if ref.is_file():
+        snapshot = repo_dir / "snapshots" / ref.read_text().strip()
+        if snapshot.is_dir():
+            return snapshot
+    snapshots = sorted((repo_dir / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if (
+        repo_dir / "snapshots").is_dir() else []
+    return snapshots[-1] if snapshots else None
+
+
+def hub_alias_cache(dest: Path, model_id: str, folder: Path, cache: Path) -> Path:
+    """A Hugging Face cache at ``dest`` where ``model_id`` resolves (offline, revision ``main``) to ``folder`` and
+    every other entry of ``cache`` is linked as it is."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    alias = hub_repo_dir(model_id, dest)
+    if cache.is_dir():
+        for entry in cache.iterdir():
+            if entry.name != alias.name:
+                (dest / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    revision = hashlib.sha1(str(folder).encode()).hexdigest()
+    (alias / "refs").mkdir(parents=True)
+    (alias / "refs" / "main").write_text(revision)
+    (alias / "snapshots").mkdir()
+    (alias / "snapshots" / revision).symlink_to(folder, target_is_directory=True)
+    return dest
 
 
 def _offline() -> bool:
@@ -504,7 +646,8 @@ class ExternalMethod(Method):
 
     def options(self, settings: RunSettings) -> Any:
         spec = self.spec(settings)
-        return resolve_options(spec.options_type(), spec.preset_table(), settings.preset, settings.options, self.name)
+        return resolve_options(spec.options_type(), spec.preset_table(), settings.preset,
+                               self.dataset_overrides(settings), self.name)  # fmt: skip
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         spec = self.spec(settings)
@@ -517,25 +660,62 @@ class ExternalMethod(Method):
         }
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
+        return [req for _, req in self._requirements(settings)]
+
+    def _requirements(self, settings: RunSettings) -> list[tuple[str, Requirement]]:
+        """(kind, requirement): kind ``checkout`` (the clone), ``part`` (a file of the checkout with its own fix),
+        ``file`` (``requires:``) or ``model`` (``hub_model:``)."""
         try:
             spec = self.spec(settings)
         except ConfigError as e:
-            return [Requirement(name="method YAML", how=str(e), ready=False)]
+            return [("checkout", Requirement(name="method YAML", how=str(e), ready=False))]
         repo = spec.resolve_repo(settings)
-        ok = repo is not None and repo.is_dir() and all((repo / c).exists() for c in spec.check)
+        plain = [c for c in spec.check if not c.how]
+        ok = repo is not None and repo.is_dir() and all((repo / c.path).exists() for c in plain)
         short = spec.repository.removeprefix("https://").removeprefix("github.com/") or spec.name
-        reqs = [Requirement(name=f"checkout of {short}", how=spec.clone_hint(), ready=ok,
-                            path=str(repo) if repo else None)]
+        reqs = [("checkout", Requirement(name=f"checkout of {short}", how=spec.clone_hint(), ready=ok,
+                                         path=str(repo) if repo else None))]  # fmt: skip
         values = self._static_values(spec, settings, repo)
+        for item in spec.check:
+            if item.how:
+                path = (repo / item.path) if repo else Path("<repo>") / item.path
+                how = _fill(item.how, values, spec.source)
+                reqs.append(("part", Requirement(f"{item.path} in the checkout", how, path.exists(), str(path))))
         for need in spec.requires:
+            if need.when and not values.get(need.when):
+                continue
             path = Path(_fill(need.path, values, spec.source)).expanduser()
+            if need.relative_to == "repo" and repo is not None:
+                path = repo / path
             ready = path.exists() or (need.offline_only and not _offline())
             how = _fill(need.how, values, spec.source)
             if need.offline_only and not path.exists():
                 how += " (downloaded on first run when online)"
             label = _fill(need.name, values, spec.source) if need.name else (path.name or str(path))
-            reqs.append(Requirement(name=label, how=how, ready=ready, path=str(path)))
+            reqs.append(("file", Requirement(name=label, how=how, ready=ready, path=str(path))))
+        if spec.hub_model is not None:
+            reqs.append(("model", self._model_requirement(spec, values)))
         return reqs
+
+    @staticmethod
+    def _model_requirement(spec: ExternalSpec, values: dict[str, Any]) -> Requirement:
+        hub = spec.hub_model
+        assert hub is not None
+        value = str(values.get(hub.option) or hub.id)
+        cache = hf_hub_cache()
+        folder = resolve_hub_model(value, cache)
+        label = f"{hub.name or 'model'} ({value})"
+        if folder is not None:
+            return Requirement(name=label, how=f"found at {folder}", ready=True, path=str(folder))
+        if value == hub.id:
+            how = (f"huggingface-cli download {hub.id} (into {cache}), or pass --method-args {hub.option}=<another hub "
+                   f"id in that cache, or a local folder in diffusers layout>; the official code loads {hub.id}")
+            if not _offline():
+                how += " (downloaded on first run when online)"
+            return Requirement(name=label, how=how, ready=not _offline(), path=str(hub_repo_dir(hub.id, cache)))
+        how = (f"{value} is neither a folder nor in the Hugging Face cache {cache}: run `huggingface-cli download "
+               f"{value}` or pass {hub.option}=<a local folder in diffusers layout>")
+        return Requirement(name=label, how=how, ready=False, path=str(hub_repo_dir(value, cache)))
 
     @staticmethod
     def _static_values(spec: ExternalSpec, settings: RunSettings, repo: Path | None) -> dict[str, Any]:
@@ -550,6 +730,11 @@ class ExternalMethod(Method):
             "output_dir": "", "work_dir": "", "pair_id": "", "dataset": "",
         }
 
+    # -- data sets ------------------------------------------------------------------------------------------
+    def dataset_table(self, overrides: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        spec = self._spec_or_none(overrides)
+        return spec.datasets if spec else {}
+
     # -- running --------------------------------------------------------------------------------------------
     def _check_ready(self, spec: ExternalSpec, settings: RunSettings) -> Path:
         device_type = (settings.device or "cpu").split(":")[0].lower()
@@ -561,16 +746,35 @@ class ExternalMethod(Method):
         if repo is None or not repo.is_dir():
             where = f"no checkout at {repo}" if repo else "no checkout configured"
             raise CheckoutError(f"{spec.name}: {where}; {spec.clone_hint()}")
-        missing = [c for c in spec.check if not (repo / c).exists()]
+        missing = [c.path for c in spec.check if not c.how and not (repo / c.path).exists()]
         if missing:
             raise CheckoutError(
                 f"{spec.name}: {repo} is not a checkout of {spec.repository or spec.name} (missing {', '.join(missing)}); "
                 f"{spec.clone_hint()}"
             )
-        for req in self.requirements(settings)[1:]:
-            if not req.ready:
-                raise WeightsError(f"{spec.name}: missing {req.path}; {req.how}")
+        for kind, req in self._requirements(settings)[1:]:
+            if req.ready:
+                continue
+            if kind == "part":
+                raise CheckoutError(f"{spec.name}: {req.path} is missing; {req.how}")
+            if kind == "model":
+                raise WeightsError(f"{spec.name}: {req.name} not found; {req.how}")
+            raise WeightsError(f"{spec.name}: missing {req.path}; {req.how}")
         return repo
+
+    def _model_env(self, spec: ExternalSpec, options: dict[str, Any], workdir: Path) -> dict[str, str]:
+        """Environment that makes the official code's hard-coded model id load the chosen model (``hub_model``)."""
+        hub = spec.hub_model
+        if hub is None or str(options.get(hub.option) or hub.id) == hub.id:
+            return {}
+        value = str(options[hub.option])
+        cache = hf_hub_cache()
+        folder = resolve_hub_model(value, cache)
+        if folder is None:  # _check_ready said so already; a race with a deleted cache
+            raise WeightsError(f"{spec.name}: {value} is neither a folder nor in the Hugging Face cache {cache}")
+        alias = hub_alias_cache(workdir / "hf-hub", hub.id, folder, cache)
+        log.info("%s: %s stands for %s (alias cache %s)", spec.name, hub.id, folder, alias)
+        return {"HF_HUB_CACHE": str(alias), "HUGGINGFACE_HUB_CACHE": str(alias), "HF_HUB_OFFLINE": "1"}
 
     def _place_inputs(self, spec: ExternalSpec, images: dict[str, LoadedImage], inputs_dir: Path) -> dict[str, Path]:
         names = {"structure": spec.structure_name, "appearance": spec.appearance_name}
@@ -617,7 +821,8 @@ class ExternalMethod(Method):
             "hf_hub_cache": str(hf_hub_cache()), "home": str(Path.home()),
         }
         argv = [_fill(c, values, spec.source) for c in spec.command]
-        env = {**os.environ, **{k: _fill(v, values, spec.source) for k, v in spec.env.items()}}
+        env = {**os.environ, **{k: _fill(v, values, spec.source) for k, v in spec.env.items()},
+               **self._model_env(spec, options, workdir)}
         env.setdefault("PYTHONUNBUFFERED", "1")  # so the log shows progress as it happens
         log.info("%s: running %s (timeout %.0f s, log %s)", spec.name, " ".join(argv), timeout, log_path)
         result = run_command(argv, repo, env, log_path, timeout)

@@ -11,7 +11,7 @@ Columns (missing values are ``None`` for objects, ``NaN`` for numbers):
 =========================  =====================================================================
 dataset, pair_id, method   the job key
 seed, config_hash
-status                     ``ok`` or ``failed`` (the job record's status)
+status                     ``ok``, ``failed`` or ``not-applicable`` (the job record's status)
 job_dir                    the job folder (str)
 output                     path of the output image (str), or None when absent
 structure, appearance      the input images (str, as recorded)

@@ -7,7 +7,9 @@ so that an exclusion-heavy data set (Mountains) cannot hide behind a clean mean.
 
 Definitions, per (data set, method), over the rows of :func:`eval.aggregate.load_results`:
 
-- ``n_failed``: jobs whose status is not ``ok`` or whose output image is missing;
+- ``n_failed``: jobs whose status is ``failed``, or ``ok`` with the output image missing;
+- jobs recorded ``not-applicable`` (the method does not apply to the data set) count nowhere; a
+  (data set, method) with only such jobs is listed in ``attrs["not_applicable"]`` and shown as "—";
 - ``n_excluded``: scored jobs the protocol excludes (IoU metrics only: no detection in
   the structure image);
 - ``n_unscored``: finished jobs without a record for this metric (run ``splice score``);
@@ -26,6 +28,7 @@ import math
 import pandas as pd
 
 from splice.core.errors import ConfigError
+from splice.core.record import NOT_APPLICABLE
 
 from .metrics import METRICS, Metric, get_metric
 
@@ -59,7 +62,11 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
     order = list(methods) if methods is not None else sorted(df["method"].unique())
     rows = []
     random = False
+    not_applicable = []
     for (dataset, method), g in df.groupby(["dataset", "method"], sort=True):
+        if (g["status"] == NOT_APPLICABLE).all():
+            not_applicable.append((dataset, method))
+        g = g[g["status"] != NOT_APPLICABLE]
         failed = (g["status"] != "ok") | g["output"].isna()
         done = g[~failed]
         if m.excludable:
@@ -94,7 +101,8 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
         table = table.drop(columns="_r").reset_index(drop=True)
     for col in ("n_used", "n_excluded", "n_failed", "n_unscored"):
         table[col] = table[col].astype("int64")
-    table.attrs.update(metric=m.key, higher_is_better=m.higher_is_better, random_weights=random)
+    table.attrs.update(metric=m.key, higher_is_better=m.higher_is_better, random_weights=random,
+                       not_applicable=not_applicable)
     return table
 
 
@@ -143,6 +151,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
     random = bool(table.attrs.get("random_weights", False))
     show_unscored = bool(len(table)) and int(table["n_unscored"].sum()) > 0
     best = _best(table, metric)
+    na = {tuple(x) for x in table.attrs.get("not_applicable", [])}
     arrow = "↑" if metric.higher_is_better else "↓"
     if fmt == "csv":
         buf = io.StringIO()
@@ -160,7 +169,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
         lines.append(f"| dataset | method | {metric.label} {arrow} | " + " | ".join(counts) + " |")
         lines.append("|---|---|---:|" + "---:|" * len(counts))
         for i, r in table.iterrows():
-            cell = mean_std_text(r["mean"], r["std"], digits)
+            cell = "—" if (r["dataset"], r["method"]) in na else mean_std_text(r["mean"], r["std"], digits)
             if i in best:
                 cell = f"**{cell}**"
             nums = [r["n_used"], r["n_excluded"], r["n_failed"]] + ([r["n_unscored"]] if show_unscored else [])
@@ -176,7 +185,9 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
     lines.append(head + r" \\")
     lines.append(r"\midrule")
     for i, r in table.iterrows():
-        if math.isnan(r["mean"]):
+        if (r["dataset"], r["method"]) in na:
+            cell = "---"
+        elif math.isnan(r["mean"]):
             cell = "--"
         else:
             cell = f"{_fmt(r['mean'], digits)} $\\pm$ {_fmt(r['std'], digits).replace('–', '--')}"

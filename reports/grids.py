@@ -40,6 +40,7 @@ from splice.core.atomic import atomic_save_image, atomic_write_bytes
 from splice.core.errors import ImageError
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb
+from splice.core.record import NOT_APPLICABLE
 
 UNCOVERED = (200, 200, 200)
 """Grey for the parts of the structure frame an output does not cover (e.g. a centre crop's borders)."""
@@ -248,6 +249,8 @@ def _method_cell(jobs: pd.DataFrame, inner: tuple[int, int], structure_size: tup
         return Cell(label="not run", fill=MISSING_FILL)
     job = jobs.sort_values("seed", kind="stable").iloc[0]
     info = {"seed": int(job["seed"]), "status": str(job["status"]), "job_dir": job["job_dir"]}
+    if job["status"] == NOT_APPLICABLE:
+        return Cell(label="—", detail="not applicable", fill=MISSING_FILL, job=info)
     if job["status"] != "ok":
         error = str(job["error"]) if isinstance(job["error"], str) and job["error"] else ""
         label = "failed" if job["status"] == "failed" else str(job["status"])

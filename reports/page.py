@@ -207,14 +207,16 @@ def table_html(t: TableFiles, digits: int) -> str:
             "<th>used</th><th>excluded</th><th>failed</th>"
             + ("<th>unscored</th>" if show_unscored else "") + "</tr>")  # fmt: skip
     best = _best_rows(table, t.higher_is_better)
+    na = {tuple(x) for x in table.attrs.get("not_applicable", [])}  # the method does not apply to the data set
     body = []
     for i, r in table.iterrows():
         mean = float(r["mean"]) if r["mean"] is not None else math.nan
         std = float(r["std"]) if r["std"] is not None else math.nan
         cls = "num best" if i in best else "num"
         counts = [r["n_used"], r["n_excluded"], r["n_failed"]] + ([r["n_unscored"]] if show_unscored else [])
+        text = "—" if (r["dataset"], r["method"]) in na else mean_std_text(mean, std, digits)
         body.append(f"<tr><td>{e(r['dataset'])}</td><td>{e(r['method'])}</td>"
-                    f"<td class='{cls}'>{e(mean_std_text(mean, std, digits))}</td>"
+                    f"<td class='{cls}'>{e(text)}</td>"
                     + "".join(f"<td class=num>{int(n)}</td>" for n in counts) + "</tr>")  # fmt: skip
     links = " · ".join(f'<a href="tables/{e(name)}">{e(fmt.upper() if fmt != "latex" else "LaTeX")}</a>'
                        for fmt, name in t.files.items())  # fmt: skip

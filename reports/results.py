@@ -18,7 +18,7 @@ import pandas as pd
 
 from splice.core.atomic import read_json
 from splice.core.errors import ConfigError, UserError
-from splice.core.record import JobRecord
+from splice.core.record import NOT_APPLICABLE, JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class RunResults:
 
     @property
     def failed(self) -> pd.DataFrame:
-        """Jobs whose status is not ``ok``."""
-        return self.df[self.df["status"] != "ok"]
+        """Jobs whose status is neither ``ok`` nor ``not-applicable``."""
+        return self.df[~self.df["status"].isin(["ok", NOT_APPLICABLE])]
 
 
 def _split(values: tuple[str, ...] | list[str] | None) -> list[str] | None:
@@ -137,7 +137,7 @@ def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodMod
     for row in df.itertuples(index=False):
         mm = by_method.setdefault(row.method, MethodModels(row.method))
         mm.n_jobs += 1
-        mm.n_failed += int(row.status != "ok")
+        mm.n_failed += int(row.status not in ("ok", NOT_APPLICABLE))
         mm.random_weights = mm.random_weights or bool(row.random_weights)
         if int(row.seed) not in mm.seeds:
             mm.seeds.append(int(row.seed))

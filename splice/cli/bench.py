@@ -126,10 +126,16 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     )
 
     if dry_run:
+        from splice.runner.jobs import dataset_settings
+
         planned = plan_only(req, Path(out), retry_failed)
         if as_json:
             click.echo(json.dumps([p.row() for p in planned], indent=1))
         else:
+            for d in dataset_settings(req):  # what a method declares per data set (model, options, or n/a)
+                what = (f"not applicable: {d['not_applicable']}" if "not_applicable" in d
+                        else " ".join(f"{k}={shlex.quote(str(v))}" for k, v in d["options"].items()))
+                click.echo(f"# {d['method']} on {d['dataset']}: {what}")
             for p in planned:
                 k = p.job.key
                 click.echo(f"{p.state:<8} {k.method:<12} {k.dataset:<10} {k.pair_id:<28} "
@@ -139,7 +145,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         c = Counter(p.state for p in planned)
         would = c["pending"] + c["stale"] + c["retry"]
         click.echo(f"dry run: {len(planned)} job(s); would run {would}, skip {c['done']} done, "
-                   f"{c['failed']} failed, {c['running']} claimed elsewhere", err=True)  # fmt: skip
+                   f"{c['failed']} failed, {c['running']} claimed elsewhere, "
+                   f"{c['not-applicable']} not applicable", err=True)  # fmt: skip
         return
 
     ensure_writable_dir(out, "--out")
@@ -188,6 +195,9 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     if d["missing_inputs"]:
         click.echo(f"{d['missing_inputs']} job(s) left pending: their images are missing under --root {root}",
                    err=True)  # fmt: skip
+    if d["not_applicable"]:
+        click.echo(f"{d['not_applicable']} job(s) recorded as not applicable (a method that does not apply to "
+                   "that data set; see `splice bench --dry-run`)", err=True)  # fmt: skip
     click.echo(f"jobs: {Path(out) / 'jobs.csv'}", err=True)
     if as_json:
         click.echo(json.dumps(d, indent=1))
@@ -200,7 +210,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
 @click.option("--failed", "show_failed", is_flag=True, help="Also list every failed job with its error.")
 @opt.as_json("Print every job's state as JSON on stdout.")
 def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
-    """Every job's state (done, failed, running, stale, pending); regenerates OUT/jobs.csv.
+    """Every job's state (done, failed, running, stale, pending, not-applicable); regenerates OUT/jobs.csv.
 
     For SLURM arrays of this store that the scheduler still lists, also each array task's state
     (from squeue) and the states of its jobs (from the store).

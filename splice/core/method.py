@@ -10,6 +10,12 @@ A method declares its options once, as a dataclass (``Options``) with named ``pr
 :mod:`splice.core.options` types what the user gives (``--method-args``) against it, for every
 command. Adding a method: subclass :class:`Method` in one module and add one line to
 ``splice.core.registry.METHODS`` (``"name": "package.module:Class"``).
+
+A method may also declare which data sets it applies to and how (``datasets``): per data set,
+option overrides for that data set's jobs (e.g. Swapping Autoencoder's AFHQ model for AFHQ and its
+mountain model for Mountains), or :class:`NotApplicable` with the reason (Swapping Autoencoder
+has no model for Wild-Pairs). The runner records a job of a data set the method does not apply to
+as ``not-applicable`` instead of running it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any, ClassVar, Mapping
 from PIL import Image
 
 from splice.core import options as _options
+from splice.core.errors import UserError
 from splice.core.geometry import Geometry
 
 
@@ -38,6 +45,17 @@ class Pair:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pair_id": self.pair_id, "dataset": self.dataset, "structure": str(self.structure), "appearance": str(self.appearance)}
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A method does not apply to a data set (``Method.datasets``), and why (one line)."""
+
+    reason: str
+
+
+class NotApplicableError(UserError):
+    """A method was asked to run on a data set it declares it does not apply to."""
 
 
 @dataclass
@@ -59,6 +77,8 @@ class RunSettings:
             typed against the method's ``Options`` by :meth:`Method.options`.
         workdir: a folder inside the run store where the method may keep checkpoints and
             scratch files (resume); ``None`` = no persistence.
+        dataset: the data set the job belongs to (``None`` for an ad-hoc pair); selects the method's
+            per-data-set options (``Method.datasets``).
     """
 
     preset: str = "paper"
@@ -70,6 +90,7 @@ class RunSettings:
     options: dict[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
     progress: bool = False
+    dataset: str | None = None
 
 
 @dataclass
@@ -111,6 +132,10 @@ class Method(abc.ABC):
     #: the options dataclass (field defaults = the ``paper`` preset) and the presets' changes to it
     Options: ClassVar[type] = _options.NoOptions
     presets: ClassVar[Mapping[str, Any]] = {"paper": {}, "smoke": {}}
+    #: data set name -> option overrides for its jobs (after the preset, before ``--method-args``) or
+    #: :class:`NotApplicable`; ``"*"`` stands for every data set not named. Without an entry (and for
+    #: ad-hoc pairs) the options are the preset's.
+    datasets: ClassVar[Mapping[str, Mapping[str, Any] | NotApplicable]] = {}
 
     def requirements(self, settings: RunSettings) -> list[Requirement]:
         """What the method needs on this machine, and whether each need is met."""
@@ -131,10 +156,39 @@ class Method(abc.ABC):
         """The preset of this method that ``settings.preset`` runs (its own, or ``paper``)."""
         return _options.resolve_preset(settings.preset, self.preset_table(settings.options))
 
+    # -- data sets --------------------------------------------------------------------------------
+    def dataset_table(self, overrides: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """``datasets`` (a method whose declaration lives in a file, like ``external``, overrides this)."""
+        return self.datasets
+
+    def for_dataset(self, dataset: str | None, overrides: Mapping[str, Any] | None = None
+                    ) -> Mapping[str, Any] | NotApplicable:  # fmt: skip
+        """What this method declares for ``dataset``: option overrides (``{}`` when nothing) or NotApplicable."""
+        if dataset is None:
+            return {}
+        table = self.dataset_table(overrides)
+        return table.get(dataset, table.get("*", {}))
+
+    def not_applicable(self, dataset: str | None, overrides: Mapping[str, Any] | None = None) -> str | None:
+        """Why this method does not apply to ``dataset``, or None when it does."""
+        entry = self.for_dataset(dataset, overrides)
+        return entry.reason if isinstance(entry, NotApplicable) else None
+
+    def dataset_overrides(self, settings: RunSettings) -> dict[str, Any]:
+        """The overrides for ``settings.dataset`` followed by the user's (``--method-args`` win).
+
+        Raises:
+            NotApplicableError: the method does not apply to that data set.
+        """
+        entry = self.for_dataset(settings.dataset, settings.options)
+        if isinstance(entry, NotApplicable):
+            raise NotApplicableError(f"{self.name} does not apply to data set {settings.dataset}: {entry.reason}")
+        return {**entry, **(settings.options or {})}
+
     def options(self, settings: RunSettings) -> Any:
-        """The typed options for ``settings``: defaults < preset < ``settings.options`` (one-line errors)."""
+        """Typed options: defaults < preset < data set (``datasets``) < ``settings.options`` (one-line errors)."""
         return _options.resolve(self.option_type(settings.options), self.preset_table(settings.options),
-                                settings.preset, settings.options, self.name)  # fmt: skip
+                                settings.preset, self.dataset_overrides(settings), self.name)  # fmt: skip
 
     def typed_overrides(self, settings: RunSettings) -> dict[str, Any]:
         """``settings.options`` typed (what the user asked for, as the record keeps it)."""

@@ -9,7 +9,8 @@ Schema 2 (``status`` is the unit of resumability: a job whose record says ``ok``
 output exists is done)::
 
     schema            2
-    status            "ok" | "failed"
+    status            "ok" | "failed" | "not-applicable" (the method does not apply to the data set; never run,
+                      ``error`` says why)
     job               {method, dataset, pair_id, seed, config_hash}
     pair              {pair_id, dataset, structure, appearance, manifest: {name, version, line, path}}
     inputs            {structure: {path, sha256, mode, size, conversions, ...}, appearance: {...}}
@@ -49,7 +50,8 @@ from splice.core.atomic import plain
 from splice.core.claims import slurm_task_id
 
 SCHEMA = 2
-STATUSES = ("ok", "failed")
+STATUSES = ("ok", "failed", "not-applicable")
+NOT_APPLICABLE = "not-applicable"
 TASK_LOG_ENV = "SPLICE_TASK_LOG"
 """The environment variable a launcher sets to the log file of the task it runs jobs in (``slurm.log``)."""
 
@@ -172,7 +174,7 @@ class JobRecord:
         """A record from its JSON; schema 1 (``versions.host``, ``PIL``) is upgraded. Raises
         ``KeyError``/``TypeError``/``ValueError`` for something that is not a job record."""
         if not isinstance(d, dict) or "job" not in d or d.get("status") not in STATUSES:
-            raise ValueError("not a job record (no job key or no ok/failed status)")
+            raise ValueError("not a job record (no job key or no ok/failed/not-applicable status)")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         values["job"] = JobKey.from_dict(d["job"])

@@ -1,9 +1,10 @@
 """``splice bench`` as a library call: plan, skip what is done, launch, summarise.
 
 :func:`bench` plans the jobs of a :class:`~splice.runner.jobs.PlanRequest`, classifies each
-against the run store (done / failed / running elsewhere / stale / pending), appends an entry
-to ``run.json``, writes each job's ``job.json``, runs the rest with the local or the SLURM
-launcher, regenerates ``jobs.csv`` and returns a :class:`BenchSummary`.
+against the run store (done / failed / running elsewhere / stale / pending / not applicable),
+appends an entry to ``run.json``, writes each job's ``job.json``, records the jobs of data sets a
+method does not apply to as ``not-applicable`` (without running anything), runs the rest with the
+local or the SLURM launcher, regenerates ``jobs.csv`` and returns a :class:`BenchSummary`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from splice.core.claims import describe_holder
 from splice.core.errors import ConfigError
+from splice.core.record import NOT_APPLICABLE
 from splice.core.store import RunStore
-from splice.runner.execute import Outcome
+from splice.runner.execute import Outcome, record_not_applicable
 from splice.runner.jobs import Job, PlanRequest, plan_jobs
 from splice.runner.local import run_local
 from splice.runner.runlog import append_invocation, finish_invocation, new_invocation
@@ -35,6 +37,7 @@ ACTIONS = {
     "running": "skip (claimed by {holder})",
     "done": "skip (done)",
     "failed": "skip (failed; --retry-failed runs it again)",
+    "not-applicable": "skip (the method does not apply to this data set)",
 }
 
 
@@ -42,6 +45,8 @@ def missing_inputs(req: PlanRequest) -> list[Path]:
     """The images of the request's pairs that are not under its data root (each once, in plan order)."""
     seen: dict[Path, None] = {}
     for job in plan_jobs(req):
+        if job.not_applicable is not None:
+            continue  # never run: its images are not needed
         for p in (job.pair.structure, job.pair.appearance):
             if p not in seen and not p.exists():
                 seen[p] = None
@@ -60,13 +65,21 @@ class PlannedJob:
         return ACTIONS[self.state].format(holder=self.holder)
 
     def row(self) -> dict[str, Any]:
-        return {**self.job.key.to_dict(), "state": self.state, "action": self.action,
-                "structure": str(self.job.pair.structure), "appearance": str(self.job.pair.appearance)}  # fmt: skip
+        row = {**self.job.key.to_dict(), "state": self.state, "action": self.action,
+               "structure": str(self.job.pair.structure), "appearance": str(self.job.pair.appearance)}  # fmt: skip
+        if self.job.settings.get("dataset_options"):
+            row["dataset_options"] = self.job.settings["dataset_options"]
+        if self.job.not_applicable is not None:
+            row["not_applicable"] = self.job.not_applicable
+        return row
 
 
 def classify(jobs: list[Job], store: RunStore, retry_failed: bool = False) -> list[PlannedJob]:
     out = []
     for job in jobs:
+        if job.not_applicable is not None:
+            out.append(PlannedJob(job, NOT_APPLICABLE))
+            continue
         st = job_state(store, job.key)
         state = "retry" if st.state == "failed" and retry_failed else st.state
         out.append(PlannedJob(job, state, describe_holder(st.holder) if st.holder else None, st.record))
@@ -87,6 +100,7 @@ class BenchSummary:
     invocation: str | None = None
     interrupted: bool = False
     missing_inputs: int = 0  # jobs left pending because their images are missing (--skip-missing)
+    not_applicable: int = 0  # jobs of data sets their method does not apply to (recorded, never run)
 
     @property
     def done(self) -> int:
@@ -113,25 +127,26 @@ class BenchSummary:
                 "failed_not_retried": self.failed_total - self.failed, "claimed_elsewhere": self.claimed,
                 "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
                 "interrupted": self.interrupted, "missing_inputs": self.missing_inputs,
+                "not_applicable": self.not_applicable,
                 "by_method": {m: dict(c) for m, c in self.by_method.items()},
                 "errors": dict(Counter(o.error for o in self.outcomes
                                        if o.state == "failed").most_common(10))}  # fmt: skip
 
     def table(self) -> str:
-        head = ["method", "jobs", "done", "skipped", "failed", "claimed", "seconds"]
+        head = ["method", "jobs", "done", "skipped", "failed", "claimed", "n/a", "seconds"]
         rows = []
         for m, c in sorted(self.by_method.items()):
             rows.append([m, str(sum(c.values())), str(c["done"]), str(c["skipped"]), str(c["failed"]),
-                         str(c["claimed"]), f"{self.method_seconds.get(m, 0.0):.1f}"])  # fmt: skip
+                         str(c["claimed"]), str(c["n/a"]), f"{self.method_seconds.get(m, 0.0):.1f}"])  # fmt: skip
         rows.append(["total", str(self.planned), str(self.done), str(self.skipped), str(self.failed_total),
-                     str(self.claimed), f"{self.seconds:.1f} (wall)"])  # fmt: skip
+                     str(self.claimed), str(self.not_applicable), f"{self.seconds:.1f} (wall)"])  # fmt: skip
         return _format_table(head, rows, left=1)
 
 
 def _tally(summary: BenchSummary, method: str, state: str, seconds: float | None = None) -> None:
     bucket = {"done": "done", "failed": "failed", "skipped": "skipped", "skipped-failed": "failed",
               "claimed": "claimed", "skip-done": "skipped", "failed-before": "failed",
-              "claimed-before": "claimed"}[state]  # fmt: skip
+              "claimed-before": "claimed", "not-applicable": "n/a"}[state]  # fmt: skip
     summary.by_method.setdefault(method, Counter())[bucket] += 1
     if seconds:
         summary.method_seconds[method] = summary.method_seconds.get(method, 0.0) + float(seconds)
@@ -173,7 +188,11 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
     to_run: list[Job] = []
     for p in planned:
         m = p.job.key.method
-        if p.state == "done":
+        if p.state == NOT_APPLICABLE:
+            record_not_applicable(p.job, store, invocation)
+            summary.not_applicable += 1
+            _tally(summary, m, "not-applicable")
+        elif p.state == "done":
             summary.skipped_done += 1
             _tally(summary, m, "skip-done")
         elif p.state == "failed":

@@ -37,7 +37,7 @@ from splice.core.atomic import atomic_save_image, atomic_write_text
 from splice.core.claims import Claim, describe_holder
 from splice.core.errors import UserError
 from splice.core.imageio import sha256_file
-from splice.core.record import JobKey, JobRecord, make_record
+from splice.core.record import NOT_APPLICABLE, JobKey, JobRecord, make_record
 from splice.core.resources import measure, now
 from splice.core.store import RunStore
 from splice.runner.jobs import Job, create_method
@@ -316,6 +316,19 @@ def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         return Outcome(key.to_dict(), state, seconds=record.seconds, error=record.error, max_side=record.max_side)
     finally:
         claim.release()
+
+
+def record_not_applicable(job: Job, store: RunStore, invocation: dict[str, Any] | None = None) -> JobRecord:
+    """Write the ``not-applicable`` record of a job whose method does not apply to its data set (unless it is
+    there already). Nothing runs; the record says why, so status, tables and grids can show it as such."""
+    existing = store.read_record(job.key)
+    if existing is not None and existing.status == NOT_APPLICABLE:
+        return existing
+    record = make_record(job.key, status=NOT_APPLICABLE, pair={**job.pair.to_dict(), "manifest": job.manifest},
+                         config=job.config, settings=job.settings, error=job.not_applicable,
+                         info={"not_applicable": job.not_applicable}, invocation=invocation)  # fmt: skip
+    store.write_record(job.key, record)
+    return record
 
 
 def record_crash(job: Job, store: RunStore, message: str, invocation: dict[str, Any] | None = None) -> Outcome:

@@ -9,6 +9,11 @@ result says exactly what produced it).
 Everything a worker needs to run a job travels in :class:`Job` (JSON-able, so it crosses
 process and SLURM boundaries), including the method's registry target, so that methods
 registered at run time (tests, plug-ins) also resolve in fresh worker processes.
+
+A method's configuration may depend on the data set (``Method.datasets``: Swapping Autoencoder's
+AFHQ model for AFHQ, its mountain model for Mountains), and a method may not apply to a data set at
+all: such a job is planned with ``not_applicable`` set to the reason and a configuration that says
+so; the runner records it as ``not-applicable`` and never runs it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class Job:
     settings: dict[str, Any]  # preset, seed, weights, allow_random_weights, max_side, options (JSON-able)
     config: dict[str, Any]  # the method's resolved configuration (its hash is key.config_hash)
     manifest: dict[str, Any] = field(default_factory=dict)  # name, version, line
+    not_applicable: str | None = None  # why the method does not apply to this data set (never run)
 
     def run_settings(self, device: str, workdir: Path | None, max_side: int | None = None) -> RunSettings:
         s = self.settings
@@ -52,11 +58,15 @@ class Job:
             max_side=max_side if max_side is not None else s.get("max_side"),
             options=dict(s.get("options") or {}),
             workdir=workdir,
+            dataset=self.key.dataset,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key.to_dict(), "pair": self.pair.to_dict(), "method_target": self.method_target,
-                "settings": self.settings, "config": self.config, "manifest": self.manifest}  # fmt: skip
+        d = {"key": self.key.to_dict(), "pair": self.pair.to_dict(), "method_target": self.method_target,
+             "settings": self.settings, "config": self.config, "manifest": self.manifest}  # fmt: skip
+        if self.not_applicable is not None:
+            d["not_applicable"] = self.not_applicable
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Job":
@@ -65,7 +75,7 @@ class Job:
                     dataset=p.get("dataset", "adhoc"))  # fmt: skip
         return cls(key=JobKey.from_dict(d["key"]), pair=pair, method_target=d["method_target"],
                    settings=dict(d["settings"]), config=dict(d["config"]),
-                   manifest=dict(d.get("manifest") or {}))  # fmt: skip
+                   manifest=dict(d.get("manifest") or {}), not_applicable=d.get("not_applicable"))  # fmt: skip
 
 
 def ensure_registered(name: str, target: str) -> None:
@@ -209,25 +219,33 @@ def plan_jobs(req: PlanRequest) -> list[Job]:
 
     instances = {name: registry.create(name) for name in req.methods}
     options.check_preset(req.preset, [p for m in instances.values() for p in m.preset_table(req.options.get(m.name))])
-    per_method: dict[tuple[str, int], tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    per_method: dict[tuple[str, int, str], tuple[str, dict[str, Any], dict[str, Any], str | None]] = {}
     for name, method in instances.items():
         target = registry.target(name)
-        for seed in req.seeds:
-            settings = {
-                "preset": req.preset,
-                "seed": seed,
-                "weights": req.weights.get(name),
-                "allow_random_weights": req.allow_random_weights,
-                "max_side": req.max_side,
-                "options": dict(req.options.get(name, {})),
-            }
-            rs = RunSettings(preset=req.preset, seed=seed, weights=settings["weights"],
-                             allow_random_weights=req.allow_random_weights, max_side=req.max_side,
-                             options=dict(settings["options"]))  # fmt: skip
-            config = plain(method.config(rs))  # a bad option or preset is a one-line ConfigError naming it
-            settings["options"] = method.typed_overrides(rs)
-            settings["preset_resolved"] = method.resolved_preset(rs)
-            per_method[(name, seed)] = (target, settings, config)
+        for m in req.manifests:
+            reason = method.not_applicable(m.name, req.options.get(name))
+            for seed in req.seeds:
+                settings = {
+                    "preset": req.preset,
+                    "seed": seed,
+                    "weights": req.weights.get(name),
+                    "allow_random_weights": req.allow_random_weights,
+                    "max_side": req.max_side,
+                    "options": dict(req.options.get(name, {})),
+                }
+                rs = RunSettings(preset=req.preset, seed=seed, weights=settings["weights"],
+                                 allow_random_weights=req.allow_random_weights, max_side=req.max_side,
+                                 options=dict(settings["options"]), dataset=m.name)  # fmt: skip
+                settings["options"] = method.typed_overrides(rs)  # a bad option is a one-line ConfigError naming it
+                settings["preset_resolved"] = method.resolved_preset(rs)
+                if reason is None:
+                    config = plain(method.config(rs))
+                    dataset_options = method.for_dataset(m.name, req.options.get(name))
+                    if dataset_options:
+                        settings["dataset_options"] = plain(dict(dataset_options))
+                else:
+                    config = {"method": name, "version": method.version, "not_applicable": reason}
+                per_method[(name, seed, m.name)] = (target, settings, config, reason)
 
     jobs: list[Job] = []
     for m, rows in selected:
@@ -235,10 +253,26 @@ def plan_jobs(req: PlanRequest) -> list[Job]:
             pair = m.resolve(row, root)
             for name in req.methods:
                 for seed in req.seeds:
-                    target, settings, config = per_method[(name, seed)]
+                    target, settings, config, reason = per_method[(name, seed, m.name)]
                     key = JobKey(dataset=m.name, pair_id=row.pair_id, method=name, seed=seed,
                                  config_hash=config_hash(config))  # fmt: skip
                     jobs.append(Job(key=key, pair=pair, method_target=target, settings=settings, config=config,
                                     manifest={"name": m.name, "version": m.version, "line": row.line,
-                                              "path": str(m.path)}))  # fmt: skip
+                                              "path": str(m.path)}, not_applicable=reason))  # fmt: skip
     return jobs
+
+
+def dataset_settings(req: PlanRequest) -> list[dict[str, Any]]:
+    """What each selected method declares for each selected data set: its option overrides there, or why it does
+    not apply (for ``splice bench --dry-run``). Methods that declare nothing for a data set are left out."""
+    out = []
+    for name in req.methods:
+        method = registry.create(name)
+        for m in req.manifests:
+            entry = method.for_dataset(m.name, req.options.get(name))
+            reason = method.not_applicable(m.name, req.options.get(name))
+            if reason is not None:
+                out.append({"method": name, "dataset": m.name, "not_applicable": reason})
+            elif entry:
+                out.append({"method": name, "dataset": m.name, "options": plain(dict(entry))})
+    return out

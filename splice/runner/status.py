@@ -3,13 +3,14 @@
 A job folder may hold ``job.json`` (written when the job is planned), ``claim.json`` (a runner
 holds it) and ``record.json`` (it ran). From these a job is:
 
-==========  ===========================================================================
-done        ``ok`` record and its output present
-failed      ``failed`` record (``splice bench --retry-failed`` runs it again)
-running     a live claim (another runner, or this one, is on it)
-stale       a claim whose owner is gone (the next runner takes it over; work/ is kept)
-pending     planned, never finished
-==========  ===========================================================================
+==============  ===========================================================================
+done            ``ok`` record and its output present
+failed          ``failed`` record (``splice bench --retry-failed`` runs it again)
+running         a live claim (another runner, or this one, is on it)
+stale           a claim whose owner is gone (the next runner takes it over; work/ is kept)
+pending         planned, never finished
+not-applicable  the method does not apply to the job's data set (a record says why; never run)
+==============  ===========================================================================
 
 For a store that SLURM arrays write into, :func:`scheduler_view` adds the scheduler's side:
 each array task ``squeue`` still lists (pending and why, running, ended), with the states of
@@ -28,13 +29,13 @@ from typing import Any, Iterable
 
 from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
 from splice.core.claims import CLAIM, Claim, describe_holder, stale_reason
-from splice.core.record import JobKey, JobRecord
+from splice.core.record import NOT_APPLICABLE, JobKey, JobRecord
 from splice.core.store import RECORD, RunStore
 from splice.runner.jobs import Job
 
 JOB_SPEC = "job.json"
 JOBS_CSV = "jobs.csv"
-STATES = ("done", "failed", "running", "stale", "pending")
+STATES = ("done", "failed", "running", "stale", "pending", NOT_APPLICABLE)
 CSV_COLUMNS = ["dataset", "pair_id", "method", "seed", "config_hash", "state", "seconds", "peak_memory_mb", "max_side",
                "attempts", "random_weights", "device", "host", "error", "finished", "job_dir", "slurm_job",
                "log"]  # fmt: skip
@@ -83,7 +84,7 @@ class JobState:
             "random_weights": rec.random_weights if rec else None,
             "device": rec.device if rec else None,
             "host": describe_holder(self.holder) if self.state in ("running", "stale") else (rec.host if rec else None),
-            "error": rec.error if rec and self.state == "failed" else None,
+            "error": rec.error if rec and self.state in ("failed", NOT_APPLICABLE) else None,
             "finished": rec.finished if rec else None,
             "job_dir": str(self.job_dir),
             "slurm_job": self.slurm_job,
@@ -102,6 +103,8 @@ def job_state(store: RunStore, key: JobKey) -> JobState:
         state = "done"
     elif rec and rec.status == "failed":
         state = "failed"
+    elif rec and rec.status == NOT_APPLICABLE:
+        state = NOT_APPLICABLE
     elif seen is not None:
         state = "stale"
     else:

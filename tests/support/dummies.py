@@ -5,7 +5,8 @@ typed options (:class:`DummyOptions`): ``log`` (append "start/end <pair> <pid>" 
 (a pair id that waits until ``<log>.go`` exists), ``fail_on`` (pair ids that raise),
 ``oom_above`` (raise torch.OutOfMemoryError while the effective max_side is above it, or native
 when -1), ``die_on`` (pair ids whose process SIGKILLs itself). ``nomaxside`` is the same
-method without ``supports_max_side``.
+method without ``supports_max_side``; ``picky`` declares per-data-set settings: ``sleep=0.01`` on
+``toy``, not applicable to ``wild``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb
-from splice.core.method import Method, MethodResult, Pair, RunSettings
+from splice.core.method import Method, MethodResult, NotApplicable, Pair, RunSettings
 from splice.core.registry import methods
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -100,10 +101,15 @@ class CpuOnly(Dummy):
     devices = ("cpu",)
 
 
+class Picky(Dummy):
+    name = "picky"
+    datasets = {"toy": {"sleep": 0.01}, "wild": NotApplicable("no model for wild images")}
+
+
 def register() -> None:
     """Make the dummies resolvable by name (tests call this; workers re-register from the job's target)."""
     for name, cls in (("dummy", "Dummy"), ("nomaxside", "NoMaxSide"), ("cudaonly", "CudaOnly"),
-                      ("cpuonly", "CpuOnly")):
+                      ("cpuonly", "CpuOnly"), ("picky", "Picky")):
         if name not in methods:
             methods.register(name, f"tests.support.dummies:{cls}")
 
