@@ -98,8 +98,8 @@ def test_array_over_the_demo_set_runs_each_job_once_and_records_its_task(slurm, 
     first, second = tasks[f"{array}_0"], tasks[f"{array}_1"]
     assert (first["state"], second["state"], second["reason"]) == ("RUNNING", "PENDING", "JobArrayTaskLimit")
     assert first["jobs"] == [str(j.key) for j in jobs[:3]] and second["jobs"] == [str(j.key) for j in jobs[3:]]
-    assert first["counts"] == {"done": 2, "failed": 0, "running": 1, "stale": 0, "pending": 0}
-    assert second["counts"] == {"done": 0, "failed": 0, "running": 0, "stale": 0, "pending": 3}
+    assert first["counts"] == {"done": 2, "failed": 0, "running": 1, "stale": 0, "pending": 0, "not-applicable": 0}
+    assert second["counts"] == {"done": 0, "failed": 0, "running": 0, "stale": 0, "pending": 3, "not-applicable": 0}
     text = CliRunner().invoke(cli, ["bench", "status", "--out", str(out)]).stdout
     assert f"{array}_1" in text and "PENDING (JobArrayTaskLimit)" in text
 
