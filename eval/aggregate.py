@@ -3,7 +3,7 @@
 Reports, tables and the 2AFC study read results only through :func:`load_results`, so
 they never re-run a method or a model (ARCHITECTURE.md, "How data flows"). Metric
 records are those ``splice score`` writes beside each output (``metrics/iou.json``,
-``metrics/vit.json``; PROTOCOL.md for what they measure, after the Splice paper,
+``metrics/panoptic.json``, ``metrics/vit.json``; PROTOCOL.md for what they measure, after the Splice paper,
 Tumanyan et al. CVPR 2022).
 
 Columns (missing values are ``None`` for objects, ``NaN`` for numbers):
@@ -19,15 +19,20 @@ geometry                   the recorded geometry dict, or None
 seconds, peak_memory_mb    as recorded by the harness
 random_weights             the method used randomly initialised weights
 error                      the one-line error of a failed job, else None
-iou, matched_iou           layout IoU numbers (NaN when excluded or not scored)
+iou, matched_iou           Mask R-CNN layout IoU numbers, ``iou.json`` (NaN when excluded or not scored)
 iou_excluded               the structure image had no detection (False when not scored)
 iou_exclusion_reason       why, or None
-iou_scored, vit_scored     a metric record exists
+panoptic_iou,              COCO-panoptic layout mIoU and pixel accuracy, ``panoptic.json`` (NaN when
+pixel_accuracy             excluded or not scored)
+panoptic_excluded,         the structure image had no labelled pixel; why
+panoptic_exclusion_reason
+iou_scored, panoptic_scored, vit_scored   that metric record exists
 structure_distance,        ViT metrics (NaN when not scored)
 appearance_distance,
 appearance_cosine
 metrics_random_weights     some metric record of the job was made with random weights
-detector, backbone         model names of the metric records, or None
+detector, panoptic_model,  model names of the metric records, or None
+backbone
 =========================  =====================================================================
 """
 
@@ -51,11 +56,13 @@ COLUMNS = [
     "dataset", "pair_id", "method", "seed", "config_hash", "status", "job_dir", "output", "structure", "appearance",
     "geometry", "seconds", "peak_memory_mb", "random_weights", "error", "iou", "iou_excluded", "iou_exclusion_reason",
     "matched_iou", "iou_scored", "structure_distance", "appearance_distance", "appearance_cosine", "vit_scored",
-    "metrics_random_weights", "detector", "backbone",
+    "metrics_random_weights", "detector", "backbone", "panoptic_iou", "pixel_accuracy", "panoptic_excluded",
+    "panoptic_exclusion_reason", "panoptic_scored", "panoptic_model",
 ]  # fmt: skip
 
 OBJECT_COLUMNS = ["dataset", "pair_id", "method", "config_hash", "status", "job_dir", "output", "structure",
-                  "appearance", "geometry", "error", "iou_exclusion_reason", "detector", "backbone"]  # fmt: skip
+                  "appearance", "geometry", "error", "iou_exclusion_reason", "detector", "backbone",
+                  "panoptic_exclusion_reason", "panoptic_model"]  # fmt: skip
 
 NAN = float("nan")
 
@@ -107,8 +114,10 @@ def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
         "error": rec.error,
     }
     iou = read_metric_record(job_dir, "iou")
+    pan = read_metric_record(job_dir, "panoptic")
     vit = read_metric_record(job_dir, "vit")
     excluded = bool(iou.get("excluded", False)) if iou else False
+    pan_excluded = bool(pan.get("excluded", False)) if pan else False
     row.update(
         iou=NAN if excluded or not iou else _float(iou.get("iou")),
         iou_excluded=excluded,
@@ -119,9 +128,15 @@ def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
         appearance_distance=_float((vit or {}).get("appearance_distance")),
         appearance_cosine=_float((vit or {}).get("appearance_cosine")),
         vit_scored=vit is not None,
-        metrics_random_weights=any(bool(r.get("random_weights", False)) for r in (iou, vit) if r),
+        metrics_random_weights=any(bool(r.get("random_weights", False)) for r in (iou, pan, vit) if r),
         detector=(iou or {}).get("detector"),
         backbone=(vit or {}).get("backbone"),
+        panoptic_iou=NAN if pan_excluded or not pan else _float(pan.get("iou")),
+        pixel_accuracy=NAN if pan_excluded or not pan else _float(pan.get("pixel_accuracy")),
+        panoptic_excluded=pan_excluded,
+        panoptic_exclusion_reason=(pan or {}).get("exclusion_reason"),
+        panoptic_scored=pan is not None,
+        panoptic_model=(pan or {}).get("model"),
     )
     return row
 
@@ -142,9 +157,10 @@ def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
         df = df.sort_values(["dataset", "pair_id", "method", "seed", "config_hash"], kind="stable")
         df = df.reset_index(drop=True)
     for col in ("seconds", "peak_memory_mb", "iou", "matched_iou", "structure_distance", "appearance_distance",
-                "appearance_cosine"):  # fmt: skip
+                "appearance_cosine", "panoptic_iou", "pixel_accuracy"):  # fmt: skip
         df[col] = df[col].astype(float)
-    for col in ("random_weights", "iou_excluded", "iou_scored", "vit_scored", "metrics_random_weights"):
+    for col in ("random_weights", "iou_excluded", "iou_scored", "vit_scored", "metrics_random_weights",
+                "panoptic_excluded", "panoptic_scored"):  # fmt: skip
         df[col] = df[col].astype(bool)
     df["seed"] = df["seed"].astype("int64")
     # pandas >= 3 infers a string dtype that turns None into NaN; the documented contract is None.

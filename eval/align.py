@@ -10,6 +10,10 @@ The ``aligned`` field of metric records says what was done: ``identity`` (same s
 transform), ``geometry`` (the recorded transform), or ``resize`` (no geometry was
 recorded and the sizes differ: a plain resize, with a warning, because it silently
 assumes a stretch).
+
+On the command line the geometry is given in the one text form of :mod:`splice.core.geometry` (the form
+method YAMLs and ``precomputed`` use: ``center-crop 512x512``, ``stretch 512x512``, ...) with
+``--geometry``, or taken from a job's record with ``--record JOB_DIR/record.json``.
 """
 
 from __future__ import annotations
@@ -22,11 +26,9 @@ from typing import Any
 from PIL import Image
 
 from splice.core.errors import UserError
-from splice.core.geometry import Geometry
+from splice.core.geometry import Geometry, parse_geometry, reconcile
 
 log = logging.getLogger(__name__)
-
-SHORTHANDS = ("identity", "resize", "stretch", "center-crop")
 
 
 class AlignmentError(UserError):
@@ -75,33 +77,35 @@ def align_structure(
     return geo.apply(structure, resample=Image.Resampling.BICUBIC), "geometry"
 
 
-def geometry_from_option(value: str | None, structure_size: tuple[int, int],
-                         output_size: tuple[int, int]) -> Geometry | None:  # fmt: skip
-    """``--geometry``: a shorthand (``identity``, ``resize``, ``stretch``, ``center-crop``), a
-    JSON object (:meth:`Geometry.to_dict`), or a JSON file holding one (a job's ``record.json``
-    works: its ``geometry`` entry is used). None -> None."""
-    if value is None or value == "":
-        return None
-    if value in SHORTHANDS:
-        if value == "identity":
-            return Geometry.identity(structure_size)
-        if value == "center-crop":
-            return Geometry.center_crop(structure_size, output_size)
-        if value == "stretch":
-            return Geometry.stretch(structure_size, output_size)
-        return Geometry.resize(structure_size, output_size)
-    text = value
-    path = Path(value).expanduser()
-    if not value.lstrip().startswith("{"):
-        if not path.is_file():
-            raise AlignmentError(f"--geometry {value!r} is neither {', '.join(SHORTHANDS)}, a JSON object, nor a file")
-        text = path.read_text(encoding="utf-8")
+def geometry_from_text(spec: str, structure_size: tuple[int, int], output_size: tuple[int, int],
+                       option: str = "--geometry") -> Geometry:  # fmt: skip
+    """``--geometry SPEC``: the one text form of :mod:`splice.core.geometry` (``native``, ``center-crop WxH``,
+    ``stretch WxH``, ``resize WxH``, ``resize-short N``, ``resize-long N``), applied to the structure image and
+    fitted to the output's real size as the runner does (:func:`splice.core.geometry.reconcile`)."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise AlignmentError(f"--geometry {value[:80]!r} is not valid JSON ({e})") from None
-    if isinstance(data, dict) and "geometry" in data and "source" not in data:
-        data = data["geometry"]
-    if data is None:
-        return None
-    return as_geometry(data)
+        predicted = parse_geometry(spec, structure_size)
+        geometry, _ = reconcile(predicted, output_size)
+    except ValueError as e:
+        hint = "; a job's geometry: --record JOB_DIR/record.json" if spec.strip().startswith("{") or \
+            spec.endswith(".json") else ""  # fmt: skip
+        raise AlignmentError(f"{option}: {e}{hint}") from None
+    return geometry
+
+
+def read_job_record(path: str | Path, option: str = "--record"):
+    """The :class:`~splice.core.record.JobRecord` at ``path`` (a job's ``record.json`` or its folder)."""
+    from splice.core.atomic import read_json
+    from splice.core.record import JobRecord
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "record.json"
+    if not p.is_file():
+        raise UserError(f"{option} {path}: no job record there; give JOB_DIR/record.json")
+    try:
+        rec = JobRecord.from_dict(read_json(p))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{option} {p} is not a job record ({e})") from None
+    if not rec.ok:
+        raise UserError(f"{option} {p}: the job did not finish (status {rec.status}); nothing to score")
+    return p, rec

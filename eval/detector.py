@@ -14,7 +14,10 @@ threshold (0.5) and binarising soft masks at the mask threshold (>= 0.5).
   timeout; skipped when ``SPLICE_OFFLINE`` is set). Offline and not cached it is one
   :class:`~splice.core.errors.WeightsError` line saying which file to put where.
 - ``detectron2``: the model-zoo ``mask_rcnn_R_50_FPN_3x`` when detectron2 is installed
-  (it is optional and not a dependency); weights = the model-zoo URL or a local ``.pkl``/``.pth``.
+  (it is optional and not a dependency); weights = ``model_zoo`` (found offline first, see
+  :mod:`eval.d2`), a local ``.pkl``/``.pth`` or ``random``. Inputs go in as its ``DefaultPredictor``
+  feeds them (BGR ``uint8``, PIL shortest-edge resize); the score threshold is its
+  ``ROI_HEADS.SCORE_THRESH_TEST`` and the mask threshold is applied by its ``detector_postprocess``.
 
 Inference is batched (a list of same-size images per forward pass). ``min_size`` (``--detector-size``)
 overrides the resize of the shorter side (torchvision's default 800, longer side capped at
@@ -137,6 +140,7 @@ class Detector:
     batch_size: int = 2
     _model: Any = field(default=None, repr=False)
     _names: list[str] = field(default_factory=list, repr=False)
+    _d2: Any = field(default=None, repr=False)  # (cfg, ResizeShortestEdge) of the detectron2 backend
 
     @property
     def random(self) -> bool:
@@ -144,7 +148,7 @@ class Detector:
 
     def cache_identity(self) -> dict[str, Any]:
         """The identity without where the file lives (a moved weights file keeps its cache)."""
-        return {k: v for k, v in self.identity.items() if k not in ("path", "note")}
+        return {k: v for k, v in self.identity.items() if k not in ("path", "note", "url")}
 
     # -- model ------------------------------------------------------------------------
     def _build_torchvision(self):
@@ -186,30 +190,18 @@ class Detector:
         return model.eval().to(self.device)
 
     def _build_detectron2(self):
-        from detectron2 import model_zoo  # type: ignore[import-not-found]
-        from detectron2.checkpoint import DetectionCheckpointer  # type: ignore[import-not-found]
-        from detectron2.config import get_cfg  # type: ignore[import-not-found]
         from detectron2.data import MetadataCatalog  # type: ignore[import-not-found]
-        from detectron2.modeling import build_model  # type: ignore[import-not-found]
+        from detectron2.data import transforms as T  # type: ignore[import-not-found]
 
-        cfg = get_cfg()
-        cfg.merge_from_file(model_zoo.get_config_file(D2_CONFIG))
+        from . import d2
+
+        cfg = d2.config(D2_CONFIG, self.identity, self.device, self.settings.min_size)
+        # the ROI heads keep boxes with score > SCORE_THRESH_TEST; _instances then keeps score >= threshold
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = self.settings.score_threshold
-        cfg.MODEL.DEVICE = self.device
-        if self.settings.min_size:
-            cfg.INPUT.MIN_SIZE_TEST = self.settings.min_size
-            cfg.INPUT.MAX_SIZE_TEST = round(DEFAULT_MAX_SIZE * self.settings.min_size / DEFAULT_MIN_SIZE)
-        model = build_model(cfg).eval()
-        if not self.random:
-            try:
-                url = model_zoo.get_checkpoint_url(D2_CONFIG)
-                DetectionCheckpointer(model).load(str(self.path) if self.path else url)
-            except Exception as e:
-                raise WeightsError(f"detectron2 weights could not be loaded ({type(e).__name__}: {e}); download "
-                                   f"{model_zoo.get_checkpoint_url(D2_CONFIG)} and pass "
-                                   "--detector-weights /path/to/model_final.pkl") from None  # fmt: skip
-        self._d2_cfg = cfg
-        self._names = list(MetadataCatalog.get("coco_2017_val").thing_classes)
+        model = d2.build(cfg, self.identity)
+        self._d2 = (cfg, T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST],
+                                              cfg.INPUT.MAX_SIZE_TEST))  # fmt: skip
+        self._names = list(MetadataCatalog.get(cfg.DATASETS.TEST[0]).thing_classes)
         return model
 
     @property
@@ -253,27 +245,26 @@ class Detector:
                 for r in results]  # fmt: skip
 
     def _detect_d2(self, images: list[Image.Image]) -> list[list[Instance]]:
+        """detectron2 as its DefaultPredictor feeds it (BGR uint8, PIL shortest-edge resize), with the raw
+        instances pasted at our mask threshold: ``model(inputs)`` would binarise at a fixed 0.5."""
         import torch
+        from detectron2.modeling.postprocessing import detector_postprocess  # type: ignore[import-not-found]
+
+        from . import d2
 
         model = self.model
+        cfg, aug = self._d2
         tv_ids = {name: i for i, name in enumerate(coco_categories())}
-        inputs = []
-        for im in images:
-            arr = np.asarray(im.convert("RGB"))[:, :, ::-1]  # detectron2 models expect BGR
-            h, w = arr.shape[:2]
-            short = self._d2_cfg.INPUT.MIN_SIZE_TEST
-            scale = min(short / min(h, w), self._d2_cfg.INPUT.MAX_SIZE_TEST / max(h, w))
-            t = torch.as_tensor(np.ascontiguousarray(arr.transpose(2, 0, 1))).float()[None]
-            t = torch.nn.functional.interpolate(t, size=(round(h * scale), round(w * scale)), mode="bilinear",
-                                                align_corners=False)[0]  # fmt: skip
-            inputs.append({"image": t.to(self.device), "height": h, "width": w})
+        inputs = [d2.model_input(cfg, aug, im) for im in images]
         with torch.inference_mode():
-            results = model(inputs)
+            raw = model.inference(inputs, do_postprocess=False)
+            results = [detector_postprocess(r, x["height"], x["width"], mask_threshold=self.settings.mask_threshold)
+                       for r, x in zip(raw, inputs)]  # fmt: skip
         out = []
         for r in results:
-            inst = r["instances"].to("cpu")
+            inst = r.to("cpu")
             names = [self._names[int(c)] for c in inst.pred_classes]
-            labels = torch.tensor([tv_ids.get(n, -1) for n in names])
+            labels = torch.tensor([tv_ids.get(n, -1) for n in names], dtype=torch.long)
             out.append(self._instances(labels, inst.scores, inst.pred_masks.bool(), names=names))
         return out
 
@@ -292,11 +283,9 @@ class Detector:
 
 
 def detectron2_available() -> bool:
-    try:
-        import detectron2  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from . import d2
+
+    return d2.available()
 
 
 def _missing_tag_message(name: str, tag: str, file: str, url: str) -> str:
@@ -325,9 +314,10 @@ def load_detector(
     """
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
-    if name == "detectron2" and not detectron2_available():
-        raise ConfigError("--detector detectron2 needs detectron2 installed (see its install guide); "
-                          f"or use --detector {DEFAULT_DETECTOR}")  # fmt: skip
+    if name == "detectron2":
+        from . import d2
+
+        d2.require("--detector detectron2", f"--detector {DEFAULT_DETECTOR}")
     if not 0.0 <= score_threshold <= 1.0 or not 0.0 < mask_threshold < 1.0:
         raise ConfigError(f"thresholds must lie in [0, 1]: score {score_threshold}, mask {mask_threshold}")
     if min_size is not None and min_size < 32:
@@ -344,6 +334,14 @@ def load_detector(
     def random_detector(reason: str) -> Detector:
         return make("random", None, {"random": True, "seed": seed, "note": reason})
 
+    if name == "detectron2":
+        from . import d2
+
+        ident = d2.resolve_weights(D2_CONFIG, spec, allow_random=allow_random, explicit=weights is not None,
+                                   option="--detector-weights")  # fmt: skip
+        path = Path(ident["path"]) if ident.get("path") else None
+        return Detector(name, ident["spec"], path, {**ident, "arch": name}, settings, device=device,
+                        batch_size=batch_size)  # fmt: skip
     if spec == "random":
         if not allow_random:
             raise WeightsError("--detector-weights random gives meaningless masks; add --allow-random-weights "
@@ -354,11 +352,6 @@ def load_detector(
         if not path.is_file():
             raise WeightsError(f"detector weights file not found: {path}; check --detector-weights")
         return make("file", path, {"path": str(path), "file": path.name, "sha256": _sha256(path)})
-    if name == "detectron2":
-        if spec != "model_zoo":
-            raise WeightsError(f"--detector-weights {spec!r}: detectron2 takes 'model_zoo', a local file, or 'random'")
-        return make("model_zoo", None, {"config": D2_CONFIG})
-
     enum = _weights_enum(name)
     try:
         tag = enum[spec.split(".")[-1]]

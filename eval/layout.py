@@ -9,8 +9,6 @@ and the IoU functions of :mod:`eval.iou`. Masks are cached by image content hash
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,11 +17,13 @@ from PIL import Image
 from splice.core.geometry import Geometry
 from splice.core.imageio import sha256_image
 
-from . import PROTOCOL_VERSION
 from .align import align_structure
 from .cache import FeatureCache, cache_key
 from .detector import Detector
 from .iou import Instance, LayoutScores, layout_scores
+from .labelmaps import label_scores
+from .scorers import SPECS, Scorer
+from .segmenter import Segmenter
 
 
 def _encode(instances: list[Instance], shape: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -45,22 +45,34 @@ def _decode(arrays: dict[str, np.ndarray]) -> list[Instance]:
     return [Instance(int(lab), str(name), float(score), masks[k]) for k, (lab, name, score) in enumerate(rows)]
 
 
-class CachedDetector:
-    """A :class:`~eval.detector.Detector` behind a :class:`~eval.cache.FeatureCache`.
+class CachedDetector(Scorer):
+    """The ``iou`` metric (Mask R-CNN layout IoU): a :class:`~eval.detector.Detector` behind a
+    :class:`~eval.cache.FeatureCache`. ``model_calls`` counts images sent to the detector (0 on a cached run)."""
 
-    ``model_calls`` counts images actually sent to the detector (0 on a fully cached run).
-    """
+    spec = SPECS["iou"]
 
     def __init__(self, detector: Detector, cache: FeatureCache):
         self.detector = detector
         self.cache = cache
         self.model_calls = 0
-        self.identity = detector.cache_identity()
-        self.settings = detector.settings.to_dict()
+        self._identity = detector.cache_identity()
+        self._settings = detector.settings.to_dict()
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def model_fields(self) -> dict[str, Any]:
+        d = self.detector
+        return {"segmenter": "maskrcnn", "detector": d.name, "weights": dict(d.identity),
+                "score_threshold": d.settings.score_threshold, "mask_threshold": d.settings.mask_threshold,
+                "detector_size": d.settings.min_size}  # fmt: skip
 
     def instances(self, images: Sequence[Image.Image]) -> list[list[Instance]]:
         """Instances of every image; the cache misses go to the detector in batches."""
-        keys = [cache_key(sha256_image(im), self.identity, self.settings) for im in images]
+        keys = [cache_key(sha256_image(im), self._identity, self._settings) for im in images]
         found: dict[str, list[Instance]] = {}
         todo: dict[str, Image.Image] = {}
         for key, im in zip(keys, images):
@@ -79,35 +91,103 @@ class CachedDetector:
                 found[key] = inst
         return [found[k] for k in keys]
 
-    def record_base(self) -> dict[str, Any]:
-        """The model part of an ``iou.json`` record."""
-        d = self.detector
-        return {
-            "metric": "iou",
-            "protocol_version": PROTOCOL_VERSION,
-            "detector": d.name,
-            "weights": dict(d.identity),
-            "random_weights": d.random,
-            "score_threshold": d.settings.score_threshold,
-            "mask_threshold": d.settings.mask_threshold,
-            "detector_size": d.settings.min_size,
-            "settings_hash": self.settings_hash(),
-        }
+    def score(self, images: dict[str, Image.Image], geometry: Any = None, where: str = "") -> dict[str, Any]:
+        return score_layout(images["structure"], images["output"], self, geometry, where)
 
-    def settings_hash(self) -> str:
-        """Same hash = same protocol, model and settings: an existing record can be kept."""
-        blob = json.dumps({"protocol": PROTOCOL_VERSION, "model": self.identity, "settings": self.settings},
-                          sort_keys=True, default=str)  # fmt: skip
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+class CachedSegmenter(Scorer):
+    """The ``panoptic`` metric (layout mIoU of label maps): a :class:`~eval.segmenter.Segmenter` behind a
+    :class:`~eval.cache.FeatureCache` (``labels/<model>/``)."""
+
+    spec = SPECS["panoptic"]
+
+    def __init__(self, segmenter: Segmenter, cache: FeatureCache):
+        self.segmenter = segmenter
+        self.cache = cache
+        self.model_calls = 0
+        self._identity = segmenter.cache_identity()
+        self._settings = segmenter.settings.to_dict()
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def model_fields(self) -> dict[str, Any]:
+        s = self.segmenter
+        return {"segmenter": "panoptic", "model": s.name, "weights": dict(s.identity), **self._settings}
+
+    def label_maps(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """The merged label map of every image (cache first, misses in same-size batches)."""
+        keys = [cache_key(sha256_image(im), self._identity, self._settings) for im in images]
+        found: dict[str, np.ndarray] = {}
+        todo: dict[str, Image.Image] = {}
+        for key, im in zip(keys, images):
+            if key in found or key in todo:
+                continue
+            arrays = self.cache.get(key)
+            if arrays is None or "labels" not in arrays:
+                todo[key] = im
+            else:
+                found[key] = np.asarray(arrays["labels"], dtype=np.uint8)
+        if todo:
+            maps = self.segmenter.label_maps(list(todo.values()))
+            self.model_calls += len(todo)
+            for (key, im), lab in zip(todo.items(), maps):
+                if lab.shape != (im.size[1], im.size[0]):
+                    raise ValueError(f"{self.segmenter.name} returned a {lab.shape} label map for a "
+                                     f"{im.size[0]}x{im.size[1]} image")  # fmt: skip
+                self.cache.put(key, {"labels": lab.astype(np.uint8)}, compress=True)
+                found[key] = lab.astype(np.uint8)
+        return [found[k] for k in keys]
+
+    def score(self, images: dict[str, Image.Image], geometry: Any = None, where: str = "") -> dict[str, Any]:
+        aligned, output, how = prepare_pair(images["structure"], images["output"], geometry, where)
+        lab_s, lab_o = self.label_maps([aligned, output])
+        return {**self.record_base(), **label_scores(lab_s, lab_o).to_dict(), "aligned": how}
+
+
+def _label(identity: dict[str, Any]) -> str:
+    if identity.get("sha256"):
+        return identity["sha256"][:12]
+    return f"{identity.get('spec')}{identity.get('seed', '')}"
 
 
 def cached_detector(detector: Detector, cache_dir: str | None = None) -> CachedDetector:
     """``detector`` behind the cache under ``cache_dir`` (default :func:`splice.core.paths.cache_dir`)."""
     from .cache import resolve_cache_dir
 
-    ident = detector.identity
-    label = ident["sha256"][:12] if ident.get("sha256") else f"{ident.get('spec')}{ident.get('seed', '')}"
-    return CachedDetector(detector, FeatureCache(resolve_cache_dir(cache_dir), "masks", f"{detector.name}-{label}"))
+    return CachedDetector(detector, FeatureCache(resolve_cache_dir(cache_dir), "masks",
+                                                 f"{detector.name}-{_label(detector.identity)}"))  # fmt: skip
+
+
+def cached_segmenter(segmenter: Segmenter, cache_dir: str | None = None) -> CachedSegmenter:
+    """``segmenter`` behind the cache under ``cache_dir`` (``labels/<model>-<weights>/``)."""
+    from .cache import resolve_cache_dir
+
+    return CachedSegmenter(segmenter, FeatureCache(resolve_cache_dir(cache_dir), "labels",
+                                                   f"{segmenter.name}-{_label(segmenter.identity)}"))  # fmt: skip
+
+
+def detector_scorer(opts: Any, cache_root) -> CachedDetector:
+    """The ``iou`` scorer of :class:`eval.scoring.ScoreOptions` (registered in :data:`eval.scorers.FACTORIES`)."""
+    from .detector import load_detector
+
+    det = load_detector(opts.detector, opts.detector_weights, device=opts.device, allow_random=opts.allow_random_weights,
+                        score_threshold=opts.score_threshold, mask_threshold=opts.mask_threshold,
+                        min_size=opts.detector_size, batch_size=opts.batch_size)  # fmt: skip
+    return cached_detector(det, str(cache_root))
+
+
+def segmenter_scorer(opts: Any, cache_root) -> CachedSegmenter:
+    """The ``panoptic`` scorer of :class:`eval.scoring.ScoreOptions`."""
+    from .segmenter import load_segmenter
+
+    seg = load_segmenter(opts.panoptic_model, opts.panoptic_weights, device=opts.device,
+                         allow_random=opts.allow_random_weights, size=opts.panoptic_size,
+                         batch_size=opts.batch_size)  # fmt: skip
+    return cached_segmenter(seg, str(cache_root))
 
 
 def iou_record(base: dict[str, Any], scores: LayoutScores, aligned: str) -> dict[str, Any]:

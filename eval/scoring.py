@@ -1,39 +1,50 @@
-"""``splice score --out runs/NAME``: score every finished job of a run, resumably.
+"""``splice score --out runs/NAME``: score every finished job of a run, resumably, tied to image content.
 
-For each job whose record says ``ok`` (and whose output exists) this writes
-``<job dir>/metrics/iou.json`` (Mask R-CNN layout IoU, :mod:`eval.layout`) and/or
-``<job dir>/metrics/vit.json`` (ViT distances, :mod:`eval.vit_metrics`) atomically,
-following PROTOCOL.md (the Splice paper, Tumanyan et al. CVPR 2022, Table 2, and the
-ViT losses it is built on).
+For each job whose record says ``ok`` this writes one record per selected metric into ``<job dir>/metrics/``
+(atomically), following PROTOCOL.md (version 2; the Splice paper, Tumanyan et al. CVPR 2022, Table 2, and
+the ViT losses it is built on). Metrics come from the registry :mod:`eval.scorers`:
 
-Resumable like the runner: a job whose metric record exists with the same
-``settings_hash`` (protocol version, model identity, settings) is skipped; another
-model or threshold rescores it; ``force`` rescores everything. A job that cannot be
-scored (missing input image, geometry that does not fit) is reported and left without
-a record, and the others continue. Models are loaded only when some job needs them,
-and every image goes through the content-hash cache.
+- ``--metrics iou`` writes the layout record of the job's segmenter: ``iou.json`` (``maskrcnn``, objects)
+  or ``panoptic.json`` (``panoptic``, objects and stuff). ``--segmenter`` chooses; without it each data set
+  uses its default (:data:`eval.segmenter.DEFAULT_BY_DATASET`: Mountains ``panoptic``, others ``maskrcnn``).
+- ``--metrics vit`` writes ``vit.json``.
+
+Every metric record stores the sha256 of each image file it read (``images``: structure, appearance,
+output). A stored record is kept only when its ``settings_hash`` (protocol version, metric, model identity,
+settings) is the one wanted **and** every image it read still has the same sha256; otherwise the job is
+rescored and the summary says why (``new``, ``settings changed``, ``output image changed``, ...). Models run
+only on images the content-hash cache has not seen. ``force`` rescores everything (from the cache).
+
+An ``ok`` job whose output file is missing is listed by name (``missing_outputs``), not skipped silently;
+a job that cannot be scored (missing input image, geometry that does not fit) is an error entry; the others
+continue either way.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from splice.core.atomic import atomic_write_json, read_json
-from splice.core.errors import ConfigError, UserError
-from splice.core.imageio import load_rgb
+from splice.core.errors import ConfigError, ImageError, UserError
+from splice.core.imageio import load_rgb, sha256_file
 from splice.core.record import JobKey, JobRecord
 from splice.core.store import RunStore
 
-from .cache import FeatureCache, resolve_cache_dir
-from .detector import DEFAULT_DETECTOR, load_detector
+from . import scorers
+from .cache import resolve_cache_dir
+from .detector import DEFAULT_DETECTOR
+from .scorers import FAMILIES, SPECS
+from .segmenter import check_segmenter, default_segmenter
 
 log = logging.getLogger(__name__)
 
-ALL_METRICS = ("iou", "vit")
+ALL_METRICS = FAMILIES
+ROLES = ("structure", "appearance", "output")
 
 
 @dataclass
@@ -47,6 +58,7 @@ class ScoreOptions:
     device: str = "cpu"
     allow_random_weights: bool = False
     cache_dir: str | None = None
+    segmenter: str | None = None  # None: each data set's default
     # Mask R-CNN
     detector: str = DEFAULT_DETECTOR
     detector_weights: str | None = None
@@ -54,6 +66,10 @@ class ScoreOptions:
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
     batch_size: int = 2
+    # panoptic
+    panoptic_model: str = "auto"
+    panoptic_weights: str | None = None
+    panoptic_size: int | None = None
     # ViT
     backbone: str | None = None
     weights: str | None = None
@@ -64,47 +80,62 @@ class ScoreOptions:
         bad = [m for m in self.metrics if m not in ALL_METRICS]
         if bad or not self.metrics:
             raise ConfigError(f"unknown metric(s) {', '.join(bad) or '(none)'}; use --metrics {','.join(ALL_METRICS)}")
+        check_segmenter(self.segmenter)
+
+    def segmenter_for(self, dataset: str) -> str:
+        return self.segmenter or default_segmenter(dataset)
+
+    def records_for(self, dataset: str) -> list[str]:
+        """The metric records a job of ``dataset`` gets (``iou`` or ``panoptic``, then ``vit``)."""
+        return [scorers.records_for(m, self.segmenter_for(dataset)) for m in self.metrics]
+
+
+def _counts() -> dict[str, int]:
+    return {name: 0 for name in SPECS}
 
 
 @dataclass
 class ScoreSummary:
+    """What a scoring run did, per metric record (``iou``, ``panoptic``, ``vit``)."""
+
     jobs: int = 0
-    scored: dict[str, int] = field(default_factory=lambda: {m: 0 for m in ALL_METRICS})
-    skipped: dict[str, int] = field(default_factory=lambda: {m: 0 for m in ALL_METRICS})
-    excluded: int = 0
+    scored: dict[str, int] = field(default_factory=_counts)
+    skipped: dict[str, int] = field(default_factory=_counts)  # up to date
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)  # record -> why it was (re)scored -> count
+    excluded: dict[str, int] = field(default_factory=_counts)
     errors: list[dict[str, str]] = field(default_factory=list)
-    model_calls: dict[str, int] = field(default_factory=lambda: {m: 0 for m in ALL_METRICS})
+    missing_outputs: list[str] = field(default_factory=list)  # ok jobs whose output file is gone
+    model_calls: dict[str, int] = field(default_factory=_counts)
     cache: dict[str, dict[str, int]] = field(default_factory=dict)
+    segmenters: dict[str, str] = field(default_factory=dict)  # data set -> layout segmenter used
     random_weights: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.missing_outputs
 
-def select_jobs(store: RunStore, methods: Iterable[str] | None = None,
-                datasets: Iterable[str] | None = None) -> list[tuple[JobKey, JobRecord]]:  # fmt: skip
-    """Finished jobs (status ok, output present) of ``store``, optionally filtered."""
+
+def select_jobs(store: RunStore, methods: Iterable[str] | None = None, datasets: Iterable[str] | None = None
+                ) -> tuple[list[tuple[JobKey, JobRecord]], list[JobKey]]:  # fmt: skip
+    """The finished jobs of ``store`` (status ok, output present), and the ok jobs whose output is missing."""
     methods = set(methods) if methods else None
     datasets = set(datasets) if datasets else None
-    out = []
+    found, missing = [], []
     for key, rec in store.iter_records():
         if methods is not None and key.method not in methods:
             continue
         if datasets is not None and key.dataset not in datasets:
             continue
-        if not rec.ok or not rec.output:
+        if not rec.ok:
             continue
-        if not (store.job_dir(key) / rec.output).is_file():
+        if not rec.output or not (store.job_dir(key) / rec.output).is_file():
+            missing.append(key)
             continue
-        out.append((key, rec))
-    return out
-
-
-def _existing_hash(path: Path) -> str | None:
-    try:
-        return read_json(path).get("settings_hash")
-    except (OSError, ValueError, AttributeError):
-        return None
+        found.append((key, rec))
+    return found, missing
 
 
 def _input_path(value: str | None, role: str, root: str | None, where: str) -> Path:
@@ -116,51 +147,72 @@ def _input_path(value: str | None, role: str, root: str | None, where: str) -> P
     return p
 
 
-class _Models:
-    """Models built on first need (a fully skipped run loads nothing)."""
+class FileHashes:
+    """sha256 of image files, computed once per (path, size, mtime) in this process."""
 
-    def __init__(self, opts: ScoreOptions, cache_root: Path):
+    def __init__(self):
+        self._memo: dict[str, tuple[int, int, str]] = {}
+
+    def __call__(self, path: Path, role: str) -> str:
+        try:
+            st = path.stat()
+        except OSError:
+            raise ImageError(f"{role} not found: {path}") from None
+        memo = self._memo.get(str(path))
+        if memo and memo[:2] == (st.st_size, st.st_mtime_ns):
+            return memo[2]
+        digest = sha256_file(path)
+        self._memo[str(path)] = (st.st_size, st.st_mtime_ns, digest)
+        return digest
+
+
+def stale_reason(record: dict[str, Any] | None, want_hash: str, hashes: dict[str, str], force: bool = False
+                 ) -> str | None:  # fmt: skip
+    """Why a stored metric record must be recomputed, or None when it is up to date.
+
+    ``hashes`` maps the roles the metric reads to the sha256 of the image files now."""
+    if force:
+        return "forced"
+    if not isinstance(record, dict):
+        return "new"
+    if record.get("settings_hash") != want_hash:
+        return "settings changed"
+    stored = record.get("images")
+    if not isinstance(stored, dict):
+        return "no image hashes"
+    for role, digest in hashes.items():
+        entry = stored.get(role)
+        if not isinstance(entry, dict) or entry.get("sha256") != digest:
+            return f"{role} image changed"
+    return None
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        rec = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+class Scorers:
+    """The scorers of a run, built on first need (a fully up-to-date run loads no model)."""
+
+    def __init__(self, opts: ScoreOptions, cache_root: Path, given: dict[str, Any] | None = None):
         self.opts = opts
         self.cache_root = cache_root
-        self._det = None
-        self._vit = None
+        self.built: dict[str, Any] = dict(given or {})
+        self._hashes: dict[str, str] = {}
 
-    @property
-    def detector(self):
-        if self._det is None:
-            from .layout import cached_detector
+    def __getitem__(self, name: str):
+        if name not in self.built:
+            self.built[name] = scorers.build(name, self.opts, self.cache_root)
+        return self.built[name]
 
-            o = self.opts
-            det = load_detector(o.detector, o.detector_weights, device=o.device, allow_random=o.allow_random_weights,
-                                score_threshold=o.score_threshold, mask_threshold=o.mask_threshold,
-                                min_size=o.detector_size, batch_size=o.batch_size)  # fmt: skip
-            self._det = cached_detector(det, str(self.cache_root))
-        return self._det
-
-    @property
-    def vit(self):
-        if self._vit is None:
-            from splice.model.vit import load_vit
-
-            from .vit_metrics import CachedViT
-
-            o = self.opts
-            kwargs: dict[str, Any] = {"weights": o.weights, "device": o.device, "allow_random": o.allow_random_weights}
-            if o.backbone:
-                kwargs["backbone"] = o.backbone
-            ext = load_vit(**kwargs)
-            vit = CachedViT(ext, FeatureCache(self.cache_root, "vit", "vit"))
-            ident = vit.key_identity
-            vit.cache.model = f"{vit.backbone}-{(ident.get('sha256') or ident.get('spec') or 'x')[:12]}"
-            self._vit = vit
-        return self._vit
-
-
-def _loaded(models: Any, metric: str):
-    """The metric's model wrapper if it was loaded (never loads one)."""
-    if isinstance(models, _Models):
-        return models._det if metric == "iou" else models._vit
-    return getattr(models, "detector" if metric == "iou" else "vit", None)
+    def settings_hash(self, name: str) -> str:
+        if name not in self._hashes:
+            self._hashes[name] = self[name].settings_hash()
+        return self._hashes[name]
 
 
 def score_run(
@@ -168,36 +220,37 @@ def score_run(
     opts: ScoreOptions | None = None,
     *,
     progress: bool = False,
-    models: Any = None,
+    models: dict[str, Any] | None = None,
     on_job: Callable[[JobKey], None] | None = None,
 ) -> ScoreSummary:
     """Score every finished job of the run store at ``run_dir`` (module docstring).
 
     Args:
         run_dir: the run store (``--out``).
-        opts: metrics, models and filters.
+        opts: metrics, segmenter, models and filters.
         progress: show a tqdm bar on stderr.
-        models: an object with ``detector`` / ``vit`` attributes (a :class:`eval.layout.CachedDetector`,
-            a :class:`eval.vit_metrics.CachedViT`) to use instead of loading them (tests).
+        models: scorers by record name (``{"iou": CachedDetector, "panoptic": CachedSegmenter,
+            "vit": CachedViT}``) to use instead of building them (tests).
+        on_job: called with each job's key before it is looked at.
     """
     opts = opts or ScoreOptions()
     root = Path(run_dir)
     if not (root / "outputs").is_dir():
         raise UserError(f"no run store at {root} (no outputs/ folder); run `splice bench --out {root}` first")
     store = RunStore(root)
-    jobs = select_jobs(store, opts.methods, opts.datasets)
-    summary = ScoreSummary(jobs=len(jobs))
+    jobs, missing = select_jobs(store, opts.methods, opts.datasets)
+    summary = ScoreSummary(jobs=len(jobs), missing_outputs=[str(k) for k in missing])
+    for key in missing:
+        log.error("%s: the record says ok but its output is missing; run `splice bench` again to redo it", key)
     if not jobs:
-        log.warning("no finished jobs to score in %s", root)
+        if not missing:
+            log.warning("no finished jobs to score in %s", root)
         return summary
-    models = models or _Models(opts, resolve_cache_dir(opts.cache_dir))
-
-    # The settings hash of each metric decides what is already done; getting it may load the model.
-    want: dict[str, str] = {}
-    for metric in opts.metrics:
-        m = models.detector if metric == "iou" else models.vit
-        want[metric] = m.settings_hash()
-        summary.random_weights |= bool(m.record_base()["random_weights"])
+    live = Scorers(opts, resolve_cache_dir(opts.cache_dir), models)
+    # resolve every model the jobs need before the first job: a missing weights file is one error, not one per job
+    for name in dict.fromkeys(n for key, _ in jobs for n in opts.records_for(key.dataset)):
+        live.settings_hash(name)
+    hasher = FileHashes()
 
     bar = None
     if progress:
@@ -208,65 +261,96 @@ def score_run(
         for key, rec in jobs:
             if on_job:
                 on_job(key)
-            job_dir = store.job_dir(key)
-            todo = [m for m in opts.metrics
-                    if opts.force or _existing_hash(job_dir / "metrics" / f"{m}.json") != want[m]]  # fmt: skip
-            for m in opts.metrics:
-                if m not in todo:
-                    summary.skipped[m] += 1
-            if todo:
-                _score_job(store, key, rec, todo, models, opts, summary)
+            _visit(store, key, rec, live, hasher, opts, summary)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"errors={len(summary.errors)}", refresh=False)
     finally:
         if bar is not None:
             bar.close()
-    for metric, kind in (("iou", "masks"), ("vit", "vit")):
-        wrapper = _loaded(models, metric) if metric in opts.metrics else None
-        if wrapper is not None:
-            summary.model_calls[metric] = wrapper.model_calls
-            summary.cache[kind] = wrapper.cache.stats()
+    for name, scorer in live.built.items():
+        summary.model_calls[name] = scorer.model_calls
+        summary.cache[name] = scorer.cache.stats()
+        summary.random_weights |= bool(scorer.random)
     return summary
 
 
-def _score_job(store: RunStore, key: JobKey, rec: JobRecord, todo: list[str], models: Any, opts: ScoreOptions,
-               summary: ScoreSummary) -> None:  # fmt: skip
+def _visit(store: RunStore, key: JobKey, rec: JobRecord, live: Scorers, hasher: FileHashes, opts: ScoreOptions,
+           summary: ScoreSummary) -> None:  # fmt: skip
     job_dir = store.job_dir(key)
     where = str(key)
-    pair = rec.pair
+    names = opts.records_for(key.dataset)
+    if "iou" in opts.metrics:
+        summary.segmenters.setdefault(key.dataset, opts.segmenter_for(key.dataset))
+    roles = [r for r in ROLES if any(r in SPECS[n].reads for n in names)]
+    paths: dict[str, Path] = {}
+    shown: dict[str, str] = {}
     try:
-        structure = load_rgb(_input_path(pair.get("structure"), "structure image", opts.root, where),
-                             role="structure image", min_side=0).image  # fmt: skip
-        output = load_rgb(job_dir / rec.output, role="output image", min_side=0).image
-        appearance = None
-        if "vit" in todo:
-            appearance = load_rgb(_input_path(pair.get("appearance"), "appearance image", opts.root, where),
-                                  role="appearance image", min_side=0).image  # fmt: skip
+        for role in roles:
+            if role == "output":
+                paths[role], shown[role] = job_dir / str(rec.output), str(rec.output)
+            else:
+                value = rec.pair.get(role)
+                paths[role] = _input_path(value, f"{role} image", opts.root, where)
+                shown[role] = str(value)
+        hashes = {role: hasher(paths[role], f"{role} image") for role in roles}
+        todo = []
+        for name in names:
+            want = {r: hashes[r] for r in SPECS[name].reads}
+            reason = stale_reason(_read_record(job_dir / "metrics" / f"{name}.json"), live.settings_hash(name), want,
+                                  opts.force)  # fmt: skip
+            if reason is None:
+                summary.skipped[name] += 1
+            else:
+                todo.append((name, reason))
+        if not todo:
+            return
+        needed = {r for name, _ in todo for r in SPECS[name].reads}
+        images = {r: load_rgb(paths[r], role=f"{r} image", min_side=0).image for r in roles if r in needed}
     except UserError as e:
         summary.errors.append({"job": where, "error": str(e)})
         log.error("%s: %s", where, e)
         return
-    geometry = rec.geometry
-    for metric in todo:
+    for name, reason in todo:
+        spec = SPECS[name]
         try:
-            if metric == "iou":
-                from .layout import score_layout
-
-                record = score_layout(structure, output, models.detector, geometry, where=where)
-                summary.excluded += bool(record["excluded"])
-            else:
-                from .vit_metrics import score_vit
-
-                record = score_vit(structure, appearance, output, models.vit, geometry, where=where)
+            record = live[name].score({r: images[r] for r in spec.reads}, rec.geometry, where=where)
         except UserError as e:
-            summary.errors.append({"job": where, "metric": metric, "error": str(e)})
+            summary.errors.append({"job": where, "metric": name, "error": str(e)})
             log.error("%s: %s", where, e)
             continue
         except Exception as e:  # a failure becomes an error entry; the run continues (STYLE.md)
-            summary.errors.append({"job": where, "metric": metric, "error": f"{type(e).__name__}: {e}"})
-            log.exception("%s: scoring %s failed", where, metric)
+            summary.errors.append({"job": where, "metric": name, "error": f"{type(e).__name__}: {e}"})
+            log.exception("%s: scoring %s failed", where, name)
             continue
+        record["images"] = {r: {"path": shown[r], "sha256": hashes[r]} for r in spec.reads}
         record["job"] = key.to_dict()
-        atomic_write_json(job_dir / "metrics" / f"{metric}.json", record)
-        summary.scored[metric] += 1
+        atomic_write_json(job_dir / "metrics" / f"{name}.json", record)
+        summary.scored[name] += 1
+        summary.excluded[name] += bool(record.get("excluded"))
+        counts = summary.reasons.setdefault(name, {})
+        counts[reason] = counts.get(reason, 0) + 1
+
+
+def summary_lines(summary: ScoreSummary, metrics: Iterable[str]) -> list[str]:
+    """What ``splice score`` prints on stderr: one line per metric record, then missing outputs and errors."""
+    families = set(metrics)
+    lines = [f"{summary.jobs} finished jobs"]
+    if summary.segmenters:
+        by_seg = Counter(summary.segmenters.values())
+        lines[0] += "; layout segmenter: " + ", ".join(
+            f"{seg} ({', '.join(sorted(d for d, s in summary.segmenters.items() if s == seg))})" for seg in by_seg)
+    for name, spec in SPECS.items():
+        if spec.family not in families:
+            continue
+        used = summary.scored[name] + summary.skipped[name]
+        if not used and spec.segmenter is not None:
+            continue  # a segmenter no data set used
+        why = summary.reasons.get(name, {})
+        detail = f" ({', '.join(f'{n} {r}' for r, n in sorted(why.items()))})" if why else ""
+        line = (f"{name}: {summary.scored[name]} scored{detail}, {summary.skipped[name]} up to date, "
+                f"{summary.model_calls[name]} model calls")  # fmt: skip
+        if spec.excludable and summary.excluded[name]:
+            line += f"; {summary.excluded[name]} of the scored excluded (nothing to compare in the structure image)"
+        lines.append(line)
+    return lines

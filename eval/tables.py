@@ -1,22 +1,31 @@
-"""Metric tables: mean ± std per data set and method, with the counts behind them.
+"""Metric tables: every method of a data set compared on the same pairs, with the counts behind them.
 
-The Splice paper (Tumanyan et al., CVPR 2022, Table 2) reports the layout IoU as
-mean ± std per data set; PROTOCOL.md adds the number of pairs used, the number
-excluded (no detection in the structure image) and, here, the number of failed jobs,
-so that an exclusion-heavy data set (Mountains) cannot hide behind a clean mean.
+The Splice paper (Tumanyan et al., CVPR 2022, Table 2) reports the layout IoU as mean ± std per data set.
+PROTOCOL.md (version 2) asks for more: exclusions are decided per job (the aligned structure image of a centre
+crop may lose the object) and failed jobs drop out, so means over each method's own pairs come from different
+pairs. Here, per data set, over the rows of :func:`eval.aggregate.load_results`:
 
-Definitions, per (data set, method), over the rows of :func:`eval.aggregate.load_results`:
-
-- ``n_failed``: jobs whose status is ``failed``, or ``ok`` with the output image missing;
-- jobs recorded ``not-applicable`` (the method does not apply to the data set) count nowhere; a
-  (data set, method) with only such jobs is listed in ``attrs["not_applicable"]`` and shown as "—";
-- ``n_excluded``: scored jobs the protocol excludes (IoU metrics only: no detection in
-  the structure image);
-- ``n_unscored``: finished jobs without a record for this metric (run ``splice score``);
-- ``n_used``: the rest, the jobs whose value enters the mean;
-- ``mean``: arithmetic mean over the used jobs (every seed counts as one sample);
-- ``std``: the *sample* standard deviation (``ddof=1``), ``NaN`` when ``n_used < 2``
-  because one value says nothing about spread.
+- a **pair's value** for a method is the mean over that method's jobs of the pair (its seeds);
+- **common pairs**: the pairs for which *every* method of the table (``--methods``, default all in the data
+  set) has a value. ``n_common``, ``mean_common``, ``std_common`` (sample std, ``ddof=1``; NaN below two pairs)
+  are the headline, and the same pairs for every method of a data set; the **best** method (``best``, bold)
+  is chosen on ``mean_common`` only;
+- ``n_all``, ``mean_all``, ``std_all``: over all of the method's own pairs (secondary);
+- ``diff_vs_reference``: the paired mean difference ``method - reference`` over the common pairs, with a
+  paired bootstrap 95% interval (``diff_ci_low``, ``diff_ci_high``: percentiles of the mean difference over
+  :data:`N_BOOT` resamples of the common pairs with replacement, seed :data:`BOOT_SEED`); the reference
+  method is ``splice`` unless ``reference`` names another, and its own row and data sets without it show NaN;
+- ``excluded`` (jobs the protocol excludes: no detection / no labelled pixel in the aligned structure image),
+  ``failed`` (jobs ``failed``, or ``ok`` with the output missing), ``unscored`` (finished jobs without a
+  record) count jobs;
+- jobs recorded ``not-applicable`` (the method does not apply to the data set) count nowhere; a method with
+  only such jobs on a data set is not one of its compared methods (it cannot empty the common pairs), is
+  listed in ``attrs["not_applicable"]`` and shown as "—";
+- ``segmenter``: for layout metrics, which segmenter's records the data set's numbers come from
+  (``maskrcnn`` or ``panoptic``; the data set's default when it has those records, else the one that has them,
+  or the one ``segmenter`` asks for);
+- with ``paper=True`` (``iou`` only): the paper's Table 2 value beside ours (``paper_mean``, ``paper_std``,
+  ``paper_note``, :mod:`eval.paper`).
 """
 
 from __future__ import annotations
@@ -25,108 +34,238 @@ import io
 import logging
 import math
 
+import numpy as np
 import pandas as pd
 
 from splice.core.errors import ConfigError
 from splice.core.record import NOT_APPLICABLE
 
-from .metrics import METRICS, Metric, get_metric
+from .metrics import KEY_IOU, METRICS, Metric, Source, get_metric
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["dataset", "method", "mean", "std", "n_used", "n_excluded", "n_failed", "n_unscored"]
+TABLE_COLUMNS = ["dataset", "method", "n_common", "mean_common", "std_common", "n_all", "mean_all",
+                 "diff_vs_reference", "diff_ci_low", "diff_ci_high", "excluded", "failed", "std_all", "unscored",
+                 "segmenter", "reference", "best"]  # fmt: skip
+PAPER_COLUMNS = ["paper_mean", "paper_std", "paper_note"]
+COUNT_COLUMNS = ("n_common", "n_all", "excluded", "failed", "unscored")
 FORMATS = ("md", "csv", "latex")
 RANDOM_WARNING = "RANDOM WEIGHTS: metric models were randomly initialised; these numbers mean nothing."
+DEFAULT_REFERENCE = "splice"
+N_BOOT = 10_000
+BOOT_SEED = 0
+CI_LEVEL = 0.95
 
 
-def _scored_column(metric: Metric) -> str | None:
-    return {"iou": "iou_scored", "vit": "vit_scored"}.get(metric.record or "")
+def choose_segmenter(metric: Metric, rows: pd.DataFrame, dataset: str, requested: str | None = None) -> str | None:
+    """The segmenter whose records give ``metric`` on ``dataset`` (module docstring); None if it has none."""
+    if not metric.by_segmenter:
+        return None
+    if requested is not None:
+        metric.source_for(requested)  # a one-line error when the metric has no such segmenter
+        return requested
+    from .segmenter import default_segmenter
+
+    have = [s for s, src in metric.sources.items() if src.scored in rows and bool(rows[src.scored].any())]
+    default = default_segmenter(dataset)
+    if default in metric.sources and (default in have or not have):
+        return default
+    return have[0] if have else next(iter(metric.sources))
 
 
-def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None) -> pd.DataFrame:
-    """Aggregate ``metric`` (a key of :data:`eval.metrics.METRICS`) per data set and method.
+def _job_flags(g: pd.DataFrame, src: Source) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """(failed, excluded, unscored, value) per job row of ``g``; value is NaN unless the job is used."""
+    failed = (g["status"] != "ok") | g["output"].isna()
+    scored = (g[src.scored].astype(bool) if src.scored else g[src.column].notna()) & ~failed
+    excluded = (scored & g[src.excluded].astype(bool)) if src.excluded else pd.Series(False, index=g.index)
+    value = g[src.column].astype(float).where(scored & ~excluded)
+    unscored = ~failed & ~excluded & value.isna()
+    return failed, excluded, unscored, value
+
+
+def metric_values(df: pd.DataFrame, metric: str, segmenter: str | None = None) -> pd.Series:
+    """Each job's value of ``metric`` (NaN when failed, excluded or unscored), with each data set's segmenter."""
+    m = get_metric(metric)
+    out = pd.Series(np.nan, index=df.index, dtype=float)
+    for dataset, g in df.groupby("dataset", sort=True):
+        src = m.source_for(choose_segmenter(m, g, str(dataset), segmenter))
+        out.loc[g.index] = _job_flags(g, src)[3]
+    return out
+
+
+def paired_bootstrap_ci(diffs: np.ndarray, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+                        level: float = CI_LEVEL) -> tuple[float, float]:  # fmt: skip
+    """Percentile interval of the mean of ``diffs`` (one paired difference per pair) over ``n_boot`` resamples of
+    the pairs with replacement; NaN below two pairs."""
+    d = np.asarray(diffs, dtype=float)
+    if len(d) < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def _mean_std(values: pd.Series) -> tuple[int, float, float]:
+    n = int(len(values))
+    return n, float(values.mean()) if n else math.nan, float(values.std(ddof=1)) if n >= 2 else math.nan
+
+
+def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None, *, reference: str | None = None,
+                 segmenter: str | None = None, paper: bool = False, n_boot: int = N_BOOT) -> pd.DataFrame:  # fmt: skip
+    """``metric`` per data set and method, compared on common pairs (module docstring).
 
     Args:
         df: rows of :func:`eval.aggregate.load_results`.
-        metric: ``iou``, ``matched_iou``, ``structure``, ``appearance``, ``cosine``, ``seconds``, ``memory``.
+        metric: ``iou``, ``matched_iou``, ``pixel_accuracy``, ``structure``, ``appearance``, ``cosine``,
+            ``seconds``, ``memory``.
         methods: keep only these methods, in this order (default: all, sorted).
+        reference: the method differences are taken to (default ``splice``; a name not in ``df`` is an error
+            when given explicitly).
+        segmenter: for layout metrics, use this segmenter's records on every data set.
+        paper: add the paper's Table 2 values (``iou`` only).
+        n_boot: bootstrap resamples of the difference intervals.
 
     Returns:
-        A frame with :data:`TABLE_COLUMNS` (definitions in the module docstring), sorted by
-        data set then method. ``attrs`` holds ``metric``, ``higher_is_better`` and
-        ``random_weights`` (any method or metric model in the table was random).
+        A frame with :data:`TABLE_COLUMNS` (+ :data:`PAPER_COLUMNS` with ``paper``), sorted by data set then
+        method. ``attrs`` holds ``metric``, ``higher_is_better``, ``random_weights``, ``reference``,
+        ``paper`` and ``notes`` (lines a rendering prints under the table).
     """
     m = get_metric(metric)
     if methods is not None:
         df = df[df["method"].isin(methods)]
     order = list(methods) if methods is not None else sorted(df["method"].unique())
-    rows = []
+    rank = {name: i for i, name in enumerate(order)}
+    if reference is not None and reference not in set(df["method"]):
+        raise ConfigError(f"--reference {reference}: no such method in this table; it has "
+                          f"{', '.join(order) or 'none'}")  # fmt: skip
+    reference = reference or DEFAULT_REFERENCE
+    paper = paper and m.key == KEY_IOU
+    rows: list[dict] = []
+    notes: list[str] = []
+    not_applicable: list[tuple[str, str]] = []
     random = False
-    not_applicable = []
-    for (dataset, method), g in df.groupby(["dataset", "method"], sort=True):
-        if (g["status"] == NOT_APPLICABLE).all():
-            not_applicable.append((dataset, method))
-        g = g[g["status"] != NOT_APPLICABLE]
-        failed = (g["status"] != "ok") | g["output"].isna()
-        done = g[~failed]
-        if m.excludable:
-            excluded = done["iou_scored"] & done["iou_excluded"]
-        else:
-            excluded = pd.Series(False, index=done.index)
-        scored_col = _scored_column(m)
-        scored = done[scored_col] if scored_col else done[m.column].notna()
-        unscored = ~scored
-        values = done.loc[scored & ~excluded, m.column].astype(float)
-        unscored = unscored | (scored & ~excluded & values.reindex(done.index).isna())
-        values = values.dropna()
-        n = len(values)
-        if done["config_hash"].nunique() > 1:
-            log.warning("%s/%s mixes %d configurations in one mean", dataset, method, done["config_hash"].nunique())
-        random = random or bool(done["random_weights"].any()) or (m.record is not None and bool(
-            done.loc[scored, "metrics_random_weights"].any()))
-        rows.append({
-            "dataset": dataset,
-            "method": method,
-            "mean": float(values.mean()) if n else math.nan,
-            "std": float(values.std(ddof=1)) if n >= 2 else math.nan,
-            "n_used": n,
-            "n_excluded": int(excluded.sum()),
-            "n_failed": int(failed.sum()),
-            "n_unscored": int(unscored.sum()),
-        })  # fmt: skip
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    if len(table):
-        rank = {name: i for i, name in enumerate(order)}
-        table = table.assign(_r=table["method"].map(rank)).sort_values(["dataset", "_r"], kind="stable")
-        table = table.drop(columns="_r").reset_index(drop=True)
-    for col in ("n_used", "n_excluded", "n_failed", "n_unscored"):
+    for dataset, g in df.groupby("dataset", sort=True):
+        dataset = str(dataset)
+        na = g["status"] == NOT_APPLICABLE
+        na_methods = sorted(set(g.loc[na, "method"]) - set(g.loc[~na, "method"]))
+        not_applicable += [(dataset, str(n)) for n in na_methods]
+        g = g[~na]
+        seg = choose_segmenter(m, g, dataset, segmenter)
+        src = m.source_for(seg)
+        failed, excluded, unscored, value = _job_flags(g, src)
+        per_pair: dict[str, pd.Series] = {}
+        counts: dict[str, tuple[int, int, int]] = {}
+        for method, gm in g.groupby("method", sort=False):
+            idx = gm.index
+            v = value.loc[idx]
+            per_pair[str(method)] = v.dropna().groupby(gm.loc[v.notna(), "pair_id"]).mean()
+            counts[str(method)] = (int(excluded.loc[idx].sum()), int(failed.loc[idx].sum()),
+                                   int(unscored.loc[idx].sum()))  # fmt: skip
+            done = gm[~failed.loc[idx]]
+            if done["config_hash"].nunique() > 1:
+                log.warning("%s/%s mixes %d configurations in one mean", dataset, method, done["config_hash"].nunique())
+            random = random or bool(done["random_weights"].any())
+            if src.record is not None and src.scored in gm:
+                random = random or bool(gm.loc[gm[src.scored].astype(bool), "metrics_random_weights"].any())
+        names = sorted(per_pair, key=lambda n: (rank.get(n, len(rank)), n))
+        common = sorted(set.intersection(*(set(per_pair[n].index) for n in names))) if names else []
+        empty = [n for n in names if per_pair[n].empty]
+        if not common and len(names) > 1:
+            why = f"{', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no value" if empty else \
+                "no pair has a value for every method"  # fmt: skip
+            notes.append(f"{dataset}: no common pairs ({why}); leave methods out with --methods to compare the rest")
+        ref = per_pair.get(reference)
+        block = []
+        for n in names:
+            pp = per_pair[n]
+            n_c, mean_c, std_c = _mean_std(pp.loc[common]) if common else (0, math.nan, math.nan)
+            n_a, mean_a, std_a = _mean_std(pp)
+            diff = low = high = math.nan
+            if ref is not None and n != reference and common:
+                d = (pp.loc[common] - ref.loc[common]).to_numpy()
+                diff = float(d.mean())
+                low, high = paired_bootstrap_ci(d, n_boot=n_boot)
+            ex, fa, un = counts[n]
+            row = {"dataset": dataset, "method": n, "n_common": n_c, "mean_common": mean_c, "std_common": std_c,
+                   "n_all": n_a, "mean_all": mean_a, "diff_vs_reference": diff, "diff_ci_low": low,
+                   "diff_ci_high": high, "excluded": ex, "failed": fa, "std_all": std_a, "unscored": un,
+                   "segmenter": seg or "", "reference": reference if ref is not None else "", "best": False}  # fmt: skip
+            if paper:
+                from .paper import paper_value
+
+                pv = paper_value(dataset, n)
+                row.update(paper_mean=pv.mean if pv else None, paper_std=pv.std if pv else None,
+                           paper_note=pv.note if pv else None)  # fmt: skip
+            block.append(row)
+        for n in na_methods:
+            block.append({**{c: math.nan for c in TABLE_COLUMNS}, "dataset": dataset, "method": str(n),
+                          **{c: 0 for c in COUNT_COLUMNS}, "segmenter": seg or "", "reference": "", "best": False,
+                          **({c: None for c in PAPER_COLUMNS} if paper else {})})  # fmt: skip
+        block.sort(key=lambda r: (rank.get(r["method"], len(rank)), r["method"]))
+        scored = [r for r in block if not math.isnan(r["mean_common"])]
+        if len(scored) >= 2:
+            pick = max if m.higher_is_better else min
+            target = pick(r["mean_common"] for r in scored)
+            for r in scored:
+                r["best"] = r["mean_common"] == target
+        rows += block
+        if paper:
+            notes += _paper_notes(dataset, names)
+    columns = TABLE_COLUMNS + (PAPER_COLUMNS if paper else [])
+    table = pd.DataFrame(rows, columns=columns)
+    for col in COUNT_COLUMNS:
         table[col] = table[col].astype("int64")
-    table.attrs.update(metric=m.key, higher_is_better=m.higher_is_better, random_weights=random,
-                       not_applicable=not_applicable)
+    table["best"] = table["best"].astype(bool)
+    table.attrs.update(metric=m.key, higher_is_better=m.higher_is_better, random_weights=random, reference=reference,
+                       paper=paper, notes=notes, n_boot=n_boot, not_applicable=not_applicable)  # fmt: skip
     return table
 
 
-def _fmt(x: float, digits: int) -> str:
+def _paper_notes(dataset: str, names: list[str]) -> list[str]:
+    from .paper import NO_ROW, SOURCE, TABLE2, paper_value
+
+    if dataset in NO_ROW:
+        return [f"{dataset}: {NO_ROW[dataset]}"]
+    ours = {paper_value(dataset, n) for n in names} - {None}
+    out = []
+    for method, pv in TABLE2.get(dataset, {}).items():
+        if pv not in ours:
+            out.append(f"{dataset}: the paper ({SOURCE}) reports {method} {pv.text()}" + (f" ({pv.note})" if pv.note
+                       else "") + "; not in this run")  # fmt: skip
+        elif pv.note:
+            out.append(f"{dataset}, {method}, paper value: {pv.note}")
+    return out
+
+
+# -- rendering ---------------------------------------------------------------------------------------------
+def _fmt(x: float | None, digits: int) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def mean_std_text(mean: float, std: float, digits: int, pm: str = "±") -> str:
     """``0.512 ± 0.103``; ``0.512 ± –`` with one value; ``–`` with none."""
-    if math.isnan(mean):
+    if mean is None or math.isnan(mean):
         return "–"
     return f"{_fmt(mean, digits)} {pm} {_fmt(std, digits)}"
 
 
-def _best(table: pd.DataFrame, metric: Metric) -> set[int]:
-    """Row indices of the best mean per data set (only where two or more methods have one)."""
-    best: set[int] = set()
-    for _, g in table.groupby("dataset"):
-        g = g[g["mean"].notna()]
-        if len(g) < 2:
-            continue
-        target = g["mean"].max() if metric.higher_is_better else g["mean"].min()
-        best.update(g.index[g["mean"] == target])
-    return best
+def diff_text(r, digits: int, dash: str = "–") -> str:
+    """``+0.012 [-0.020, +0.041]``, or ``–``."""
+    d = r["diff_vs_reference"]
+    if d is None or math.isnan(d):
+        return dash
+    ci = "" if math.isnan(r["diff_ci_low"]) else f" [{r['diff_ci_low']:+.{digits}f}, {r['diff_ci_high']:+.{digits}f}]"
+    return f"{d:+.{digits}f}{ci}"
+
+
+def paper_text(r, pm: str = "±") -> str:
+    mean = r.get("paper_mean") if hasattr(r, "get") else None
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    note = r.get("paper_note")
+    return f"{mean} {pm} {r['paper_std']}" + ("*" if isinstance(note, str) and note else "")
 
 
 def _latex_escape(s: str) -> str:
@@ -136,66 +275,99 @@ def _latex_escape(s: str) -> str:
     return s
 
 
+def footer(table: pd.DataFrame) -> list[str]:
+    """The lines printed under a table: how it was computed, and its notes."""
+    metric = METRICS.get(table.attrs.get("metric", ""), get_metric("iou"))
+    ref = table.attrs.get("reference", DEFAULT_REFERENCE)
+    lines = [f"Common pairs: those every method of the data set has a value for (the same n for every method; "
+             f"best in bold). Difference: paired mean difference to {ref} on the common pairs, "
+             f"{int(CI_LEVEL * 100)}% paired bootstrap interval ({table.attrs.get('n_boot', N_BOOT)} resamples)."]
+    if metric.by_segmenter:
+        from .metrics import SEGMENTER_LABELS
+
+        used = [s for s in dict.fromkeys(table["segmenter"]) if s] if len(table) else []
+        lines.append("Segmenter: " + "; ".join(f"{s} = {SEGMENTER_LABELS.get(s, s)}" for s in used))
+    if table.attrs.get("paper"):
+        from .paper import SOURCE
+
+        lines.append(f"paper = {SOURCE} (layout IoU, mean ± std as printed; * see the notes).")
+    lines += list(table.attrs.get("notes", []))
+    return lines
+
+
 def render(table: pd.DataFrame, fmt: str = "md") -> str:
     """Render a :func:`metric_table` as Markdown, CSV or LaTeX.
 
-    Markdown and LaTeX show ``mean ± std`` with the best mean per data set in bold (by the
-    metric's ``higher_is_better``) and the counts; CSV keeps plain numbers (mean, std and
-    counts as columns) for machines. A table built with random weights says so on its
-    first line (a Markdown quote, a LaTeX comment, a CSV comment line starting with ``#``).
+    Markdown and LaTeX show ``mean ± std`` on the common pairs (best per data set in bold, by the metric's
+    direction), on all pairs, the difference to the reference with its interval, the counts, the segmenter of
+    layout metrics and the paper's value when asked, then the footer; CSV keeps plain numbers in
+    :data:`TABLE_COLUMNS` order (plus ``metric`` and the paper's columns) for machines. A table built with
+    random weights says so on its first line (a Markdown quote, a LaTeX comment, a CSV comment line).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
     metric = METRICS.get(table.attrs.get("metric", ""), None) or get_metric("iou")
     digits = metric.digits
     random = bool(table.attrs.get("random_weights", False))
-    show_unscored = bool(len(table)) and int(table["n_unscored"].sum()) > 0
-    best = _best(table, metric)
-    na = {tuple(x) for x in table.attrs.get("not_applicable", [])}
-    arrow = "↑" if metric.higher_is_better else "↓"
+    paper = bool(table.attrs.get("paper", False))
     if fmt == "csv":
         buf = io.StringIO()
         if random:
             buf.write(f"# {RANDOM_WARNING}\n")
         out = table.copy()
-        out.insert(2, "metric", metric.key)
+        out.insert(len(TABLE_COLUMNS), "metric", metric.key)
         out.to_csv(buf, index=False, float_format=f"%.{max(digits, 6)}g", lineterminator="\n")
         return buf.getvalue()
-    counts = ["used", "excluded", "failed"] + (["unscored"] if show_unscored else [])
+    show_unscored = bool(len(table)) and int(table["unscored"].sum()) > 0
+    show_seg = metric.by_segmenter
+    ref = table.attrs.get("reference", DEFAULT_REFERENCE)
+    arrow = "↑" if metric.higher_is_better else "↓"
+    counts = ["excluded", "failed"] + (["unscored"] if show_unscored else [])
+    head = (["dataset", "method"] + (["segmenter"] if show_seg else [])
+            + [f"{metric.label} {arrow} (common pairs)", "n", "all pairs", "n", f"vs {ref} [95% CI]"] + counts
+            + (["paper"] if paper else []))  # fmt: skip
+
+    na = {tuple(x) for x in table.attrs.get("not_applicable", [])}
+
+    def cells(r, tex: bool) -> list[str]:
+        pm, dash = (r"$\pm$", "--") if tex else ("±", "–")
+        common = mean_std_text(r["mean_common"], r["std_common"], digits, pm).replace("–", dash)
+        if (r["dataset"], r["method"]) in na:  # the method does not apply to this data set
+            common = "---" if tex else "—"
+        if r["best"]:
+            common = (r"\textbf{" + common + "}") if tex else f"**{common}**"
+        esc = _latex_escape if tex else (lambda s: s)
+        out = [esc(str(r["dataset"])), esc(str(r["method"]))] + ([esc(str(r["segmenter"]))] if show_seg else [])
+        out += [common, str(int(r["n_common"])),
+                mean_std_text(r["mean_all"], r["std_all"], digits, pm).replace("–", dash), str(int(r["n_all"])),
+                diff_text(r, digits, dash)]  # fmt: skip
+        out += [str(int(r[c])) for c in counts]
+        if paper:
+            out.append(paper_text(r, pm).replace("—", "---" if tex else "—"))
+        return out
+
     lines: list[str] = []
     if fmt == "md":
         if random:
             lines += [f"> **{RANDOM_WARNING}**", ""]
-        lines.append(f"| dataset | method | {metric.label} {arrow} | " + " | ".join(counts) + " |")
-        lines.append("|---|---|---:|" + "---:|" * len(counts))
-        for i, r in table.iterrows():
-            cell = "—" if (r["dataset"], r["method"]) in na else mean_std_text(r["mean"], r["std"], digits)
-            if i in best:
-                cell = f"**{cell}**"
-            nums = [r["n_used"], r["n_excluded"], r["n_failed"]] + ([r["n_unscored"]] if show_unscored else [])
-            lines.append(f"| {r['dataset']} | {r['method']} | {cell} | " + " | ".join(str(int(n)) for n in nums) + " |")
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * (2 + show_seg) + "---:|" * (len(head) - 2 - show_seg))
+        for _, r in table.iterrows():
+            lines.append("| " + " | ".join(cells(r, False)) + " |")
+        lines += [""] + [f"_{line}_" if i == 0 else line for i, line in enumerate(footer(table))]
         return "\n".join(lines) + "\n"
-    # latex (booktabs)
     if random:
         lines.append(f"% {RANDOM_WARNING}")
-    lines.append(r"\begin{tabular}{ll" + "r" * (1 + len(counts)) + "}")
+    lines.append(r"\begin{tabular}{" + "l" * (2 + show_seg) + "r" * (len(head) - 2 - show_seg) + "}")
     lines.append(r"\toprule")
-    arrow_tex = r"$\uparrow$" if metric.higher_is_better else r"$\downarrow$"
-    head = " & ".join(["dataset", "method", f"{_latex_escape(metric.label)} {arrow_tex}"] + counts)
-    lines.append(head + r" \\")
+    tex_head = [_latex_escape(h) for h in head]
+    tex_head[2 + show_seg] = _latex_escape(f"{metric.label} (common pairs) ") + (
+        r"$\uparrow$" if metric.higher_is_better else r"$\downarrow$")
+    lines.append(" & ".join(tex_head) + r" \\")
     lines.append(r"\midrule")
-    for i, r in table.iterrows():
-        if (r["dataset"], r["method"]) in na:
-            cell = "---"
-        elif math.isnan(r["mean"]):
-            cell = "--"
-        else:
-            cell = f"{_fmt(r['mean'], digits)} $\\pm$ {_fmt(r['std'], digits).replace('–', '--')}"
-        if i in best:
-            cell = r"\textbf{" + cell + "}"
-        nums = [r["n_used"], r["n_excluded"], r["n_failed"]] + ([r["n_unscored"]] if show_unscored else [])
-        cells = [_latex_escape(str(r["dataset"])), _latex_escape(str(r["method"])), cell] + [str(int(n)) for n in nums]
-        lines.append(" & ".join(cells) + r" \\")
+    for _, r in table.iterrows():
+        lines.append(" & ".join(cells(r, True)) + r" \\")
     lines.append(r"\bottomrule")
     lines.append(r"\end{tabular}")
+    lines += [f"% {line}" for line in footer(table)]
     return "\n".join(lines) + "\n"

@@ -1,32 +1,42 @@
-"""ViT structure/appearance distances over a run, with cached features.
+"""The ViT structure and appearance distances: one scorer for one pair and for a whole run.
 
-PROTOCOL.md ("ViT structure and appearance distances", after the Splice losses of
-Tumanyan et al., CVPR 2022): structure distance = MSE of the key self-similarities of
-the output and the *aligned* structure image, appearance distance = MSE of the CLS
-tokens of the output and the appearance image, plus their cosine. The extractor and the
-distances are the lead's (:func:`splice.model.vit.load_vit`, :func:`eval.vit_distances.vit_distances`);
-this module adds the geometry alignment and the content-hash cache: one forward pass
-per distinct image serves both the self-similarity and the CLS token.
+PROTOCOL.md ("ViT structure and appearance distances"; the Splice losses of Tumanyan et al., CVPR 2022, on
+full images, SPLICE.md for the features), with the features of :meth:`splice.model.vit.ViTExtractor.image_features`:
 
-The cache stores the keys (T x D) and the CLS token; the self-similarity (T x T) is
-recomputed from the keys on read, which is cheaper than storing it (T is up to ~1700).
+- ``structure_distance`` = MSE(SelfSim(output), SelfSim(aligned structure image)), lower is better;
+- ``appearance_distance`` = MSE(CLS(output), CLS(appearance image)), lower is better;
+- ``appearance_cosine`` = cosine similarity of those two CLS tokens, higher is better.
+
+"Aligned": the structure image is first transformed with the job's recorded geometry (:mod:`eval.align`),
+exactly as for the layout IoU; ``splice score vit`` takes the same geometry (``--geometry`` in the text form
+of :mod:`splice.core.geometry`, or ``--record JOB_DIR/record.json``) and goes through this same code, so a
+pair scored alone and within ``splice score --out`` gives the same numbers.
+
+One forward pass per distinct image serves both distances, through the content-hash cache
+(:mod:`eval.cache`): an entry holds the keys (T x D) and the CLS token; the self-similarity (T x T) is
+recomputed from the keys on every read, hit or miss, so a record computed from the cache equals the first
+one bit for bit.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from splice.core.geometry import Geometry
 from splice.core.imageio import sha256_image, to_tensor
 
-from . import PROTOCOL_VERSION
 from .align import align_structure
-from .cache import FeatureCache, cache_key
+from .cache import FeatureCache, cache_key, resolve_cache_dir
+from .scorers import SPECS, Scorer
+
+METRIC_KEYS = ("structure_distance", "appearance_distance", "appearance_cosine")
+HIGHER_IS_BETTER = dict(SPECS["vit"].values)
 
 
 def identity_dict(extractor) -> dict[str, Any]:
@@ -34,38 +44,48 @@ def identity_dict(extractor) -> dict[str, Any]:
     return dict(ident.to_dict() if hasattr(ident, "to_dict") else ident)
 
 
-def _ssim_from_keys(keys):
-    try:
-        from splice.model.vit import self_similarity
-    except ImportError:  # pragma: no cover - the lead's module is part of the project
-        import torch
+def vit_distances(feat_s: dict, feat_t: dict, feat_o: dict) -> dict[str, float]:
+    """The three numbers from the features of the aligned structure image, the appearance image and the output."""
+    if feat_o["ssim"].shape != feat_s["ssim"].shape:
+        raise ValueError(f"self-similarity shapes differ ({tuple(feat_o['ssim'].shape)} vs "
+                         f"{tuple(feat_s['ssim'].shape)}): align the structure image to the output first")  # fmt: skip
+    return {
+        "structure_distance": F.mse_loss(feat_o["ssim"].float(), feat_s["ssim"].float()).item(),
+        "appearance_distance": F.mse_loss(feat_o["cls"].float(), feat_t["cls"].float()).item(),
+        "appearance_cosine": F.cosine_similarity(feat_o["cls"].float(), feat_t["cls"].float(), dim=0).item(),
+    }
 
-        def self_similarity(k, eps=1e-8):
-            n = k.norm(dim=-1, keepdim=True)
-            return (k @ k.transpose(-1, -2)) / torch.clamp(n @ n.transpose(-1, -2), min=eps)
 
-    return self_similarity(keys[None])[0]
-
-
-class CachedViT:
-    """A ViT feature extractor behind a :class:`~eval.cache.FeatureCache`.
+class CachedViT(Scorer):
+    """The ``vit`` metric: a ViT feature extractor behind a :class:`~eval.cache.FeatureCache`.
 
     ``model_calls`` counts forward passes (0 on a fully cached run).
     """
+
+    spec = SPECS["vit"]
 
     def __init__(self, extractor, cache: FeatureCache):
         self.extractor = extractor
         self.cache = cache
         self.model_calls = 0
         ident = identity_dict(extractor)
-        self.random = bool(ident.get("random", False))
         self.weights = ident
         self.backbone = ident.get("backbone") or getattr(extractor, "backbone", None) or "vit"
         # where a file lives does not change the features: key on its hash
-        self.key_identity = {"backbone": self.backbone, "sha256": ident.get("sha256"), "random": self.random,
+        self.key_identity = {"backbone": self.backbone, "sha256": ident.get("sha256"),
+                             "random": bool(ident.get("random", False)),
                              "spec": None if ident.get("sha256") else ident.get("spec")}  # fmt: skip
-        self.settings = {"short_side": getattr(extractor, "short_side", None),
-                         "max_side": getattr(extractor, "max_side", None)}  # fmt: skip
+        self._settings = {"short_side": getattr(extractor, "short_side", None),
+                          "max_side": getattr(extractor, "max_side", None)}  # fmt: skip
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self.key_identity)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def model_fields(self) -> dict[str, Any]:
+        return {"backbone": self.backbone, "weights": self.weights}
 
     def _forward(self, image: Image.Image) -> dict[str, Any]:
         self.model_calls += 1
@@ -73,11 +93,11 @@ class CachedViT:
         device = getattr(getattr(self.extractor, "mean", None), "device", None)
         return self.extractor.image_features(tensor.to(device) if device is not None else tensor)
 
-    def features(self, image: Image.Image) -> dict[str, Any]:
+    def features(self, image: Image.Image) -> dict[str, torch.Tensor]:
         """``{"ssim": (T, T), "cls": (D,)}`` float32 tensors of an RGB image."""
-        import torch
+        from splice.model.vit import self_similarity
 
-        key = cache_key(sha256_image(image), self.key_identity, self.settings)
+        key = cache_key(sha256_image(image), self.key_identity, self._settings)
         arrays = self.cache.get(key)
         if arrays is None:
             feats = self._forward(image)
@@ -91,44 +111,32 @@ class CachedViT:
         # the same arithmetic on a hit and a miss: a rescored record equals the first one bit for bit
         cls = torch.from_numpy(np.asarray(arrays["cls"]))
         if "keys" in arrays:
-            ssim = _ssim_from_keys(torch.from_numpy(np.asarray(arrays["keys"])))
+            ssim = self_similarity(torch.from_numpy(np.asarray(arrays["keys"]))[None])[0]
         else:
             ssim = torch.from_numpy(np.asarray(arrays["ssim"]))
         return {"ssim": ssim, "cls": cls}
 
-    def settings_hash(self) -> str:
-        blob = json.dumps({"protocol": PROTOCOL_VERSION, "model": self.key_identity, "settings": self.settings},
-                          sort_keys=True, default=str)  # fmt: skip
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def record_base(self) -> dict[str, Any]:
-        return {
-            "metric": "vit",
-            "protocol_version": PROTOCOL_VERSION,
-            "backbone": self.backbone,
-            "weights": self.weights,
-            "random_weights": self.random,
-            "settings_hash": self.settings_hash(),
-        }
+    def score(self, images: dict[str, Image.Image], geometry: Any = None, where: str = "") -> dict[str, Any]:
+        return score_vit(images["structure"], images["appearance"], images["output"], self, geometry, where)
 
 
-def _distances() -> Callable[[dict, dict, dict], dict[str, float]]:
-    """The lead's :func:`eval.vit_distances.vit_distances` (same definitions inline if it is absent)."""
-    try:
-        from .vit_distances import vit_distances
+def cached_vit(extractor, cache_dir: str | Path | None = None, memory_only: bool = False) -> CachedViT:
+    """``extractor`` behind the cache under ``cache_dir`` (``vit/<backbone>-<weights>/``); ``memory_only``: a
+    cache that lives only in this process (nothing written)."""
+    vit = CachedViT(extractor, FeatureCache(resolve_cache_dir(cache_dir), "vit", "vit", enabled=not memory_only))
+    ident = vit.key_identity
+    vit.cache.model = f"{vit.backbone}-{(ident.get('sha256') or ident.get('spec') or 'x')[:12]}"
+    return vit
 
-        return vit_distances
-    except ImportError:  # pragma: no cover - only while the lead's module is not in the checkout
-        import torch.nn.functional as F
 
-        def vit_distances(fs: dict, ft: dict, fo: dict) -> dict[str, float]:
-            return {
-                "structure_distance": F.mse_loss(fo["ssim"].float(), fs["ssim"].float()).item(),
-                "appearance_distance": F.mse_loss(fo["cls"].float(), ft["cls"].float()).item(),
-                "appearance_cosine": F.cosine_similarity(fo["cls"].float(), ft["cls"].float(), dim=0).item(),
-            }
+def vit_scorer(opts: Any, cache_root) -> CachedViT:
+    """The ``vit`` scorer of :class:`eval.scoring.ScoreOptions` (registered in :data:`eval.scorers.FACTORIES`)."""
+    from splice.model.vit import load_vit
 
-        return vit_distances
+    kwargs: dict[str, Any] = {"weights": opts.weights, "device": opts.device, "allow_random": opts.allow_random_weights}
+    if opts.backbone:
+        kwargs["backbone"] = opts.backbone
+    return cached_vit(load_vit(**kwargs), cache_root)
 
 
 def score_vit(
@@ -141,5 +149,5 @@ def score_vit(
 ) -> dict[str, Any]:
     """The ``vit.json`` record of one job: the structure image is aligned to the output first."""
     aligned, how = align_structure(structure, output.size, geometry, where=where)
-    dist = _distances()(vit.features(aligned), vit.features(appearance), vit.features(output))
+    dist = vit_distances(vit.features(aligned), vit.features(appearance), vit.features(output))
     return {**vit.record_base(), **{k: float(v) for k, v in dist.items()}, "aligned": how}

@@ -15,7 +15,6 @@ the page was copied without its folders). Browser tests read those attributes.
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from dataclasses import dataclass, field
 from html import escape
@@ -189,39 +188,40 @@ def failures_html(results: RunResults) -> str:
             f"<th>seed</th><th>config</th><th>status</th><th>error</th></tr>{rows}</table></section>")  # fmt: skip
 
 
-def _best_rows(table: pd.DataFrame, higher_is_better: bool) -> set[int]:
-    """Rows holding the best mean of their data set (marked only when two or more methods have one)."""
-    best: set[int] = set()
-    for _, g in table[table["mean"].notna()].groupby("dataset"):
-        if len(g) >= 2:
-            target = g["mean"].max() if higher_is_better else g["mean"].min()
-            best.update(g.index[g["mean"] == target])
-    return best
-
-
 def table_html(t: TableFiles, digits: int) -> str:
+    """A metric table (:func:`eval.tables.metric_table`): common pairs first, the best of each data set marked."""
+    from eval.tables import diff_text, footer, paper_text
+
     table = t.table
-    show_unscored = bool(len(table)) and int(table["n_unscored"].sum()) > 0
+    show_unscored = bool(len(table)) and int(table["unscored"].sum()) > 0
+    show_seg = bool(len(table)) and bool(table["segmenter"].astype(bool).any())
+    paper = bool(table.attrs.get("paper"))
     arrow = "↑" if t.higher_is_better else "↓"
-    head = (f"<tr><th>data set</th><th>method</th><th>{e(t.label)} {arrow}<br><span class=muted>mean ± std</span></th>"
-            "<th>used</th><th>excluded</th><th>failed</th>"
-            + ("<th>unscored</th>" if show_unscored else "") + "</tr>")  # fmt: skip
-    best = _best_rows(table, t.higher_is_better)
+    ref = table.attrs.get("reference", "splice")
+    head = ("<tr><th>data set</th><th>method</th>" + ("<th>segmenter</th>" if show_seg else "")
+            + f"<th>{e(t.label)} {arrow}<br><span class=muted>common pairs, mean ± std</span></th><th>n</th>"
+            "<th>all pairs</th><th>n</th>" + f"<th>vs {e(ref)}<br><span class=muted>95% CI</span></th>"
+            "<th>excluded</th><th>failed</th>" + ("<th>unscored</th>" if show_unscored else "")
+            + ("<th>paper (Table 2)</th>" if paper else "") + "</tr>")  # fmt: skip
     na = {tuple(x) for x in table.attrs.get("not_applicable", [])}  # the method does not apply to the data set
     body = []
-    for i, r in table.iterrows():
-        mean = float(r["mean"]) if r["mean"] is not None else math.nan
-        std = float(r["std"]) if r["std"] is not None else math.nan
-        cls = "num best" if i in best else "num"
-        counts = [r["n_used"], r["n_excluded"], r["n_failed"]] + ([r["n_unscored"]] if show_unscored else [])
-        text = "—" if (r["dataset"], r["method"]) in na else mean_std_text(mean, std, digits)
+    for _, r in table.iterrows():
+        cls = "num best" if r["best"] else "num"
+        common = "—" if (r["dataset"], r["method"]) in na else mean_std_text(r["mean_common"], r["std_common"], digits)
+        counts = [r["excluded"], r["failed"]] + ([r["unscored"]] if show_unscored else [])
         body.append(f"<tr><td>{e(r['dataset'])}</td><td>{e(r['method'])}</td>"
-                    f"<td class='{cls}'>{e(text)}</td>"
-                    + "".join(f"<td class=num>{int(n)}</td>" for n in counts) + "</tr>")  # fmt: skip
+                    + (f"<td>{e(r['segmenter'])}</td>" if show_seg else "")
+                    + f"<td class='{cls}'>{e(common)}</td>"
+                    f"<td class=num>{int(r['n_common'])}</td>"
+                    f"<td class=num>{e(mean_std_text(r['mean_all'], r['std_all'], digits))}</td>"
+                    f"<td class=num>{int(r['n_all'])}</td><td class=num>{e(diff_text(r, digits))}</td>"
+                    + "".join(f"<td class=num>{int(n)}</td>" for n in counts)
+                    + (f"<td class=num>{e(paper_text(r))}</td>" if paper else "") + "</tr>")  # fmt: skip
     links = " · ".join(f'<a href="tables/{e(name)}">{e(fmt.upper() if fmt != "latex" else "LaTeX")}</a>'
                        for fmt, name in t.files.items())  # fmt: skip
+    notes = "".join(f"<p class=muted>{e(line)}</p>" for line in footer(table)[1:])
     return (f'<h3 id="table-{e(t.metric)}">{e(t.label)}</h3><table class=metric-table data-metric="{e(t.metric)}">'
-            f"{head}{''.join(body)}</table><p>{links}</p>")  # fmt: skip
+            f"{head}{''.join(body)}</table>{notes}<p>{links}</p>")  # fmt: skip
 
 
 def render_index(results: RunResults, tables: list[TableFiles], missing_tables: list[str], plots: list[PlotFile],
@@ -258,9 +258,12 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
     out.append(failures_html(results))
 
     out.append('<section id="tables"><h2>Tables</h2>')
-    out.append("<p class=muted>Mean ± sample std over the jobs used; excluded = no detection in the structure "
-               "image (IoU only); failed = the job did not finish; unscored = no metric record yet. "
-               "The best mean per data set is in bold.</p>")  # fmt: skip
+    out.append("<p class=muted>Mean ± sample std over the common pairs (those every method of the data set has "
+               "a value for; a pair's value is the mean over its seeds), then over all of a method's pairs, then "
+               "the paired difference to the reference method with a 95% paired bootstrap interval; excluded = "
+               "nothing to compare in the aligned structure image (layout metrics); failed = the job did not "
+               "finish; unscored = no metric record yet. The best mean on common pairs per data set is in "
+               "bold.</p>")  # fmt: skip
     for t in tables:
         out.append(table_html(t, get_metric(t.metric).digits))
     if missing_tables:

@@ -43,8 +43,10 @@ def metric_values(df: pd.DataFrame, column: str, dataset: str, method: str) -> n
 def distribution_figure(df: pd.DataFrame, key: str, datasets: list[str], methods: list[str],
                         random_weights: bool = False) -> Figure | None:  # fmt: skip
     """Box plots of metric ``key`` per method, one panel per data set; None when no job has a value."""
-    m = get_metric(key)
-    panels = [(d, [(meth, metric_values(df, m.column, d, meth)) for meth in methods]) for d in datasets]
+    from eval.tables import metric_values as job_values
+
+    df = df.assign(_value=job_values(df, get_metric(key).key))  # layout metrics: each data set's segmenter
+    panels = [(d, [(meth, metric_values(df, "_value", d, meth)) for meth in methods]) for d in datasets]
     panels = [(d, [(meth, v) for meth, v in series if len(v)]) for d, series in panels]
     panels = [(d, s) for d, s in panels if s]
     if not panels:

@@ -23,8 +23,9 @@ from splice.core.record import NOT_APPLICABLE, JobRecord
 log = logging.getLogger(__name__)
 
 #: fields of a metric record that identify how it was made (the rest are per-job numbers)
-METRIC_IDENTITY_KEYS = ("protocol_version", "backbone", "detector", "weights", "random_weights", "score_threshold",
-                        "mask_threshold", "detector_size", "settings_hash")  # fmt: skip
+METRIC_IDENTITY_KEYS = ("protocol_version", "segmenter", "backbone", "detector", "model", "weights", "random_weights",
+                        "score_threshold", "mask_threshold", "detector_size", "size", "max_size",
+                        "settings_hash")  # fmt: skip
 
 
 @dataclass

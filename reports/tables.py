@@ -1,4 +1,4 @@
-"""Metric tables of a report: mean ± std with the counts used, excluded and failed, as CSV, Markdown and LaTeX.
+"""Metric tables of a report: every method on the same pairs, with the counts, as CSV, Markdown and LaTeX.
 
 The Splice paper (Tumanyan et al., CVPR 2022) reports its layout IoU as mean ± std (Table 2). The numbers
 come from :func:`eval.tables.metric_table` and the text from :func:`eval.tables.render` (owned by ``eval``):
@@ -12,12 +12,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.metrics import KEY_APPEARANCE, KEY_COSINE, KEY_IOU, KEY_MATCHED_IOU, KEY_SECONDS, KEY_STRUCTURE, get_metric
+from eval.metrics import (
+    KEY_APPEARANCE,
+    KEY_COSINE,
+    KEY_IOU,
+    KEY_MATCHED_IOU,
+    KEY_PIXEL_ACCURACY,
+    KEY_SECONDS,
+    KEY_STRUCTURE,
+    get_metric,
+)
 from eval.tables import metric_table, render
 from splice.core.atomic import atomic_write_text
 
 #: metrics a report tabulates, in this order
-REPORT_METRICS = (KEY_IOU, KEY_MATCHED_IOU, KEY_STRUCTURE, KEY_APPEARANCE, KEY_COSINE, KEY_SECONDS)
+REPORT_METRICS = (KEY_IOU, KEY_MATCHED_IOU, KEY_PIXEL_ACCURACY, KEY_STRUCTURE, KEY_APPEARANCE, KEY_COSINE, KEY_SECONDS)
 SUFFIXES = {"csv": "csv", "md": "md", "latex": "tex"}
 
 
@@ -33,10 +42,8 @@ class TableFiles:
 def has_values(df: pd.DataFrame, metric: str) -> bool:
     """Whether any job of ``df`` holds a record for ``metric`` (so its table says something)."""
     m = get_metric(metric)
-    scored = {"iou": "iou_scored", "vit": "vit_scored"}.get(m.record or "")
-    if scored and scored in df:
-        return bool(df[scored].any())
-    return bool(df[m.column].notna().any())
+    return any(bool(df[s.scored].any()) if s.scored in df else bool(df[s.column].notna().any())
+               for s in m.sources.values())  # fmt: skip
 
 
 def build_tables(df: pd.DataFrame, methods: list[str]) -> tuple[list[TableFiles], list[str]]:
@@ -47,7 +54,8 @@ def build_tables(df: pd.DataFrame, methods: list[str]) -> tuple[list[TableFiles]
             missing.append(key)
             continue
         m = get_metric(key)
-        tables.append(TableFiles(key, m.label, m.higher_is_better, metric_table(df, key, methods=methods)))
+        table = metric_table(df, key, methods=methods, paper=key == KEY_IOU)  # the paper's Table 2 beside ours
+        tables.append(TableFiles(key, m.label, m.higher_is_better, table))
     return tables, missing
 
 

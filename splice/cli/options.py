@@ -33,6 +33,7 @@ VOCABULARY: dict[str, str] = {
     "--force": "redo what is already done / replace what exists",
     "--cache-dir": "the feature cache folder",
     "--dry-run": "say what would be done; write nothing",
+    "--segmenter": "the layout segmenter: maskrcnn (objects) or panoptic (objects and stuff); default per data set",
 }
 
 #: short flag -> the one long option it stands for, everywhere
@@ -129,6 +130,11 @@ def force(help: str) -> Callable:
 
 cache_dir = _option("--cache-dir", type=click.Path(), default=None, metavar="DIR",
                     help="Feature cache (default $SPLICE_CACHE_DIR or ~/.cache/splice-bench).")  # fmt: skip
+
+
+def segmenter(help: str = "Layout segmenter: maskrcnn (COCO objects) or panoptic (objects and stuff). "
+                           "Default: per data set (mountains: panoptic, others: maskrcnn).") -> Callable:
+    return _option("--segmenter", type=click.Choice(["maskrcnn", "panoptic"]), default=None, help=help)
 
 
 def dry_run(help: str = "Say what would be done; write nothing.") -> Callable:

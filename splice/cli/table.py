@@ -1,4 +1,5 @@
-"""``splice table``: metric tables (mean ± std, counts) from a run's stored records only.
+"""``splice table``: metric tables (every method on the same pairs, paired differences, counts) from a run's
+stored records only.
 
 Nothing is recomputed: rows come from :func:`eval.aggregate.load_results` (job records
 and the ``metrics/*.json`` that ``splice score`` wrote), numbers from
@@ -12,7 +13,7 @@ import click
 from splice.cli import options as opt
 from splice.core.errors import ConfigError
 
-METRIC_CHOICES = ["iou", "matched_iou", "structure", "appearance", "cosine", "seconds", "memory"]
+METRIC_CHOICES = ["iou", "matched_iou", "pixel_accuracy", "structure", "appearance", "cosine", "seconds", "memory"]
 
 
 @click.command("table")
@@ -20,21 +21,32 @@ METRIC_CHOICES = ["iou", "matched_iou", "structure", "appearance", "cosine", "se
 @click.option("--metric", "-m", "metrics", multiple=True, type=click.Choice(METRIC_CHOICES), default=["iou"],
               show_default=True, help="Metric to tabulate; repeat for several tables.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True)
-@opt.methods("Comma list of methods, in the order to show (default: all, sorted).")
+@opt.methods("Comma list of methods, in the order to show (default: all, sorted). Common pairs are those "
+             "every listed method has a value for.")
 @opt.datasets("Comma list of data sets (default: all).")
-def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, datasets: str | None) -> None:
-    """Print mean ± std per data set and method, with pairs used / excluded / failed.
+@click.option("--reference", default=None, metavar="METHOD",
+              help="Method the paired differences are taken to (default: splice, when in the run).")
+@opt.segmenter("Layout segmenter whose records to tabulate on every data set (default: each data set's "
+               "default when it has those records, else the one it has).")
+@click.option("--paper", is_flag=True,
+              help="Show the Splice paper's Table 2 values beside ours (layout IoU only), marked as the paper's.")
+def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, datasets: str | None,
+            reference: str | None, segmenter: str | None, paper: bool) -> None:  # fmt: skip
+    """Print each metric per data set and method, every method on the same pairs.
 
-    The std is the sample standard deviation (n-1), blank for a single value. IoU
-    excludes pairs whose structure image has no detection (counted in 'excluded');
-    'unscored' appears when finished jobs lack a metric record (run `splice score`).
-    The best mean per data set is in bold (md, latex). Tables built with randomly
-    initialised models say so on their first line.
+    Per data set, the headline mean ± std is over the pairs that every method of the table has a value
+    for (n_common, equal for all methods; the best in bold); the mean over all of a method's own pairs
+    follows; then the paired difference to the reference method with a paired bootstrap 95% interval,
+    and the jobs excluded (nothing to compare in the structure image), failed and unscored. A pair's
+    value is the mean over its seeds. Layout tables (iou) say which segmenter made them (maskrcnn or
+    panoptic). Tables built with randomly initialised models say so on their first line.
 
     \b
     Examples:
       splice table --out runs/demo
+      splice table --out runs/paper --metric iou --paper --format md
       splice table --out runs/paper --metric iou --metric structure --format latex
+      splice table --out runs/paper --metric iou --format csv --reference paper-ours > iou.csv
       splice table --out runs/paper --metric appearance --methods splice,strotss,wct2 --format csv > app.csv
     """
     from eval.aggregate import load_results
@@ -51,4 +63,5 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
     for i, metric in enumerate(metrics):
         if i:
             click.echo("")
-        click.echo(render(metric_table(df, metric, methods=order), fmt), nl=False)
+        table = metric_table(df, metric, methods=order, reference=reference, segmenter=segmenter, paper=paper)
+        click.echo(render(table, fmt), nl=False)

@@ -11,9 +11,10 @@ import json
 
 import pytest
 
-from eval.align import AlignmentError, align_structure, geometry_from_option
+from eval.align import AlignmentError, align_structure, geometry_from_text, read_job_record
 from eval.cache import FeatureCache
 from eval.layout import CachedDetector, score_layout
+from splice.core.errors import UserError
 from splice.core.geometry import Geometry
 from tests.support.fakes import ColourDetector, shapes_image
 
@@ -70,18 +71,37 @@ def test_alignment_errors():
         align_structure(STRUCTURE, (64, 64), {"kind": "resize"})
 
 
-def test_geometry_option(tmp_path):
+def test_geometry_text_form(tmp_path):
+    """--geometry takes the one text form of splice.core.geometry, fitted to the real output size."""
     s, o = (200, 100), (100, 100)
-    assert geometry_from_option(None, s, o) is None
-    assert geometry_from_option("center-crop", s, o).box == (50, 0, 150, 100)
-    assert geometry_from_option("stretch", s, o).kind == "stretch"
-    assert geometry_from_option("identity", s, s).is_identity
-    js = json.dumps(Geometry.center_crop(s, o).to_dict())
-    assert geometry_from_option(js, s, o).box == (50, 0, 150, 100)
-    record = tmp_path / "record.json"
-    record.write_text(json.dumps({"status": "ok", "geometry": Geometry.stretch(s, o).to_dict()}))
-    assert geometry_from_option(str(record), s, o).kind == "stretch"
-    with pytest.raises(AlignmentError, match="neither"):
-        geometry_from_option("sideways", s, o)
-    with pytest.raises(AlignmentError, match="not valid JSON"):
-        geometry_from_option("{oops", s, o)
+    assert geometry_from_text("center-crop 100x100", s, o).box == (50, 0, 150, 100)
+    assert geometry_from_text("stretch 100x100", s, o).kind == "stretch"
+    assert geometry_from_text("native", s, s).is_identity
+    # a method that rounded 100 to 96 still matches (reconcile), the same box
+    g = geometry_from_text("center-crop 100x100", s, (96, 96))
+    assert g.box == (50, 0, 150, 100) and g.output == (96, 96)
+    assert geometry_from_text("resize-short 50", s, (100, 50)).output == (100, 50)
+    with pytest.raises(AlignmentError, match="unknown geometry 'sideways'"):
+        geometry_from_text("sideways", s, o)
+    with pytest.raises(AlignmentError, match="--record JOB_DIR/record.json"):
+        geometry_from_text(json.dumps(Geometry.center_crop(s, o).to_dict()), s, o)
+    with pytest.raises(AlignmentError, match="does not describe this method"):
+        geometry_from_text("stretch 100x100", s, (200, 50))
+
+
+def test_read_job_record(tmp_path):
+    from tests.support.store import write_job
+
+    key = write_job(tmp_path / "run", "d", "p", "m", geometry=Geometry.stretch((200, 100), (64, 64)).to_dict())
+    job = tmp_path / "run" / key.relpath()
+    path, rec = read_job_record(job / "record.json")
+    assert rec.geometry["kind"] == "stretch" and path == job / "record.json"
+    assert read_job_record(job)[0] == path  # the job folder works too
+    with pytest.raises(UserError, match="no job record there"):
+        read_job_record(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(UserError, match="is not a job record"):
+        read_job_record(tmp_path / "bad.json")
+    failed = write_job(tmp_path / "run", "d", "q", "m", status="failed")
+    with pytest.raises(UserError, match="did not finish"):
+        read_job_record(tmp_path / "run" / failed.relpath() / "record.json")

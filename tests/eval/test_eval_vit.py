@@ -39,7 +39,7 @@ def test_cached_vit_matches_reference_and_rescoring_is_free(tmp_path):
     assert rec["structure_distance"] == pytest.approx(expected["structure_distance"], rel=3e-5)
     assert rec["appearance_distance"] == 0.0 and rec["appearance_cosine"] == pytest.approx(1.0, abs=1e-6)
     assert rec["backbone"] == arch and rec["random_weights"] is False and rec["aligned"] == "identity"
-    assert rec["weights"]["sha256"] and rec["protocol_version"] == "1"
+    assert rec["weights"]["sha256"] and rec["protocol_version"] == "2"
 
     again = CachedViT(ext, FeatureCache(tmp_path / "cache", "vit", arch))
     assert score_vit(s, a, a, again, geo) == rec

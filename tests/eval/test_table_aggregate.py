@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from eval.aggregate import COLUMNS, load_results
-from eval.tables import metric_table, render
+from eval.tables import metric_table, paired_bootstrap_ci, render
 from splice.core.errors import ConfigError, UserError
 from tests.support.store import add_job, iou_rec, vit_rec
 
@@ -57,50 +59,123 @@ def test_load_results_missing_and_empty(tmp_path):
 
 def test_iou_table_hand_computed(store):
     t = metric_table(load_results(store), "iou")
+    assert list(t.columns[:12]) == ["dataset", "method", "n_common", "mean_common", "std_common", "n_all", "mean_all",
+                                    "diff_vs_reference", "diff_ci_low", "diff_ci_high", "excluded", "failed"]
     assert list(t[["dataset", "method"]].itertuples(index=False, name=None)) == [
         ("afhq", "splice"), ("afhq", "strotss"), ("mountains", "splice")]  # fmt: skip
-    sp = t.iloc[0]
-    assert sp["mean"] == pytest.approx(0.7) and sp["std"] == pytest.approx(0.2)
-    assert (sp.n_used, sp.n_excluded, sp.n_failed, sp.n_unscored) == (3, 1, 1, 0)
-    st = t.iloc[1]
-    assert st["mean"] == pytest.approx(0.4) and math.isnan(st["std"])
-    assert (st.n_used, st.n_excluded, st.n_failed, st.n_unscored) == (1, 0, 0, 1)
-    mo = t.iloc[2]
-    assert math.isnan(mo["mean"]) and (mo.n_used, mo.n_excluded) == (0, 2)
+    sp, st, mo = (t.iloc[i] for i in range(3))
+    # afhq: splice has p1..p3 (0.5, 0.7, 0.9), strotss only p1 (0.4): the common pairs are {p1}
+    assert (sp.n_common, st.n_common) == (1, 1)
+    assert sp.mean_common == pytest.approx(0.5) and math.isnan(sp.std_common) and st.mean_common == pytest.approx(0.4)
+    assert sp.mean_all == pytest.approx(0.7) and sp.std_all == pytest.approx(0.2) and sp.n_all == 3
+    assert (sp.excluded, sp.failed, sp.unscored) == (1, 1, 0) and (st.excluded, st.failed, st.unscored) == (0, 0, 1)
+    # the difference to the reference (splice) on the common pair; one pair gives no interval
+    assert math.isnan(sp.diff_vs_reference) and st.diff_vs_reference == pytest.approx(-0.1)
+    assert math.isnan(st.diff_ci_low) and st.reference == "splice"
+    assert sp.best and not st.best and not mo.best
+    assert math.isnan(mo.mean_common) and (mo.n_common, mo.n_all, mo.excluded) == (0, 0, 2)
+    # mountains defaults to panoptic, but its jobs only hold Mask R-CNN records: those are shown, and say so
+    assert (sp.segmenter, mo.segmenter) == ("maskrcnn", "maskrcnn")
     assert t.attrs["higher_is_better"] is True and t.attrs["random_weights"] is False
+
+
+def test_best_is_chosen_on_common_pairs(tmp_path):
+    root = tmp_path / "r"
+    # a: 0.7, 0.95, 0.95 (mean over its own pairs 0.867); b: 0.8 on p1, failed on p2 and p3
+    for pair, value in (("p1", 0.7), ("p2", 0.95), ("p3", 0.95)):
+        add_job(root, "wild-pairs", pair, "a", iou=iou_rec(value))
+    add_job(root, "wild-pairs", "p1", "b", iou=iou_rec(0.8))
+    add_job(root, "wild-pairs", "p2", "b", status="failed")
+    add_job(root, "wild-pairs", "p3", "b", status="failed")
+    t = metric_table(load_results(root), "iou", reference="a").set_index("method")
+    assert t.loc["a", "mean_all"] > t.loc["b", "mean_all"]
+    assert t.loc["b", "best"] and not t.loc["a", "best"]  # 0.8 > 0.7 on the one common pair
+    assert (t.loc["a", "n_common"], t.loc["b", "n_common"], t.loc["b", "failed"]) == (1, 1, 2)
+    md = render(metric_table(load_results(root), "iou", reference="a"), "md")
+    assert "| wild-pairs | b | maskrcnn | **0.800 ± –** | 1 | 0.800 ± – | 1 | +0.100 | 0 | 2 |" in md
+    with pytest.raises(ConfigError, match="--reference c: no such method"):
+        metric_table(load_results(root), "iou", reference="c")
+
+
+def test_seeds_are_averaged_per_pair_and_the_interval_is_a_paired_bootstrap(tmp_path):
+    root = tmp_path / "r"
+    # ref: 0.5 on p1..p3; m: seeds 0 and 1 on p1 (0.4, 0.6 -> 0.5), 0.5 on p2, 1.5 on p3 -> diffs 0, 0, 1
+    for pair in ("p1", "p2", "p3"):
+        add_job(root, "afhq", pair, "splice", iou=iou_rec(0.5))
+    add_job(root, "afhq", "p1", "m", iou=iou_rec(0.4))
+    add_job(root, "afhq", "p1", "m", iou=iou_rec(0.6), seed=1)
+    add_job(root, "afhq", "p2", "m", iou=iou_rec(0.5))
+    add_job(root, "afhq", "p3", "m", iou=iou_rec(1.5))
+    r = metric_table(load_results(root), "iou").set_index("method").loc["m"]
+    assert (r.n_common, r.n_all) == (3, 3) and r.mean_common == pytest.approx(2.5 / 3)
+    # resampled means of (0, 0, 1) are k/3 with k ~ Binomial(3, 1/3): P(k=0) = 8/27 > 2.5% and P(k=3) = 1/27 > 2.5%
+    assert r.diff_vs_reference == pytest.approx(1 / 3) and (r.diff_ci_low, r.diff_ci_high) == (0.0, 1.0)
+
+
+def test_paired_bootstrap_ci():
+    assert paired_bootstrap_ci(np.array([0.0, 1.0])) == (0.0, 1.0)  # means 0, 0.5, 1 with P = 1/4, 1/2, 1/4
+    assert paired_bootstrap_ci(np.array([0.2, 0.2, 0.2])) == pytest.approx((0.2, 0.2))
+    low, high = paired_bootstrap_ci(np.linspace(-1, 1, 40))
+    assert -0.2 < low < -0.16 and 0.16 < high < 0.2  # about ±1.96 * 0.59 / sqrt(40) = ±0.18
+    assert all(math.isnan(x) for x in paired_bootstrap_ci(np.array([0.3])))
+    assert paired_bootstrap_ci(np.linspace(-1, 1, 40)) == (low, high)  # seeded: the same interval every time
+
+
+def test_the_papers_numbers_beside_ours(tmp_path):
+    root = tmp_path / "r"
+    add_job(root, "mountains", "k1", "splice", iou=iou_rec(0.9))
+    add_job(root, "mountains", "k1", "wct2", iou=iou_rec(0.8))
+    add_job(root, "afhq", "a1", "splice", iou=iou_rec(0.7))
+    t = metric_table(load_results(root), "iou", paper=True).set_index(["dataset", "method"])
+    assert t.loc[("mountains", "splice"), "paper_mean"] == "0.95" and t.loc[("mountains", "splice"), "paper_std"] == "0.10"
+    assert t.loc[("mountains", "wct2"), "paper_std"] == "0.82" and "0.196" in t.loc[("mountains", "wct2"), "paper_note"]
+    assert pd.isna(t.loc[("afhq", "splice"), "paper_mean"])
+    md = render(metric_table(load_results(root), "iou", paper=True), "md")
+    assert "| mountains | wct2 | maskrcnn | 0.800 ± – | 1 | 0.800 ± – | 1 | -0.100 | 0 | 0 | 0.96 ± 0.82* |" in md
+    assert "afhq: the paper has no Table 2 row for AFHQ" in md
+    assert "mountains: the paper (Tumanyan et al., CVPR 2022, Table 2) reports swapping-autoencoder 0.91 ± 0.07" in md
+    csv = render(metric_table(load_results(root), "iou", paper=True), "csv").splitlines()
+    assert csv[0].endswith(",metric,paper_mean,paper_std,paper_note")
+    # other metrics have no paper values
+    assert "paper_mean" not in metric_table(load_results(root), "structure", paper=True)
 
 
 def test_other_metrics(store):
     df = load_results(store)
     m = metric_table(df, "matched_iou")
-    assert m.iloc[0]["mean"] == pytest.approx(0.5) and m.iloc[0]["std"] == pytest.approx(0.25)
-    s = metric_table(df, "structure")  # no exclusions for ViT metrics: 0.1..0.4
-    assert s.iloc[0]["mean"] == pytest.approx(0.25) and s.iloc[0]["std"] == pytest.approx(math.sqrt(0.05 / 3))
-    assert (s.iloc[0].n_used, s.iloc[0].n_excluded, s.iloc[0].n_failed) == (4, 0, 1)
-    assert s.attrs["higher_is_better"] is False
+    assert m.iloc[0]["mean_all"] == pytest.approx(0.5) and m.iloc[0]["std_all"] == pytest.approx(0.25)
+    s = metric_table(df, "structure")  # no exclusions for ViT metrics: 0.1..0.4; strotss only p1 (0.5)
+    assert s.iloc[0]["mean_all"] == pytest.approx(0.25) and s.iloc[0]["std_all"] == pytest.approx(math.sqrt(0.05 / 3))
+    assert (s.iloc[0].n_all, s.iloc[0].excluded, s.iloc[0].failed, s.iloc[0].n_common) == (4, 0, 1, 1)
+    assert s.attrs["higher_is_better"] is False and s.iloc[0].segmenter == ""
+    assert s.iloc[0].best and not s.iloc[1].best  # lower is better: 0.1 (splice) vs 0.5 on p1
     c = metric_table(df, "cosine")
-    assert c.iloc[2]["mean"] == pytest.approx(0.6) and c.iloc[2]["std"] == pytest.approx(math.sqrt(0.02))
+    assert c.iloc[2]["mean_all"] == pytest.approx(0.6) and c.iloc[2]["std_all"] == pytest.approx(math.sqrt(0.02))
     sec = metric_table(df, "seconds")
-    assert sec.iloc[0]["mean"] == pytest.approx(25.0) and sec.iloc[0].n_used == 4
+    assert sec.iloc[0]["mean_all"] == pytest.approx(25.0) and sec.iloc[0].n_all == 4
     with pytest.raises(ConfigError, match="unknown metric"):
         metric_table(df, "fid")
+    with pytest.raises(ConfigError, match="needs the maskrcnn segmenter"):
+        metric_table(df, "matched_iou", segmenter="panoptic")
 
 
 def test_render_formats(store):
     t = metric_table(load_results(store), "iou")
     md = render(t, "md")
     lines = md.splitlines()
-    assert lines[0].startswith("| dataset | method | layout IoU")
-    assert lines[0].endswith("| used | excluded | failed | unscored |")
-    assert "| afhq | splice | **0.700 ± 0.200** | 3 | 1 | 1 | 0 |" in lines
-    assert "| afhq | strotss | 0.400 ± – | 1 | 0 | 0 | 1 |" in lines
-    assert "| mountains | splice | – | 0 | 2 | 0 | 0 |" in lines
+    assert lines[0].startswith("| dataset | method | segmenter | layout IoU ↑ (common pairs) | n | all pairs |")
+    assert lines[0].endswith("| vs splice [95% CI] | excluded | failed | unscored |")
+    assert "| afhq | splice | maskrcnn | **0.500 ± –** | 1 | 0.700 ± 0.200 | 3 | – | 1 | 1 | 0 |" in lines
+    assert "| afhq | strotss | maskrcnn | 0.400 ± – | 1 | 0.400 ± – | 1 | -0.100 | 0 | 0 | 1 |" in lines
+    assert "| mountains | splice | maskrcnn | – | 0 | – | 0 | – | 2 | 0 | 0 |" in lines
+    assert any(line.startswith("_Common pairs:") for line in lines)
     csv = render(t, "csv").splitlines()
-    assert csv[0] == "dataset,method,metric,mean,std,n_used,n_excluded,n_failed,n_unscored"
-    assert csv[1] == "afhq,splice,iou,0.7,0.2,3,1,1,0"
+    assert csv[0] == ("dataset,method,n_common,mean_common,std_common,n_all,mean_all,diff_vs_reference,diff_ci_low,"
+                      "diff_ci_high,excluded,failed,std_all,unscored,segmenter,reference,best,metric")
+    assert csv[1] == "afhq,splice,1,0.5,,3,0.7,,,,1,1,0.2,0,maskrcnn,splice,True,iou"
     tex = render(t, "latex")
-    assert r"afhq & splice & \textbf{0.700 $\pm$ 0.200} & 3 & 1 & 1 & 0 \\" in tex
-    assert tex.startswith(r"\begin{tabular}{llrrrrr}") and tex.rstrip().endswith(r"\end{tabular}")
+    assert r"afhq & splice & maskrcnn & \textbf{0.500 $\pm$ --} & 1 & 0.700 $\pm$ 0.200 & 3 & -- & 1 & 1 & 0 \\" in tex
+    assert tex.startswith(r"\begin{tabular}{lllrrrrrrrr}") and r"\end{tabular}" in tex
     with pytest.raises(ConfigError, match="unknown table format"):
         render(t, "html")
 
@@ -114,4 +189,4 @@ def test_random_weights_are_announced_first(tmp_path):
     assert render(t, "md").splitlines()[0].startswith("> **RANDOM WEIGHTS")
     assert render(t, "csv").startswith("# RANDOM WEIGHTS")
     assert render(t, "latex").startswith("% RANDOM WEIGHTS")
-    assert t.iloc[0]["std"] == pytest.approx(math.sqrt(0.125))
+    assert t.iloc[0]["std_common"] == pytest.approx(math.sqrt(0.125))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from eval.vit_distances import score_images
+from eval.vit_metrics import cached_vit, score_vit
 from splice.core.imageio import load_rgb
 from splice.model.vit import load_vit
 from tests.support import SHARED
@@ -47,7 +47,7 @@ def test_matches_reference(extractors, arch, images, expected):
     if not all(p.exists() for p in paths):
         pytest.skip("reference images absent (../shared/data/paper is optional)")
     s, t, o = (load_rgb(p).image for p in paths)
-    got = score_images(extractors(arch), s, t, o)
+    got = score_vit(s, t, o, cached_vit(extractors(arch), memory_only=True))  # same size: identity alignment
     for key, want in expected.items():
         if want == 0.0:
             assert abs(got[key]) < 1e-9, (key, got[key])

@@ -1,8 +1,10 @@
 """Deterministic stand-ins for Mask R-CNN and the DINO ViT, for the eval tests.
 
 ``ColourDetector`` "detects" pure-ish red regions as a cat and green regions as a dog
-(one instance per colour), so masks and IoUs can be computed by hand. ``TinyExtractor``
-returns patch-mean "keys" on a 4x4 grid and the image mean as CLS token.
+(one instance per colour), so masks and IoUs can be computed by hand. ``ColourSegmenter`` labels every
+pixel by its dominant channel: red -> object, green -> grass, blue -> sky (the merged label space of
+:mod:`eval.labelmaps`). ``TinyExtractor`` returns patch-mean "keys" on a 4x4 grid and the image mean as
+CLS token.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from PIL import Image
 
 from eval.detector import DetectorSettings
 from eval.iou import Instance
+from eval.segmenter import SegmenterSettings
+
+OBJECT, GRASS, SKY = 0, 46, 40  # merged labels (eval.labelmaps.labels())
 
 
 @dataclass
@@ -45,6 +50,34 @@ class ColourDetector:
             if green.any():
                 found.append(Instance(18, "dog", 0.8, green))
             out.append(found)
+        return out
+
+
+@dataclass
+class ColourSegmenter:
+    name: str = "colour-panoptic"
+    settings: SegmenterSettings = field(default_factory=SegmenterSettings)
+    identity: dict = field(default_factory=lambda: {"backend": "test", "arch": "colour", "spec": "v1", "random": False})
+    calls: int = 0
+
+    @property
+    def random(self) -> bool:
+        return False
+
+    @property
+    def spec(self) -> str:
+        return "v1"
+
+    def cache_identity(self) -> dict:
+        return dict(self.identity)
+
+    def label_maps(self, images):
+        self.calls += len(images)
+        out = []
+        for im in images:
+            a = np.asarray(im.convert("RGB")).astype(int)
+            lab = np.array([OBJECT, GRASS, SKY], dtype=np.uint8)[a.argmax(axis=-1)]
+            out.append(lab)
         return out
 
 
