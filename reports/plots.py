@@ -45,7 +45,8 @@ def distribution_figure(df: pd.DataFrame, key: str, datasets: list[str], methods
     """Box plots of metric ``key`` per method, one panel per data set; None when no job has a value."""
     from eval.tables import metric_values as job_values
 
-    df = df.assign(_value=job_values(df, get_metric(key).key))  # layout metrics: each data set's segmenter
+    m = get_metric(key)
+    df = df.assign(_value=job_values(df, m.key))  # layout metrics: each data set's segmenter
     panels = [(d, [(meth, metric_values(df, "_value", d, meth)) for meth in methods]) for d in datasets]
     panels = [(d, [(meth, v) for meth, v in series if len(v)]) for d, series in panels]
     panels = [(d, s) for d, s in panels if s]

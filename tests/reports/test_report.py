@@ -120,17 +120,19 @@ def test_table_numbers_match_hand_computed(run):
     tables = {t.metric: t.table for t in build_tables(res.df, res.methods)[0]}
     assert list(tables) == ["iou", "matched_iou", "structure", "appearance", "cosine", "seconds"]
     iou = tables["iou"]
-    r = _row(iou, "demo", "identity")  # 1.0 and 0.8 used, p3 excluded
-    assert (r.n_used, r.n_excluded, r.n_failed) == (2, 1, 0)
-    assert r["mean"] == pytest.approx(0.9) and r["std"] == pytest.approx(math.sqrt(0.02))
+    # the pair every method has a value for on demo is p1 (identity 1.0, cropper 0.5, broken 0.3)
+    r = _row(iou, "demo", "identity")  # all pairs: 1.0 and 0.8 used, p3 excluded
+    assert (r.n_all, r.excluded, r.failed, r.n_common) == (2, 1, 0, 1) and r.mean_common == 1.0 and r.best
+    assert r.mean_all == pytest.approx(0.9) and r.std_all == pytest.approx(math.sqrt(0.02))
     r = _row(iou, "demo", "cropper")  # 0.5, 0.25, 0.75
-    assert r["mean"] == pytest.approx(0.5) and r["std"] == pytest.approx(0.25) and r.n_used == 3
+    assert r.mean_all == pytest.approx(0.5) and r.std_all == pytest.approx(0.25) and r.n_all == 3
+    assert r.mean_common == 0.5 and r.n_common == 1 and r.segmenter == "maskrcnn"
     r = _row(iou, "demo", "broken")  # one value, one failed job
-    assert (r.n_used, r.n_failed) == (1, 1) and r["mean"] == pytest.approx(0.3) and math.isnan(r["std"])
+    assert (r.n_all, r.failed) == (1, 1) and r.mean_all == pytest.approx(0.3) and math.isnan(r.std_all)
     r = _row(tables["structure"], "demo", "cropper")  # 0.01, 0.02, 0.03
-    assert r["mean"] == pytest.approx(0.02) and r["std"] == pytest.approx(0.01)
+    assert r.mean_all == pytest.approx(0.02) and r.std_all == pytest.approx(0.01)
     r = _row(tables["seconds"], "demo", "cropper")  # 2, 3, 4
-    assert r["mean"] == pytest.approx(3.0) and r["std"] == pytest.approx(1.0)
+    assert r.mean_all == pytest.approx(3.0) and r.std_all == pytest.approx(1.0)
 
 
 def test_table_files(built):
@@ -138,16 +140,17 @@ def test_table_files(built):
     t = built.dest / "tables"
     csv = pd.read_csv(t / "iou.csv", comment="#")
     ident = csv[(csv.dataset == "demo") & (csv.method == "identity")].iloc[0]
-    assert ident["mean"] == pytest.approx(0.9) and ident["std"] == pytest.approx(0.141421, abs=1e-5)
+    assert ident["mean_all"] == pytest.approx(0.9) and ident["std_all"] == pytest.approx(0.141421, abs=1e-5)
+    assert ident["n_common"] == 1 and "paper_mean" in csv  # the paper's Table 2 column (no demo row there)
     md = (t / "iou.md").read_text()
     assert md.splitlines()[0].startswith("> **RANDOM WEIGHTS")  # random models: said on the first line
-    assert "| demo | identity | **0.900 ± 0.141** | 2 | 1 | 0 |" in md
-    assert "| demo | cropper | 0.500 ± 0.250 | 3 | 0 | 0 |" in md
+    assert "| demo | identity | maskrcnn | **1.000 ± –** | 1 | 0.900 ± 0.141 | 2 | – | 1 | 0 | — |" in md
+    assert "| demo | cropper | maskrcnn | 0.500 ± – | 1 | 0.500 ± 0.250 | 3 | – | 0 | 0 | — |" in md
     tex = (t / "iou.tex").read_text()
-    assert tex.startswith("% RANDOM WEIGHTS") and r"\textbf{0.900 $\pm$ 0.141}" in tex
+    assert tex.startswith("% RANDOM WEIGHTS") and r"\textbf{1.000 $\pm$ --}" in tex
     assert summary.tables == ["iou", "matched_iou", "structure", "appearance", "cosine", "seconds"]
     html = (built.dest / "index.html").read_text()
-    assert "0.900 ± 0.141" in html and "0.0200 ± 0.0100" in html
+    assert "0.900 ± 0.141" in html and "0.0200 ± 0.0100" in html and "paper (Table 2)" in html
 
 
 # -- the page ------------------------------------------------------------------------------------------------
