@@ -1,10 +1,15 @@
-"""Layout IoU of one (structure, output) pair: align, detect (through the cache), score.
+"""Layout scores of one (structure, output) pair: align, segment (through the cache), score.
 
-Implements the Mask R-CNN protocol of PROTOCOL.md (the Splice paper's Table 2): the
-structure image is first transformed with the job's recorded geometry
-(:mod:`eval.align`), then both images go through the detector (:mod:`eval.detector`)
-and the IoU functions of :mod:`eval.iou`. Masks are cached by image content hash
-(:mod:`eval.cache`), so each distinct image meets the detector once.
+Implements the two layout segmenters of PROTOCOL.md (version 2; the Splice paper's Table 2): the structure
+image is first transformed with the job's recorded geometry (:mod:`eval.align`), then both images go through
+
+- ``maskrcnn`` (:class:`CachedDetector`, record ``iou``): COCO Mask R-CNN (:mod:`eval.detector`) and the IoU
+  functions of :mod:`eval.iou`;
+- ``panoptic`` (:class:`CachedSegmenter`, record ``panoptic``): a COCO-panoptic model (:mod:`eval.segmenter`)
+  and the label-map numbers of :mod:`eval.labelmaps`.
+
+Masks and label maps are cached by image content hash (:mod:`eval.cache`), so each distinct image meets a
+model once. Both are scorers of the registry (:mod:`eval.scorers`).
 """
 
 from __future__ import annotations

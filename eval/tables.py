@@ -290,7 +290,8 @@ def footer(table: pd.DataFrame) -> list[str]:
     if table.attrs.get("paper"):
         from .paper import SOURCE
 
-        lines.append(f"paper = {SOURCE} (layout IoU, mean ± std as printed; * see the notes).")
+        starred = "paper_note" in table and table["paper_note"].notna().any()
+        lines.append(f"paper = {SOURCE} (layout IoU, mean ± std as printed" + ("; * see below)." if starred else ")."))
     lines += list(table.attrs.get("notes", []))
     return lines
 
@@ -354,7 +355,8 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
         lines.append("|" + "---|" * (2 + show_seg) + "---:|" * (len(head) - 2 - show_seg))
         for _, r in table.iterrows():
             lines.append("| " + " | ".join(cells(r, False)) + " |")
-        lines += [""] + [f"_{line}_" if i == 0 else line for i, line in enumerate(footer(table))]
+        for i, line in enumerate(footer(table)):  # one paragraph each
+            lines += ["", f"_{line}_" if i == 0 else line]
         return "\n".join(lines) + "\n"
     if random:
         lines.append(f"% {RANDOM_WARNING}")
