@@ -46,6 +46,14 @@ def cache_key(image_sha: str, identity: dict[str, Any], settings: dict[str, Any]
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+LOCATION_KEYS = ("path", "note", "url")
+
+
+def location_free(identity: dict[str, Any]) -> dict[str, Any]:
+    """A model identity without where its files live (a moved weights file keeps its cache entries)."""
+    return {k: v for k, v in identity.items() if k not in LOCATION_KEYS}
+
+
 def slug(text: str) -> str:
     """A file-name-safe short label (``maskrcnn_resnet50_fpn_v2-COCO_V1``)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:80] or "model"

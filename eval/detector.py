@@ -123,8 +123,41 @@ class DetectorSettings:
                 "min_size": self.min_size}  # fmt: skip
 
 
+class Identified:
+    """A model known by its ``identity`` dict (weights spec, file sha256, random seed) before it is built."""
+
+    identity: dict[str, Any]
+
+    @property
+    def random(self) -> bool:
+        return bool(self.identity.get("random"))
+
+    def cache_identity(self) -> dict[str, Any]:
+        from .cache import location_free
+
+        return location_free(self.identity)
+
+
+def same_size_batches(images: Sequence[Image.Image], batch_size: int, run) -> list:
+    """``run`` (a list of images -> a list of results) on batches of at most ``batch_size`` images of one size;
+    the results in the order of ``images``. Images of different sizes never share a batch: a batch is padded to
+    its largest image, and padding would make an image's result depend on its batch mates (and the cache on
+    the order of scoring)."""
+    out: list = [None] * len(images)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(tuple(im.size), []).append(i)
+    step = max(1, batch_size)
+    for idx in groups.values():
+        for j in range(0, len(idx), step):
+            chunk = idx[j : j + step]
+            for i, result in zip(chunk, run([images[i] for i in chunk])):
+                out[i] = result
+    return out
+
+
 @dataclass
-class Detector:
+class Detector(Identified):
     """A lazily built instance-segmentation model; see the module docstring.
 
     Create it with :func:`load_detector`. ``identity`` is known at once; the model is
@@ -141,14 +174,6 @@ class Detector:
     _model: Any = field(default=None, repr=False)
     _names: list[str] = field(default_factory=list, repr=False)
     _d2: Any = field(default=None, repr=False)  # (cfg, ResizeShortestEdge) of the detectron2 backend
-
-    @property
-    def random(self) -> bool:
-        return bool(self.identity.get("random"))
-
-    def cache_identity(self) -> dict[str, Any]:
-        """The identity without where the file lives (a moved weights file keeps its cache)."""
-        return {k: v for k, v in self.identity.items() if k not in ("path", "note", "url")}
 
     # -- model ------------------------------------------------------------------------
     def _build_torchvision(self):
@@ -213,25 +238,9 @@ class Detector:
 
     # -- inference --------------------------------------------------------------------
     def detect(self, images: Sequence[Image.Image]) -> list[list[Instance]]:
-        """Instances of each RGB image (score >= threshold, masks binarised), in batches.
-
-        Only images of the same size share a batch: torchvision pads a batch to its largest
-        image, and padding would make an image's masks depend on its batch mates (and the
-        cache on the order of scoring).
-        """
-        out: list[list[Instance] | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(tuple(im.size), []).append(i)
-        step = max(1, self.batch_size)
-        for idx in groups.values():
-            for j in range(0, len(idx), step):
-                chunk = idx[j : j + step]
-                batch = [images[i] for i in chunk]
-                found = self._detect_d2(batch) if self.name == "detectron2" else self._detect_tv(batch)
-                for i, inst in zip(chunk, found):
-                    out[i] = inst
-        return [o if o is not None else [] for o in out]
+        """Instances of each RGB image (score >= threshold, masks binarised), in same-size batches."""
+        run = self._detect_d2 if self.name == "detectron2" else self._detect_tv
+        return [found or [] for found in same_size_batches(images, self.batch_size, run)]
 
     def _detect_tv(self, images: list[Image.Image]) -> list[list[Instance]]:
         import torch

@@ -50,24 +50,53 @@ def _decode(arrays: dict[str, np.ndarray]) -> list[Instance]:
     return [Instance(int(lab), str(name), float(score), masks[k]) for k, (lab, name, score) in enumerate(rows)]
 
 
-class CachedDetector(Scorer):
-    """The ``iou`` metric (Mask R-CNN layout IoU): a :class:`~eval.detector.Detector` behind a
-    :class:`~eval.cache.FeatureCache`. ``model_calls`` counts images sent to the detector (0 on a cached run)."""
+class _CachedModel(Scorer):
+    """A per-image model behind a :class:`~eval.cache.FeatureCache`; ``model_calls`` counts images sent to it."""
 
-    spec = SPECS["iou"]
-
-    def __init__(self, detector: Detector, cache: FeatureCache):
-        self.detector = detector
+    def __init__(self, model, cache: FeatureCache):
         self.cache = cache
         self.model_calls = 0
-        self._identity = detector.cache_identity()
-        self._settings = detector.settings.to_dict()
+        self._identity = model.cache_identity()
+        self._settings = model.settings.to_dict()
 
     def identity(self) -> dict[str, Any]:
         return dict(self._identity)
 
     def settings(self) -> dict[str, Any]:
         return dict(self._settings)
+
+    def _through_cache(self, images: Sequence[Image.Image], run, encode, decode) -> list:
+        """``run`` (a list of images -> a list of results) on the images the cache has not seen, same images
+        once; results stored with ``encode(result, image)`` and read back with ``decode(arrays)``."""
+        keys = [cache_key(sha256_image(im), self._identity, self._settings) for im in images]
+        found: dict[str, Any] = {}
+        todo: dict[str, Image.Image] = {}
+        for key, im in zip(keys, images):
+            if key in found or key in todo:
+                continue
+            arrays = self.cache.get(key)
+            decoded = decode(arrays) if arrays is not None else None
+            if decoded is None:
+                todo[key] = im
+            else:
+                found[key] = decoded
+        if todo:
+            results = run(list(todo.values()))
+            self.model_calls += len(todo)
+            for (key, im), result in zip(todo.items(), results):
+                self.cache.put(key, encode(result, im), compress=True)
+                found[key] = result
+        return [found[k] for k in keys]
+
+
+class CachedDetector(_CachedModel):
+    """The ``iou`` metric (Mask R-CNN layout IoU): a :class:`~eval.detector.Detector` behind the cache."""
+
+    spec = SPECS["iou"]
+
+    def __init__(self, detector: Detector, cache: FeatureCache):
+        super().__init__(detector, cache)
+        self.detector = detector
 
     def model_fields(self) -> dict[str, Any]:
         d = self.detector
@@ -77,75 +106,38 @@ class CachedDetector(Scorer):
 
     def instances(self, images: Sequence[Image.Image]) -> list[list[Instance]]:
         """Instances of every image; the cache misses go to the detector in batches."""
-        keys = [cache_key(sha256_image(im), self._identity, self._settings) for im in images]
-        found: dict[str, list[Instance]] = {}
-        todo: dict[str, Image.Image] = {}
-        for key, im in zip(keys, images):
-            if key in found or key in todo:
-                continue
-            arrays = self.cache.get(key)
-            if arrays is None:
-                todo[key] = im
-            else:
-                found[key] = _decode(arrays)
-        if todo:
-            results = self.detector.detect(list(todo.values()))
-            self.model_calls += len(todo)
-            for (key, im), inst in zip(todo.items(), results):
-                self.cache.put(key, _encode(inst, (im.size[1], im.size[0])), compress=True)
-                found[key] = inst
-        return [found[k] for k in keys]
+        return self._through_cache(images, self.detector.detect, lambda inst, im: _encode(inst, (im.size[1], im.size[0])),
+                                   _decode)  # fmt: skip
 
     def score(self, images: dict[str, Image.Image], geometry: Any = None, where: str = "") -> dict[str, Any]:
         return score_layout(images["structure"], images["output"], self, geometry, where)
 
 
-class CachedSegmenter(Scorer):
-    """The ``panoptic`` metric (layout mIoU of label maps): a :class:`~eval.segmenter.Segmenter` behind a
-    :class:`~eval.cache.FeatureCache` (``labels/<model>/``)."""
+class CachedSegmenter(_CachedModel):
+    """The ``panoptic`` metric (layout mIoU of label maps): a :class:`~eval.segmenter.Segmenter` behind the
+    cache (``labels/<model>/``)."""
 
     spec = SPECS["panoptic"]
 
     def __init__(self, segmenter: Segmenter, cache: FeatureCache):
+        super().__init__(segmenter, cache)
         self.segmenter = segmenter
-        self.cache = cache
-        self.model_calls = 0
-        self._identity = segmenter.cache_identity()
-        self._settings = segmenter.settings.to_dict()
-
-    def identity(self) -> dict[str, Any]:
-        return dict(self._identity)
-
-    def settings(self) -> dict[str, Any]:
-        return dict(self._settings)
 
     def model_fields(self) -> dict[str, Any]:
         s = self.segmenter
         return {"segmenter": "panoptic", "model": s.name, "weights": dict(s.identity), **self._settings}
 
+    def _encode(self, lab: np.ndarray, im: Image.Image) -> dict[str, np.ndarray]:
+        if lab.shape != (im.size[1], im.size[0]):
+            raise ValueError(f"{self.segmenter.name} returned a {lab.shape} label map for a {im.size[0]}x{im.size[1]} "
+                             "image")  # fmt: skip
+        return {"labels": lab.astype(np.uint8)}
+
     def label_maps(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """The merged label map of every image (cache first, misses in same-size batches)."""
-        keys = [cache_key(sha256_image(im), self._identity, self._settings) for im in images]
-        found: dict[str, np.ndarray] = {}
-        todo: dict[str, Image.Image] = {}
-        for key, im in zip(keys, images):
-            if key in found or key in todo:
-                continue
-            arrays = self.cache.get(key)
-            if arrays is None or "labels" not in arrays:
-                todo[key] = im
-            else:
-                found[key] = np.asarray(arrays["labels"], dtype=np.uint8)
-        if todo:
-            maps = self.segmenter.label_maps(list(todo.values()))
-            self.model_calls += len(todo)
-            for (key, im), lab in zip(todo.items(), maps):
-                if lab.shape != (im.size[1], im.size[0]):
-                    raise ValueError(f"{self.segmenter.name} returned a {lab.shape} label map for a "
-                                     f"{im.size[0]}x{im.size[1]} image")  # fmt: skip
-                self.cache.put(key, {"labels": lab.astype(np.uint8)}, compress=True)
-                found[key] = lab.astype(np.uint8)
-        return [found[k] for k in keys]
+        maps = self._through_cache(images, self.segmenter.label_maps, self._encode,
+                                   lambda a: np.asarray(a["labels"], dtype=np.uint8) if "labels" in a else None)
+        return [np.asarray(m, dtype=np.uint8) for m in maps]
 
     def score(self, images: dict[str, Image.Image], geometry: Any = None, where: str = "") -> dict[str, Any]:
         aligned, output, how = prepare_pair(images["structure"], images["output"], geometry, where)

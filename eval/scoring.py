@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from splice.core.atomic import atomic_write_json, read_json
+from splice.core.atomic import atomic_write_json
 from splice.core.errors import ConfigError, ImageError, UserError
 from splice.core.imageio import load_rgb, sha256_file
 from splice.core.record import JobKey, JobRecord
 from splice.core.store import RunStore
 
 from . import scorers
+from .aggregate import read_metric_record
 from .cache import resolve_cache_dir
 from .detector import DEFAULT_DETECTOR
 from .scorers import FAMILIES, SPECS
@@ -187,14 +188,6 @@ def stale_reason(record: dict[str, Any] | None, want_hash: str, hashes: dict[str
     return None
 
 
-def _read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        rec = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
 class Scorers:
     """The scorers of a run, built on first need (a fully up-to-date run loads no model)."""
 
@@ -297,8 +290,7 @@ def _visit(store: RunStore, key: JobKey, rec: JobRecord, live: Scorers, hasher: 
         todo = []
         for name in names:
             want = {r: hashes[r] for r in SPECS[name].reads}
-            reason = stale_reason(_read_record(job_dir / "metrics" / f"{name}.json"), live.settings_hash(name), want,
-                                  opts.force)  # fmt: skip
+            reason = stale_reason(read_metric_record(job_dir, name), live.settings_hash(name), want, opts.force)
             if reason is None:
                 summary.skipped[name] += 1
             else:

@@ -39,6 +39,7 @@ from PIL import Image
 from splice.core.errors import ConfigError, WeightsError
 
 from . import d2
+from .detector import Identified, same_size_batches
 from .labelmaps import labels, merge_matrix
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _swin_tiny_config():
 
 
 @dataclass
-class Segmenter:
+class Segmenter(Identified):
     """A lazily built COCO-panoptic model that returns merged label maps (module docstring).
 
     Create it with :func:`load_segmenter`.
@@ -120,16 +121,8 @@ class Segmenter:
     _aux: Any = field(default=None, repr=False)  # the processor (mask2former) or (cfg, resize) (panoptic_fpn)
 
     @property
-    def random(self) -> bool:
-        return bool(self.identity.get("random"))
-
-    @property
     def spec(self) -> str:
         return str(self.identity.get("spec"))
-
-    def cache_identity(self) -> dict[str, Any]:
-        """The identity without where files live (a moved weights folder keeps its cache)."""
-        return {k: v for k, v in self.identity.items() if k not in ("path", "note", "url")}
 
     # -- building ---------------------------------------------------------------------
     def _build_mask2former(self):
@@ -194,19 +187,8 @@ class Segmenter:
     # -- inference --------------------------------------------------------------------
     def label_maps(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         """One ``uint8`` label map (H x W, merged label space) per RGB image; same-size images share a batch."""
-        out: list[np.ndarray | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(tuple(im.size), []).append(i)
-        step = max(1, self.batch_size)
-        for idx in groups.values():
-            for j in range(0, len(idx), step):
-                chunk = idx[j : j + step]
-                batch = [images[i].convert("RGB") for i in chunk]
-                maps = self._fpn(batch) if self.name == "panoptic_fpn" else self._mask2former(batch)
-                for i, m in zip(chunk, maps):
-                    out[i] = m
-        return [m for m in out if m is not None]
+        run = self._fpn if self.name == "panoptic_fpn" else self._mask2former
+        return same_size_batches([im.convert("RGB") for im in images], self.batch_size, run)
 
     def _mask2former(self, images: list[Image.Image]) -> list[np.ndarray]:
         import torch

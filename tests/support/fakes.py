@@ -22,19 +22,34 @@ from eval.segmenter import SegmenterSettings
 OBJECT, GRASS, SKY = 0, 46, 40  # merged labels (eval.labelmaps.labels())
 
 
-@dataclass
-class ColourDetector:
-    name: str = "colour-test"
-    settings: DetectorSettings = field(default_factory=DetectorSettings)
-    identity: dict = field(default_factory=lambda: {"backend": "test", "arch": "colour", "spec": "v1", "random": False})
-    calls: int = 0
+def _colour_identity() -> dict:
+    return {"backend": "test", "arch": "colour", "spec": "v1", "random": False}
+
+
+class _ColourModel:
+    """What the scorers ask a model besides its output: identity, randomness, a call counter."""
+
+    identity: dict
+    calls: int
 
     @property
     def random(self) -> bool:
         return False
 
+    @property
+    def spec(self) -> str:
+        return "v1"
+
     def cache_identity(self) -> dict:
         return dict(self.identity)
+
+
+@dataclass
+class ColourDetector(_ColourModel):
+    name: str = "colour-test"
+    settings: DetectorSettings = field(default_factory=DetectorSettings)
+    identity: dict = field(default_factory=_colour_identity)
+    calls: int = 0
 
     def detect(self, images):
         self.calls += len(images)
@@ -54,31 +69,16 @@ class ColourDetector:
 
 
 @dataclass
-class ColourSegmenter:
+class ColourSegmenter(_ColourModel):
     name: str = "colour-panoptic"
     settings: SegmenterSettings = field(default_factory=SegmenterSettings)
-    identity: dict = field(default_factory=lambda: {"backend": "test", "arch": "colour", "spec": "v1", "random": False})
+    identity: dict = field(default_factory=_colour_identity)
     calls: int = 0
-
-    @property
-    def random(self) -> bool:
-        return False
-
-    @property
-    def spec(self) -> str:
-        return "v1"
-
-    def cache_identity(self) -> dict:
-        return dict(self.identity)
 
     def label_maps(self, images):
         self.calls += len(images)
-        out = []
-        for im in images:
-            a = np.asarray(im.convert("RGB")).astype(int)
-            lab = np.array([OBJECT, GRASS, SKY], dtype=np.uint8)[a.argmax(axis=-1)]
-            out.append(lab)
-        return out
+        labels = np.array([OBJECT, GRASS, SKY], dtype=np.uint8)
+        return [labels[np.asarray(im.convert("RGB")).argmax(axis=-1)] for im in images]
 
 
 class TinyExtractor:
