@@ -77,7 +77,7 @@ FACTORIES: dict[str, str] = {
 """record name -> ``"module:function"``; the function takes (ScoreOptions, cache root) and returns a Scorer."""
 
 
-def records_for(family: str, segmenter: str | None) -> str:
+def record_name(family: str, segmenter: str | None) -> str:
     """The record name of ``family`` for ``segmenter`` (``iou`` + ``panoptic`` -> ``panoptic``)."""
     specs = [s for s in SPECS.values() if s.family == family]
     if not specs:

@@ -88,7 +88,7 @@ class ScoreOptions:
 
     def records_for(self, dataset: str) -> list[str]:
         """The metric records a job of ``dataset`` gets (``iou`` or ``panoptic``, then ``vit``)."""
-        return [scorers.records_for(m, self.segmenter_for(dataset)) for m in self.metrics]
+        return [scorers.record_name(m, self.segmenter_for(dataset)) for m in self.metrics]
 
 
 def _counts() -> dict[str, int]:
@@ -139,7 +139,8 @@ def select_jobs(store: RunStore, methods: Iterable[str] | None = None, datasets:
     return found, missing
 
 
-def _input_path(value: str | None, role: str, root: str | None, where: str) -> Path:
+def input_path(value: str | None, role: str, root: str | None, where: str) -> Path:
+    """An input image path of a job record (relative paths are relative to ``root``, default the cwd)."""
     if not value:
         raise UserError(f"{where}: the job record names no {role}; re-run the job")
     p = Path(value).expanduser()
@@ -189,7 +190,9 @@ def stale_reason(record: dict[str, Any] | None, want_hash: str, hashes: dict[str
 
 
 class Scorers:
-    """The scorers of a run, built on first need (a fully up-to-date run loads no model)."""
+    """The scorers of a run, built on first need: only for the records the selected jobs get. Building one
+    resolves its weights (a file's sha256); Mask R-CNN and the panoptic model are built only when an image
+    needs them, the ViT when its scorer is built."""
 
     def __init__(self, opts: ScoreOptions, cache_root: Path, given: dict[str, Any] | None = None):
         self.opts = opts
@@ -284,7 +287,7 @@ def _visit(store: RunStore, key: JobKey, rec: JobRecord, live: Scorers, hasher: 
                 paths[role], shown[role] = job_dir / str(rec.output), str(rec.output)
             else:
                 value = rec.pair.get(role)
-                paths[role] = _input_path(value, f"{role} image", opts.root, where)
+                paths[role] = input_path(value, f"{role} image", opts.root, where)
                 shown[role] = str(value)
         hashes = {role: hasher(paths[role], f"{role} image") for role in roles}
         todo = []

@@ -190,7 +190,7 @@ def pair_options(*roles: str):
 def load_pair(kw: dict, roles: tuple[str, ...]):
     """(images by role, paths by role, geometry, the job record or None) of a single-pair command."""
     from eval.align import geometry_from_text, read_job_record
-    from eval.scoring import _input_path
+    from eval.scoring import input_path
     from splice.core.errors import UserError
     from splice.core.imageio import load_rgb
 
@@ -204,7 +204,7 @@ def load_pair(kw: dict, roles: tuple[str, ...]):
         value = kw.get(role)
         if value is None and rec is not None:
             value = str(rec_path.parent / rec.output) if role == "output" else \
-                _input_path(rec.pair.get(role), f"{role} image", kw.get("root"), str(rec_path))  # fmt: skip
+                input_path(rec.pair.get(role), f"{role} image", kw.get("root"), str(rec_path))  # fmt: skip
         if value is None:
             raise UserError(f"--{role} is required (or --record JOB_DIR/record.json)")
         paths[role] = str(value)

@@ -115,13 +115,18 @@ def test_score_vit_json(tmp_path, tiny_pair):
     w = tmp_path / "tiny.pth"
     torch.save(recipe_state_dict("vit_tiny_patch16_224"), w)
     o = tmp_path / "o.png"
-    Image.open(s).resize((48, 40)).save(o)  # smaller than S: resized back, and said so
+    # smaller than S with no geometry given: S is resized to O (bicubic, as Pillow's default), and said so;
+    # O is exactly that resize, so the structure distance is 0
+    Image.open(s).convert("RGB").resize((48, 40), Image.Resampling.BICUBIC).save(o)
     r = cli("score", "vit", "--structure", s, "--appearance", a, "--output", o, "--backbone", "vit_tiny_patch16_224", "--weights", w,
             "--device", "cpu", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["aligned"] == "resize" and res["random_weights"] is False
-    assert res["structure_distance"] > 0 and res["appearance_distance"] > 0 and -1 <= res["appearance_cosine"] <= 1
+    assert res["structure_distance"] == 0 and res["appearance_distance"] > 0 and -1 <= res["appearance_cosine"] <= 1
+    other = json.loads(cli("score", "vit", "--structure", s, "--appearance", a, "--output", a, "--geometry", "stretch 72x72",
+                           "--backbone", "vit_tiny_patch16_224", "--weights", w, "--json").stdout)
+    assert other["aligned"] == "geometry" and other["structure_distance"] > 0 and other["appearance_distance"] == 0
     same = json.loads(cli("score", "vit", "--structure", s, "--appearance", s, "--output", s, "--backbone", "vit_tiny_patch16_224",
                           "--weights", w, "--json").stdout)
     assert same["structure_distance"] == 0 and same["appearance_distance"] == 0 and same["aligned"] == "identity"
