@@ -26,6 +26,8 @@ VOCABULARY: dict[str, str] = {
     "--pairs": "a comma list of pair ids",
     "--weights": "model weights: a tag, a local file or 'random'",
     "--backbone": "the DINO ViT architecture: B/8, S/8, B/16, S/16 or a timm vit_* name",
+    "--backbones": "a comma list of DINO ViT architectures (each as --backbone)",
+    "--memory-gb": "the memory of one device in GB (what perf fits an image into; what bench packs jobs into)",
     "--allow-random-weights": "fall back to random weights when the real ones are missing (marked everywhere)",
     "--seed": "the random seed",
     "--json": "print JSON on stdout (logs stay on stderr)",
@@ -106,6 +108,16 @@ def weights(help: str, multiple: bool = False, default: Any = None) -> Callable:
 def backbone(default: str | None = None) -> Callable:
     return _option("--backbone", default=default, show_default=default is not None,
                    help="DINO ViT: B/8 (vit_base_patch8_224), S/8, B/16, S/16, or a timm vit_* name.")  # fmt: skip
+
+
+def backbones(default: str) -> Callable:
+    return _option("--backbones", default=default, show_default=True, metavar="A,B",
+                   help="Comma list of DINO ViTs: B/8 (the paper's), S/8, B/16, S/16, or timm vit_* names.")  # fmt: skip
+
+
+def memory_gb(help: str, default: float | None = None) -> Callable:
+    return _option("--memory-gb", type=click.FloatRange(min=0, min_open=True), default=default,
+                   show_default=default is not None, metavar="GB", help=help)  # fmt: skip
 
 
 allow_random_weights = _option("--allow-random-weights", is_flag=True,
