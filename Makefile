@@ -6,12 +6,14 @@ STAMP  := $(VENV)/.installed
 RUN    ?= runs/smoke
 DEVICE ?= auto
 
-.PHONY: install test test-fast demo perf benchmark benchmark-smoke clean help
+.PHONY: install test test-fast demo perf gpu-check benchmark benchmark-smoke clean help
 
 help:
 	@echo "make demo             - set up, then run Splice (smoke preset) on the embedded demo pair"
 	@echo "make test             - set up, then run the test suite"
-	@echo "make perf             - seconds/step and peak memory, ours vs the reference way (ViT-S/8, 512px and HD)"
+	@echo "make perf             - seconds/step and peak memory, ours vs the reference way (ViT-S/8 and B/8, 512px and HD;"
+	@echo "                        DEVICE=cuda for a GPU, MEMORY_GB=8: the largest image that fits)"
+	@echo "make gpu-check        - every CUDA path end to end in minutes, one JSON summary (says so without a GPU)"
 	@echo "make benchmark-smoke  - the whole pipeline on the demo set, CPU, random weights allowed, minutes"
 	@echo "make benchmark        - the paper protocol on the three data sets (needs weights, data and GPUs)"
 
@@ -34,15 +36,22 @@ demo: install
 		-o runs/demo --preset smoke --device cpu --allow-random-weights --resume
 	@echo "demo output: runs/demo/output.png (record: runs/demo/record.json)"
 
+MEMORY_GB ?= 8
 perf: install
-	$(BIN)/splice perf
+	$(BIN)/splice perf --device $(DEVICE) --memory-gb $(MEMORY_GB)
+
+# exit 0 only when every check passed; without a CUDA GPU: one line, exit 0
+gpu-check: install
+	@$(BIN)/splice gpu-check
 
 # The paper protocol. DATA_ROOT holds the images (see datasets/README.md); weights must be cached or given.
 DATA_ROOT ?= data
+# jobs at once per GPU: auto = as many as fit in its memory (see README "On a GPU box"); 1 = one at a time
+JOBS_PER_DEVICE ?= auto
 # A failed job does not stop scoring and the report (which shows it); `splice bench status` lists failures.
 benchmark: install
 	-$(BIN)/splice bench --methods all --datasets wild-pairs,afhq,mountains --root $(DATA_ROOT) \
-		--out runs/paper --preset paper --devices $(DEVICE)
+		--out runs/paper --preset paper --devices $(DEVICE) --jobs-per-device $(JOBS_PER_DEVICE)
 	$(BIN)/splice score --out runs/paper --metrics iou,vit
 	$(BIN)/splice report --out runs/paper
 

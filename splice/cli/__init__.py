@@ -27,7 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "table": ("table", "Print metric tables (mean ± std, counts) from a run's stored records."),
     "report": ("report", "Build grids, tables, plots and index.html from a run."),
     "study": ("study", "Plan, export, serve and analyse the 2AFC user study."),
-    "perf": ("perf", "Seconds per step and peak memory of Splice, ours against the reference's way."),
+    "perf": ("perf", "Seconds per step and peak memory of Splice on any device, ours against the reference's way."),
+    "gpu-check": ("gpucheck", "Exercise every CUDA path end to end; one JSON summary (make gpu-check)."),
 }
 
 

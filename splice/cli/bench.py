@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 @opt.devices()
 @click.option("--workers", type=click.IntRange(min=0),
               help="Worker processes (default: one per device; 0 = in this process).")
+@click.option("--jobs-per-device", default=None, metavar="auto|N",
+              help="Jobs at once on each device: N, or auto = as many as fit in its memory (each method's peak "
+                   "from earlier records of --out, else the suite's reference table, plus 20%), at most 8 "
+                   "(auto:CAP). An out-of-memory error lowers that device's count and runs the job again alone.")
+@opt.memory_gb("Memory of each device for --jobs-per-device auto and --dry-run [default: measured free memory].")
 @click.option("--skip-missing", is_flag=True,
               help="Run the pairs whose images are under --root and leave the others pending (default: stop).")
 @click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
@@ -67,7 +72,7 @@ log = logging.getLogger(__name__)
 @opt.as_json("Print the summary (or the dry-run plan) as JSON on stdout.")
 @click.pass_context
 def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pairs, limit, method_args, weights,
-            allow_random_weights, max_side, devices, workers, skip_missing, launcher, slurm_partition, slurm_time,
+            allow_random_weights, max_side, devices, workers, jobs_per_device, memory_gb, skip_missing, launcher, slurm_partition, slurm_time,
             slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb, slurm_account, slurm_qos, slurm_constraint,
             slurm_array_parallelism, slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, no_progress,
             as_json) -> None:  # fmt: skip
@@ -84,6 +89,9 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
           --devices cpu --allow-random-weights
       splice bench --methods splice,strotss --datasets wild-pairs,afhq,mountains --root data --out runs/paper
       splice bench --methods all --datasets afhq --root data --out runs/paper --devices cuda:0,cuda:1
+      splice bench --methods all --datasets afhq --root data --out runs/paper --devices cuda --jobs-per-device auto
+      splice bench --methods all --datasets wild-pairs,afhq,mountains --root data --out runs/paper \\
+          --devices cuda:0,cuda:1 --jobs-per-device auto --memory-gb 80 --dry-run     # the cost before the run
       splice bench --methods splice --datasets afhq --root data --out runs/seeds --seeds 0-2 \\
           --method-args splice.steps=500 --dry-run
       splice bench --methods all --datasets wild-pairs,afhq,mountains --root /shared/data --out /shared/runs/paper \\
@@ -97,12 +105,13 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     missing = [n for n, v in given if not v]
     if missing:
         raise ConfigError(f"splice bench needs {', '.join(missing)}; see `splice bench --help` for examples")
-    from splice.core.devices import parse_devices
     from splice.core.paths import ensure_writable_dir
     from splice.data.manifests import parse_dataset_list
-    from splice.runner.bench import LaunchOptions, bench, missing_inputs
+    from splice.runner.bench import LaunchOptions, bench, estimate_cost, missing_inputs
     from splice.runner.bench import dry_run as plan_only
+    from splice.runner.cost import CostModel
     from splice.runner.jobs import PlanRequest, expand_methods, method_overrides, parse_seeds, parse_weights
+    from splice.runner.packing import parse_jobs_per_device
     from splice.runner.slurm import SlurmOptions
 
     if not Path(root).is_dir():
@@ -125,12 +134,43 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         limit=limit,
     )
 
+    packing = parse_jobs_per_device(jobs_per_device)
+    if packing is not None and workers is not None:
+        raise ConfigError(f"--workers {workers} and --jobs-per-device {jobs_per_device}: give one of them")
+    if packing is not None and launcher != "local":
+        raise ConfigError("--jobs-per-device packs jobs on this machine's devices; with --launcher slurm use "
+                          "--slurm-jobs-per-task")  # fmt: skip
+    if launcher == "slurm":
+        devs = ["cpu"] if devices == "cpu" else ["auto"]
+    else:
+        devs = _devices(devices, planning=dry_run)
+    slurm = SlurmOptions(partition=slurm_partition, time_min=slurm_time, gpus_per_task=slurm_gpus_per_task,
+                         cpus_per_task=slurm_cpus_per_task, mem_gb=slurm_mem_gb, account=slurm_account, qos=slurm_qos,
+                         constraint=slurm_constraint, array_parallelism=slurm_array_parallelism,
+                         jobs_per_task=slurm_jobs_per_task,
+                         cluster=None if slurm_cluster == "slurm" else slurm_cluster)  # fmt: skip
+    if wait is None:
+        wait = launcher == "local" or slurm.cluster is not None
+    launch = LaunchOptions(out=Path(out), devices=devs, workers=workers, launcher=launcher, slurm=slurm, wait=wait,
+                           retry_failed=retry_failed, progress=not no_progress and not as_json,
+                           skip_missing=skip_missing, jobs_per_device=packing, memory_gb=memory_gb)  # fmt: skip
+
     if dry_run:
         from splice.runner.jobs import dataset_settings
 
         planned = plan_only(req, Path(out), retry_failed)
+        model = CostModel.from_store(out)
+        to_run = [p.job for p in planned if p.state in ("pending", "stale", "retry")]
+        cost = estimate_cost(to_run, launch, model)
         if as_json:
-            click.echo(json.dumps([p.row() for p in planned], indent=1))
+            rows = []
+            for p in planned:
+                row = p.row()
+                if p.state in ("pending", "stale", "retry"):
+                    est = model.estimate(p.job, devs[0] if launcher == "local" else cost.devices[0])
+                    row.update(expected_seconds=est.seconds, expected_memory_mb=est.memory_mb, cost_source=est.source)
+                rows.append(row)
+            click.echo(json.dumps({"jobs": rows, "cost": cost.to_dict()}, indent=1))
         else:
             for d in dataset_settings(req):  # what a method declares per data set (model, options, or n/a)
                 what = (f"not applicable: {d['not_applicable']}" if "not_applicable" in d
@@ -140,6 +180,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
                 k = p.job.key
                 click.echo(f"{p.state:<8} {k.method:<12} {k.dataset:<10} {k.pair_id:<28} "
                            f"s{k.seed}-{k.config_hash}  {p.action}")  # fmt: skip
+            click.echo("\nexpected cost of the jobs to run (seconds and peak memory per job):")
+            click.echo(cost.table())
         from collections import Counter
 
         c = Counter(p.state for p in planned)
@@ -156,26 +198,17 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         raise UserError(f"{len(absent)} image(s) of the selected pairs are missing under --root {root} "
                         f"(e.g. {example}); "
                         f"check with `splice datasets check --root {root}`, or add --skip-missing to run the others")
-    if launcher == "slurm":
-        devs = ["cpu"] if devices == "cpu" else ["auto"]
-    else:
-        devs = parse_devices(devices)
-    slurm = SlurmOptions(partition=slurm_partition, time_min=slurm_time, gpus_per_task=slurm_gpus_per_task,
-                         cpus_per_task=slurm_cpus_per_task, mem_gb=slurm_mem_gb, account=slurm_account, qos=slurm_qos,
-                         constraint=slurm_constraint, array_parallelism=slurm_array_parallelism,
-                         jobs_per_task=slurm_jobs_per_task,
-                         cluster=None if slurm_cluster == "slurm" else slurm_cluster)  # fmt: skip
-    if wait is None:
-        wait = launcher == "local" or slurm.cluster is not None
     if launcher == "slurm":  # what was submitted, and where waiting takes job states from, is said once
         slurm_log = logging.getLogger("splice.runner.slurm")
         if slurm_log.getEffectiveLevel() > logging.INFO:
             slurm_log.setLevel(logging.INFO)
-    launch = LaunchOptions(out=Path(out), devices=devs, workers=workers, launcher=launcher, slurm=slurm, wait=wait,
-                           retry_failed=retry_failed, progress=not no_progress and not as_json,
-                           skip_missing=skip_missing)  # fmt: skip
+
+    def announce(cost) -> None:
+        click.echo(f"expected: {cost.table().splitlines()[-1]}", err=True)
+
     try:
-        summary = bench(req, launch, argv=["splice", *sys.argv[1:]] if sys.argv else None)
+        summary = bench(req, launch, argv=["splice", *sys.argv[1:]] if sys.argv else None,
+                        on_estimate=None if as_json else announce)  # fmt: skip
     except KeyboardInterrupt:
         again = shlex.join(["splice", *sys.argv[1:]])
         click.echo(f"interrupted; finished jobs are kept, running ones resume from their checkpoints: {again}",
@@ -184,6 +217,11 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
 
     click.echo(summary.table(), err=True)
     d = summary.to_dict()
+    if summary.estimate and summary.outcomes:
+        from splice.runner.cost import format_duration
+
+        click.echo(f"expected wall time {format_duration(summary.estimate['wall_seconds'])}, took "
+                   f"{format_duration(summary.seconds)}", err=True)  # fmt: skip
     for err, n in list(d["errors"].items())[:5]:
         click.echo(f"  {n} x {err}", err=True)
     if summary.submitted and not wait:
@@ -203,6 +241,28 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         click.echo(json.dumps(d, indent=1))
     if summary.failed_total:
         sys.exit(1)
+
+
+def _devices(value: str, planning: bool) -> list[str]:
+    """``--devices``; when only planning (``--dry-run``), devices this machine lacks are taken as given."""
+    from splice.core.devices import parse_devices
+
+    try:
+        return parse_devices(value)
+    except ConfigError:
+        if not planning:
+            raise
+    out = []
+    for item in (v.strip().lower() for v in value.split(",") if v.strip()):
+        if item == "cuda":
+            out.append("cuda:0")  # how many GPUs a machine has is unknown from here: list them, cuda:0,cuda:1
+        elif item == "auto":
+            out.extend(parse_devices("auto"))
+        elif item == "cpu" or item == "mps" or (item.startswith("cuda:") and item[5:].isdigit()):
+            out.append(item)
+        else:
+            return parse_devices(value)  # the same one-line error
+    return list(dict.fromkeys(out))
 
 
 @command.command(name="status")

@@ -15,15 +15,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from splice.core.claims import describe_holder
 from splice.core.errors import ConfigError
 from splice.core.record import NOT_APPLICABLE
 from splice.core.store import RunStore
+from splice.runner.cost import CostModel, CostPlan, estimate_plan
 from splice.runner.execute import Outcome, record_not_applicable
 from splice.runner.jobs import Job, PlanRequest, plan_jobs
 from splice.runner.local import run_local
+from splice.runner.packing import Packing, PackingPolicy, device_memory_mb
 from splice.runner.runlog import append_invocation, finish_invocation, new_invocation
 from splice.runner.slurm import SlurmOptions, submit_slurm, wait_slurm
 from splice.runner.status import _format_table, job_state, scan, write_job_specs, write_jobs_csv
@@ -101,6 +103,7 @@ class BenchSummary:
     interrupted: bool = False
     missing_inputs: int = 0  # jobs left pending because their images are missing (--skip-missing)
     not_applicable: int = 0  # jobs of data sets their method does not apply to (recorded, never run)
+    estimate: dict[str, Any] | None = None  # the cost expected before the run (splice.runner.cost.CostPlan)
 
     @property
     def done(self) -> int:
@@ -127,7 +130,7 @@ class BenchSummary:
                 "failed_not_retried": self.failed_total - self.failed, "claimed_elsewhere": self.claimed,
                 "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
                 "interrupted": self.interrupted, "missing_inputs": self.missing_inputs,
-                "not_applicable": self.not_applicable,
+                "not_applicable": self.not_applicable, "estimate": self.estimate,
                 "by_method": {m: dict(c) for m, c in self.by_method.items()},
                 "errors": dict(Counter(o.error for o in self.outcomes
                                        if o.state == "failed").most_common(10))}  # fmt: skip
@@ -163,20 +166,55 @@ class LaunchOptions:
     retry_failed: bool = False
     progress: bool = True
     skip_missing: bool = False
+    jobs_per_device: PackingPolicy | None = None  # --jobs-per-device (local launcher): jobs packed by memory
+    memory_gb: float | None = None  # --memory-gb: each device's memory for packing (default: measured)
+
+
+def estimate_cost(jobs: list[Job], launch: LaunchOptions, model: CostModel | None = None,
+                  capacity_mb: dict[str, float | None] | None = None) -> CostPlan:  # fmt: skip
+    """The expected cost of running ``jobs`` as ``launch`` says (:mod:`splice.runner.cost`)."""
+    model = model or CostModel.from_store(launch.out)
+    if launch.launcher == "slurm":
+        kind = "cpu" if launch.devices == ["cpu"] or not launch.slurm.gpus_per_task else "cuda"
+        return estimate_plan(jobs, model, launch.devices, slurm_tasks=launch.slurm.array_parallelism, slurm_kind=kind)
+    if launch.jobs_per_device is not None and capacity_mb is None:
+        capacity_mb = device_memory_mb(launch.devices, launch.memory_gb)
+    return estimate_plan(jobs, model, launch.devices, workers=launch.workers, policy=launch.jobs_per_device,
+                         capacity_mb=capacity_mb)  # fmt: skip
 
 
 def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None,
-          settings_extra: dict[str, Any] | None = None) -> BenchSummary:  # fmt: skip
-    """Run (or submit) every job of ``req`` that is not done; see the module docstring."""
+          settings_extra: dict[str, Any] | None = None,
+          on_estimate: Callable[[CostPlan], None] | None = None) -> BenchSummary:  # fmt: skip
+    """Run (or submit) every job of ``req`` that is not done; see the module docstring.
+
+    Before running, the expected cost of the jobs to run (:func:`estimate_cost`) goes to ``on_estimate``
+    and into this invocation's entry of ``run.json`` (``settings.estimate``), beside what it really took."""
     t0 = time.time()
     store = RunStore(launch.out)
     jobs = plan_jobs(req)
     planned = classify(jobs, store, launch.retry_failed)
     summary = BenchSummary(planned=len(planned))
 
+    def runs(p: PlannedJob) -> bool:  # what the loop below hands to the launcher
+        if p.state not in ("pending", "stale", "retry"):
+            return False
+        return not (launch.skip_missing and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
+
+    model = CostModel.from_store(store)
+    capacity = None
+    if launch.launcher == "local" and launch.jobs_per_device is not None:
+        capacity = device_memory_mb(launch.devices, launch.memory_gb)
+    estimate = estimate_cost([p.job for p in planned if runs(p)], launch, model, capacity)
+    summary.estimate = estimate.to_dict()
+    if on_estimate is not None and estimate.methods:
+        on_estimate(estimate)
 
     settings = {**req.to_dict(), "out": str(launch.out), "devices": launch.devices, "workers": launch.workers,
-                "launcher": launch.launcher, "retry_failed": launch.retry_failed, **(settings_extra or {})}  # fmt: skip
+                "launcher": launch.launcher, "retry_failed": launch.retry_failed, "estimate": summary.estimate,
+                **(settings_extra or {})}  # fmt: skip
+    if launch.jobs_per_device is not None:
+        settings["packing"] = {**launch.jobs_per_device.to_dict(), "capacity_mb": capacity}
     if launch.launcher == "slurm":
         settings["slurm"] = {k: v for k, v in vars(launch.slurm).items()}
     invocation = new_invocation(settings, [m.record() for m in req.manifests], argv)
@@ -202,7 +240,7 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
             summary.claimed_elsewhere += 1
             _tally(summary, m, "claimed-before")
             log.info("%s: claimed by %s; skipped", p.job.key, p.holder)
-        elif launch.skip_missing and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()):
+        elif not runs(p):
             summary.missing_inputs += 1  # left pending: the images are not under --root
         else:
             to_run.append(p.job)
@@ -227,8 +265,11 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
 
     try:
         if launch.launcher == "local":
+            packing = None
+            if launch.jobs_per_device is not None:
+                packing = Packing(launch.jobs_per_device, capacity or {}, model.memory_of)
             summary.outcomes = run_local(to_run, store, launch.devices, launch.workers, invocation, launch.retry_failed,
-                                         on_outcome=on_outcome)  # fmt: skip
+                                         on_outcome=on_outcome, packing=packing)  # fmt: skip
         elif launch.launcher == "slurm":
             submitted = submit_slurm(to_run, store, launch.slurm, invocation, launch.retry_failed,
                                      device="cpu" if launch.devices == ["cpu"] else "auto")  # fmt: skip

@@ -89,7 +89,7 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def _free_accelerator() -> None:
+def free_accelerator() -> None:
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -133,12 +133,19 @@ def _inputs_record(job: Job, info: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 # one job
 # --------------------------------------------------------------------------------------
+class SharedOutOfMemory(Exception):
+    """Out of memory on an accelerator shared with other jobs (``requeue_oom``): no record is written;
+    the launcher lowers the device's concurrency and runs the job again (:mod:`splice.runner.packing`)."""
+
+
 def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str, Any] | None = None,
-            ladder: tuple[int, ...] = OOM_LADDER) -> JobRecord:  # fmt: skip
+            ladder: tuple[int, ...] = OOM_LADDER, requeue_oom: bool = False) -> JobRecord:  # fmt: skip
     """Run ``job`` on ``device`` and write its output and record into ``store``. Returns the record.
 
     The caller must hold the job's claim (see :func:`execute`). Never raises for a failure of
-    the method; KeyboardInterrupt and SystemExit pass through (no record is written then).
+    the method; KeyboardInterrupt and SystemExit pass through (no record is written then), and so
+    does :class:`SharedOutOfMemory` when ``requeue_oom`` (the job shares the device: instead of the
+    ladder, the launcher runs it again with fewer neighbours).
     """
     key = job.key
     job_dir = store.job_dir(key)
@@ -189,7 +196,9 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         # Out of memory on an accelerator: drop the exception (its traceback holds tensors), free, go lower.
         error_type, error_msg = type(error).__name__, one_line(error)
         error = None
-        _free_accelerator()
+        free_accelerator()
+        if requeue_oom:
+            raise SharedOutOfMemory(f"{error_type}: {error_msg}")
         if not getattr(method, "supports_max_side", False):
             why = "the method cannot lower its resolution: supports_max_side=False"
             error = _Failure(error_type, f"{error_msg} ({why})")
@@ -263,7 +272,7 @@ class Outcome:
     """What happened to one job in one invocation."""
 
     key: dict[str, Any]
-    state: str  # done | failed | skipped | skipped-failed | claimed
+    state: str  # done | failed | skipped | skipped-failed | claimed | oom (shared device; run it again)
     seconds: float | None = None
     error: str | None = None
     max_side: int | None = None
@@ -290,8 +299,10 @@ def _clean_partial_writes(job_dir: Path) -> None:
 
 
 def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str, Any] | None = None,
-            retry_failed: bool = False, ladder: tuple[int, ...] = OOM_LADDER) -> Outcome:  # fmt: skip
-    """Claim ``job``, run it unless it is done (or failed and not retried), release the claim."""
+            retry_failed: bool = False, ladder: tuple[int, ...] = OOM_LADDER, requeue_oom: bool = False) -> Outcome:
+    """Claim ``job``, run it unless it is done (or failed and not retried), release the claim.
+
+    With ``requeue_oom``, an out-of-memory error on an accelerator is the outcome ``oom`` (no record)."""
     key = job.key
     if store.is_done(key):
         return Outcome(key.to_dict(), "skipped")
@@ -306,8 +317,12 @@ def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         if rec and rec.status == "failed" and not retry_failed:
             return Outcome(key.to_dict(), "skipped-failed", error=rec.error)
         _clean_partial_writes(store.job_dir(key))
-        with claim.heartbeat():
-            record = run_job(job, store, device, invocation, ladder)
+        try:
+            with claim.heartbeat():
+                record = run_job(job, store, device, invocation, ladder, requeue_oom)
+        except SharedOutOfMemory as e:
+            log.warning("%s: %s beside other jobs on %s; it will run again", key, e, device)
+            return Outcome(key.to_dict(), "oom", error=str(e))
         state = "done" if record.ok else "failed"
         if state == "failed":
             log.warning("failed: %s: %s", key, record.error)

@@ -7,6 +7,10 @@ launcher (``PR_SET_PDEATHSIG`` on Linux), so after a ``kill -9`` of the launcher
 are stale at once and the next invocation takes the jobs over, resuming from ``work/``.
 
 ``workers=0`` runs the jobs in the launcher's own process (debugging; no crash isolation).
+
+Which job starts where is the :class:`~splice.runner.packing.Packer`'s decision: one job per worker
+and N workers over the devices in turn (``--workers``), or several jobs per device packed by
+memory (``--jobs-per-device``). Workers start when a job needs one and live until the end.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 from splice.core.store import RunStore
-from splice.runner.execute import OOM_LADDER, Outcome, execute, record_crash
+from splice.runner.execute import OOM_LADDER, Outcome, free_accelerator, execute, record_crash
 from splice.runner.jobs import Job
+from splice.runner.packing import Packer, Packing, PackingPolicy, fixed_policy_for_workers
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +67,16 @@ def _worker_main(conn: Connection, device: str, store_root: str, invocation: dic
             return
         if msg is None:
             return
-        job = Job.from_dict(msg)
+        job = Job.from_dict(msg["job"])
+        shared = not msg.get("ladder", True)  # beside other jobs: an OOM goes back to the launcher
         if threads and "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
         try:
-            out = execute(job, store, device, invocation, retry_failed, ladder)
+            out = execute(job, store, device, invocation, retry_failed, ladder, requeue_oom=shared)
         except BaseException as e:  # noqa: BLE001 - a bug in the harness itself: report, keep the worker
             out = Outcome(job.key.to_dict(), "failed", error=f"runner error: {type(e).__name__}: {e}")
+        if msg.get("release_memory"):
+            free_accelerator()  # hand the cached blocks back: other workers share this device
         try:
             conn.send(out.to_dict())
         except (BrokenPipeError, OSError):
@@ -99,10 +107,12 @@ def _describe_exit(code: int | None) -> str:
 def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int | None = None,
               invocation: dict[str, Any] | None = None, retry_failed: bool = False,
               ladder: tuple[int, ...] = OOM_LADDER, on_outcome: Callable[[Outcome], None] | None = None,
-              ) -> list[Outcome]:  # fmt: skip
+              packing: Packing | None = None) -> list[Outcome]:  # fmt: skip
     """Run ``jobs`` on ``devices`` and return one :class:`Outcome` per job (in completion order).
 
     ``workers``: None = one per device; 0 = in this process; N = N workers over the devices in turn.
+    ``packing`` (``--jobs-per-device``): several jobs at once per device, as many as its policy lets
+    (:mod:`splice.runner.packing`); a job that runs out of memory beside others runs again with fewer.
     """
     invocation = invocation or {}
     outcomes: list[Outcome] = []
@@ -114,14 +124,19 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
 
     if not jobs:
         return outcomes
-    if workers == 0:
+    if workers == 0 and packing is None:
         for job in jobs:
             done(execute(job, store, devices[0], invocation, retry_failed, ladder))
         return outcomes
 
-    n = len(devices) if workers is None else workers
-    n = max(1, min(n, len(jobs)))
-    cpu_workers = sum(1 for i in range(n) if devices[i % len(devices)] == "cpu")
+    if packing is None:  # --workers: N workers over the devices in turn, one job each at a time
+        used, per_device = fixed_policy_for_workers(devices, workers)
+        packer = Packer(used, PackingPolicy(auto=False, cap=max(per_device.values())), {}, lambda j, d: None)
+        packer.limit.update(per_device)
+    else:
+        packer = packing.packer(devices)
+    slots = {d: min(n, len(jobs)) for d, n in packer.limit.items()}
+    cpu_workers = sum(n for d, n in slots.items() if d == "cpu")
     threads = max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
     ctx = mp.get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
@@ -135,21 +150,33 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
         child.close()
         return _Worker(device=device, proc=proc, conn=parent)
 
-    pool = [start(devices[i % len(devices)]) for i in range(n)]
+    pool: list[_Worker] = []
     queue = deque(jobs)
+
+    def dispatch() -> None:
+        for device in packer.devices:
+            while queue:
+                job = packer.pick(queue, device)
+                if job is None:
+                    break
+                w = next((w for w in pool if w.device == device and w.job is None), None)
+                if w is None:
+                    w = start(device)
+                    pool.append(w)
+                w.job, w.started = job, time.time()
+                w.extra = {"ladder": packer.start(job, device)}
+                try:
+                    w.conn.send({"job": job.to_dict(), "ladder": w.extra["ladder"],
+                                 "release_memory": packing is not None and device != "cpu"})  # fmt: skip
+                except (BrokenPipeError, OSError):
+                    pass  # found dead below
+
     try:
         while queue or any(w.job is not None for w in pool):
-            for w in pool:
-                if w.job is None and queue:
-                    w.job = queue.popleft()
-                    w.started = time.time()
-                    try:
-                        w.conn.send(w.job.to_dict())
-                    except (BrokenPipeError, OSError):
-                        pass  # found dead below
+            dispatch()
             busy = [w for w in pool if w.job is not None]
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
-            for i, w in enumerate(list(pool)):
+            for w in list(pool):
                 if w.job is None or (w.conn not in ready and w.proc.sentinel not in ready):
                     continue
                 result = None
@@ -158,19 +185,27 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
                         result = w.conn.recv()
                     except (EOFError, OSError):
                         result = None
+                job, w.job = w.job, None
+                if result is not None and result["state"] == "oom":
+                    packer.oom(job, w.device)  # fewer at once on this device; the job runs again, alone
+                    log.warning("%s: out of memory beside other jobs on %s; %d at once there from now on; "
+                                "it runs again alone", job.key, w.device, packer.limit[w.device])  # fmt: skip
+                    queue.appendleft(job)
+                    continue
+                packer.finish(job, w.device)
                 if result is not None:
-                    w.job = None
                     done(Outcome(**result))
                     continue
-                # The worker died holding a job: record it, replace the worker.
+                # The worker died holding a job: record it, drop the worker (a new one starts when needed).
                 w.proc.join(timeout=10)
                 how = _describe_exit(w.proc.exitcode)
                 msg = (f"the worker process died ({how}) while running this job"
                        + ("; the system may have run out of memory" if "KILL" in how else ""))  # fmt: skip
-                log.warning("%s: %s", w.job.key, msg)
-                done(record_crash(w.job, store, msg, invocation))
+                log.warning("%s: %s", job.key, msg)
+                done(record_crash(job, store, msg, invocation))
                 w.conn.close()
-                pool[pool.index(w)] = start(w.device)
+                pool.remove(w)
+                packer.workers[w.device] = max(0, packer.workers[w.device] - 1)
     finally:
         for w in pool:
             try:
@@ -186,4 +221,6 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join(timeout=5)
+    if packer.events:
+        log.info("packing: %s", packer.events)
     return outcomes

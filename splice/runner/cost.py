@@ -1,0 +1,355 @@
+"""What a benchmark will cost before it runs: each job's expected seconds and peak memory, and the wall time.
+
+A job's estimate comes from, in this order:
+
+1. **this store's records**: ``ok`` records of the same method on the same kind of device (``cuda``,
+   ``cpu``, ``mps``), those of the same configuration hash when there are any. Each record is scaled to
+   the job by the method's *shape* (:data:`SHAPES`: how its time grows with the steps and the image
+   size): seconds by the median of ``record / shape(record)``, memory by the largest (packing must not
+   under-estimate);
+2. **the reference table** shipped with the suite (:data:`REFERENCE`), scaled the same way; every
+   row says where its figures come from (measured with which command, or estimated how);
+3. otherwise the job's cost is unknown, and the totals say how many jobs they leave out.
+
+Shapes: ``seconds = fixed + per_step * steps * size`` and ``memory = memory + per_mpx * (pixels -
+reference pixels)``, where ``steps`` is read from the job's configuration (Splice's ``steps``,
+STROTSS's ``iters_per_scale * scales``, ...) and ``size`` is ``pixels / reference pixels`` for methods
+that work at the image's own resolution (Splice, colour transfer) and 1 for those that resize to a
+fixed working size (STROTSS, WCT2, ...). ``pixels`` is the structure image's pixel count after the
+configuration's ``resize`` (shorter side) and the job's ``max_side`` cap.
+
+The wall time schedules the jobs on the devices given with the launcher's own
+:class:`~splice.runner.packing.Packer` in simulated time (one job per device, ``--workers``,
+or ``--jobs-per-device``), or on ``--slurm-array-parallelism`` GPUs for SLURM (queue waits excluded).
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from splice.core.record import JobRecord
+from splice.core.store import RunStore
+from splice.runner.jobs import Job
+from splice.runner.packing import Packer, PackingPolicy, device_kind, fixed_policy_for_workers
+
+
+# --------------------------------------------------------------------------------------
+# how a method's cost grows
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shape:
+    """How a method's seconds grow: with ``steps(config)`` and, when ``native``, with the image's pixels."""
+
+    steps: Callable[[dict[str, Any]], float] = lambda config: 1.0
+    native: bool = False  # works at the structure image's resolution (else at a fixed working size)
+
+
+def _num(config: dict[str, Any], key: str, default: float) -> float:
+    try:
+        return float(config.get(key, default))
+    except (TypeError, ValueError):
+        return float(default)
+
+
+SHAPES: dict[str, Shape] = {
+    "splice": Shape(lambda c: _num(c, "steps", 2000), native=True),
+    "identity": Shape(native=True),
+    "reinhard": Shape(native=True),
+    "histogram": Shape(native=True),
+    "strotss": Shape(lambda c: _num(c, "iters_per_scale", 200) * _num(c, "scales", 4)),
+    "wct2": Shape(),
+    # the pyramid of structural-analogy has about ten scales at its 220 px default; each trains niter steps
+    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 10),
+    "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) * _num(c, "iters_per_epoch", 6250)),
+    "swapping-autoencoder": Shape(),
+    "cross-image-attention": Shape(),
+    "eye-for-an-eye": Shape(),
+    "precomputed": Shape(),
+    "external": Shape(),
+}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A method's cost on one kind of device at ``pixels`` working pixels and its ``paper`` steps."""
+
+    seconds_fixed: float  # per job, whatever the size and steps (loading models, writing the output)
+    seconds_per_step: float  # at ``pixels``
+    memory_mb: float  # peak at ``pixels`` (what PeakMemory reads: CUDA tensors, or the process's RSS on a CPU)
+    memory_per_mpx: float = 0.0  # growth of the peak per million working pixels (native methods)
+    pixels: int = 512 * 512
+    source: str = "estimate"
+
+
+#: (method, device kind) -> reference cost. CPU rows were measured on this project's machine (2 cores of a
+#: Xeon with AVX-512, PyTorch 2.14.1 CPU); CUDA rows are estimates until someone measures them on a GPU
+#: (``make perf DEVICE=cuda``; after a run, this store's records replace them). See README "Speed".
+REFERENCE: dict[tuple[str, str], Reference] = {}
+
+
+# --------------------------------------------------------------------------------------
+# one job
+# --------------------------------------------------------------------------------------
+def working_pixels(size: tuple[int, int], config: dict[str, Any], max_side: int | None) -> int:
+    """Pixels of the structure image as the method works on it: ``resize`` (shorter side) then the ``max_side`` cap."""
+    w, h = int(size[0]), int(size[1])
+    short = min(w, h)
+    target = short
+    resize = config.get("resize")
+    if isinstance(resize, (int, float)) and not isinstance(resize, bool) and resize > 0:
+        target = int(resize)
+    if max_side and target > max_side:
+        target = int(max_side)
+    if target == short:
+        return w * h
+    scale = target / short
+    return max(1, round(w * scale)) * max(1, round(h * scale))
+
+
+_SIZES: dict[str, tuple[int, int] | None] = {}
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) from the image's header, or None when it cannot be read (cached per path)."""
+    key = str(path)
+    if key not in _SIZES:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                _SIZES[key] = tuple(im.size)
+        except Exception:
+            _SIZES[key] = None
+    return _SIZES[key]
+
+
+def _record_pixels(rec: JobRecord) -> int | None:
+    size = (rec.inputs.get("structure") or {}).get("size")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2):
+        return None
+    return working_pixels((size[0], size[1]), rec.config, rec.max_side)
+
+
+@dataclass
+class Estimate:
+    seconds: float | None
+    memory_mb: float | None
+    source: str  # "records (N)", "reference (...)", "unknown"
+    size_assumed: bool = False  # the structure image could not be read: the reference size was assumed
+
+
+class CostModel:
+    """Expected seconds and peak memory of jobs, from a store's records and the reference table."""
+
+    def __init__(self, records: Iterable[JobRecord] = (), reference: dict[tuple[str, str], Reference] | None = None,
+                 shapes: dict[str, Shape] | None = None):  # fmt: skip
+        self.reference = REFERENCE if reference is None else reference
+        self.shapes = SHAPES if shapes is None else shapes
+        self.records: dict[tuple[str, str], list[JobRecord]] = {}
+        for rec in records:
+            if rec.ok and rec.seconds is not None and rec.device:
+                self.records.setdefault((rec.job.method, device_kind(rec.device)), []).append(rec)
+        self._cache: dict[tuple[Any, str], Estimate] = {}
+
+    @classmethod
+    def from_store(cls, store: RunStore | str | Path, **kw) -> "CostModel":
+        store = store if isinstance(store, RunStore) else RunStore(store)
+        return cls((rec for _, rec in store.iter_records()), **kw)
+
+    # -- the shape: seconds and memory as functions of (pixels, steps) ---------------------------
+    def _seconds_shape(self, method: str, kind: str, pixels: int, config: dict[str, Any]) -> float:
+        shape = self.shapes.get(method, Shape())
+        ref = self.reference.get((method, kind))
+        steps = shape.steps(config)
+        if ref is None:
+            return steps * (pixels / 1e6 if shape.native else 1.0)
+        size = pixels / ref.pixels if shape.native else 1.0
+        return ref.seconds_fixed + ref.seconds_per_step * steps * size
+
+    def _memory_shape(self, method: str, kind: str, pixels: int) -> float:
+        shape = self.shapes.get(method, Shape())
+        ref = self.reference.get((method, kind))
+        if ref is None:
+            return 1.0
+        grow = ref.memory_per_mpx * (pixels - ref.pixels) / 1e6 if shape.native else 0.0
+        return max(1.0, ref.memory_mb + grow)
+
+    def estimate(self, job: Job, device: str) -> Estimate:
+        kind = device_kind(device)
+        cache_key = (job.key, kind)
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        method = job.key.method
+        ref = self.reference.get((method, kind))
+        size = image_size(job.pair.structure)
+        assumed = size is None
+        if size is None:
+            side = int((ref.pixels if ref else 512 * 512) ** 0.5)
+            size = (side, side)
+        pixels = working_pixels(size, job.config, job.settings.get("max_side"))
+        recs = self.records.get((method, kind), [])
+        same = [r for r in recs if r.job.config_hash == job.key.config_hash]
+        recs = same or recs
+        if recs:
+            ratios_s, ratios_m = [], []
+            for r in recs:
+                px = _record_pixels(r) or pixels
+                ratios_s.append(r.seconds / max(self._seconds_shape(method, kind, px, r.config), 1e-12))
+                if r.peak_memory_mb is not None:
+                    ratios_m.append(r.peak_memory_mb / self._memory_shape(method, kind, px))
+            seconds = statistics.median(ratios_s) * self._seconds_shape(method, kind, pixels, job.config)
+            memory = max(ratios_m) * self._memory_shape(method, kind, pixels) if ratios_m else (
+                self._memory_shape(method, kind, pixels) if ref else None)  # fmt: skip
+            how = "same configuration" if same else "scaled by steps and size"
+            est = Estimate(seconds, memory, f"{len(recs)} record(s) of this store, {how}", assumed)
+        elif ref is not None:
+            est = Estimate(self._seconds_shape(method, kind, pixels, job.config),
+                           self._memory_shape(method, kind, pixels), f"reference table ({ref.source})", assumed)
+        else:
+            est = Estimate(None, None, "unknown: no record, no reference figure", assumed)
+        self._cache[cache_key] = est
+        return est
+
+    def memory_of(self, job: Job, device: str) -> float | None:
+        return self.estimate(job, device).memory_mb
+
+
+# --------------------------------------------------------------------------------------
+# the plan: per method, and the wall time
+# --------------------------------------------------------------------------------------
+@dataclass
+class MethodCost:
+    method: str
+    jobs: int = 0
+    seconds: float = 0.0  # sum over the jobs whose cost is known
+    memory_mb: float | None = None  # the largest job's peak
+    unknown: int = 0
+    size_assumed: int = 0
+    sources: set[str] = field(default_factory=set)
+
+    @property
+    def seconds_per_job(self) -> float | None:
+        known = self.jobs - self.unknown
+        return self.seconds / known if known else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "jobs": self.jobs, "seconds_per_job": self.seconds_per_job,
+                "seconds": self.seconds, "memory_mb": self.memory_mb, "unknown": self.unknown,
+                "size_assumed": self.size_assumed, "sources": sorted(self.sources)}  # fmt: skip
+
+
+@dataclass
+class CostPlan:
+    methods: list[MethodCost]
+    wall_seconds: float
+    devices: list[str]
+    how: str  # how the wall time was scheduled
+    unknown_jobs: int = 0
+
+    @property
+    def job_seconds(self) -> float:
+        return sum(m.seconds for m in self.methods)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"methods": [m.to_dict() for m in self.methods], "job_seconds": self.job_seconds,
+                "wall_seconds": self.wall_seconds, "devices": self.devices, "schedule": self.how,
+                "unknown_jobs": self.unknown_jobs}  # fmt: skip
+
+    def table(self) -> str:
+        head = ["method", "jobs", "s/job", "job time", "peak memory", "from"]
+        rows = []
+        for m in self.methods:
+            per = m.seconds_per_job
+            rows.append([m.method, str(m.jobs), "?" if per is None else f"{per:.1f}",
+                         format_duration(m.seconds) + (f" (+{m.unknown} unknown)" if m.unknown else ""),
+                         "?" if m.memory_mb is None else f"{m.memory_mb:.0f} MB",
+                         "; ".join(sorted(m.sources)) + (f"; {m.size_assumed} image size(s) assumed"
+                                                         if m.size_assumed else "")])  # fmt: skip
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+        tail = (f"expected wall time: {format_duration(self.wall_seconds)} on {', '.join(self.devices)} "
+                f"({self.how}); job time {format_duration(self.job_seconds)}")  # fmt: skip
+        if self.unknown_jobs:
+            tail += f"; {self.unknown_jobs} job(s) of unknown cost not counted"
+        return "\n".join(lines + [tail])
+
+
+def format_duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.0f} s" if seconds >= 1 or seconds == 0 else f"{seconds:.2f} s"
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d} min"
+
+
+def wall_time(jobs: list[Job], seconds_of: Callable[[Job, str], float | None], packer: Packer) -> float:
+    """When the last job ends if ``packer`` schedules ``jobs`` (in order) and each takes ``seconds_of``."""
+    queue = deque(jobs)
+    running: list[tuple[float, int, str, Job]] = []
+    now, n = 0.0, 0
+    while queue or running:
+        for device in packer.devices:
+            while queue:
+                job = packer.pick(queue, device)
+                if job is None:
+                    break
+                packer.start(job, device)
+                n += 1
+                heapq.heappush(running, (now + (seconds_of(job, device) or 0.0), n, device, job))
+        if not running:  # nothing can start anywhere: cannot happen (an idle device takes any job)
+            break
+        now, _, device, job = heapq.heappop(running)
+        packer.finish(job, device)
+    return now
+
+
+def estimate_plan(jobs: list[Job], model: CostModel, devices: list[str], *, workers: int | None = None,
+                  policy: PackingPolicy | None = None, capacity_mb: dict[str, float | None] | None = None,
+                  slurm_tasks: int | None = None, slurm_kind: str = "cuda") -> CostPlan:  # fmt: skip
+    """Per method, the jobs to run with their expected seconds and memory; the expected wall time.
+
+    ``slurm_tasks``: the jobs run as a SLURM array, at most that many at once on ``slurm_kind`` devices
+    (queue waits not included); otherwise on ``devices`` as the local launcher would (``workers`` or
+    ``policy`` with each device's ``capacity_mb``).
+    """
+    if slurm_tasks:
+        n = max(1, min(slurm_tasks, len(jobs) or 1))
+        devices = [f"{slurm_kind}:{i}" for i in range(n)]
+        how = f"a SLURM array, {n} task(s) at once, one job each, queue waits not included"
+        packer = Packer(devices, PackingPolicy(auto=False, cap=1), {}, lambda j, d: None)
+        shown = [f"{n} x {slurm_kind}"]
+    elif policy is not None:
+        capacity = capacity_mb or {}
+        packer = Packer(devices, policy, capacity, model.memory_of)
+        mem = ", ".join(f"{d}: {'?' if capacity.get(d) is None else f'{capacity[d] / 1024:.0f} GB'}" for d in devices)
+        how = (f"--jobs-per-device {'auto' if policy.auto else policy.cap}, at most {policy.cap} per device"
+               + (f", memory {mem}" if policy.auto else ""))  # fmt: skip
+        shown = devices
+    else:
+        used, per = fixed_policy_for_workers(devices, workers if workers != 0 else 1)
+        packer = Packer(used, PackingPolicy(auto=False, cap=max(per.values())), {}, lambda j, d: None)
+        packer.limit.update(per)
+        how = "one job per device at a time" if workers is None else f"{max(1, workers)} worker(s)"
+        shown = used
+    by_method: dict[str, MethodCost] = {}
+    unknown = 0
+    for job in jobs:
+        est = model.estimate(job, packer.devices[0])
+        m = by_method.setdefault(job.key.method, MethodCost(job.key.method))
+        m.jobs += 1
+        m.sources.add(est.source)
+        m.size_assumed += est.size_assumed
+        if est.seconds is None:
+            m.unknown += 1
+            unknown += 1
+        else:
+            m.seconds += est.seconds
+        if est.memory_mb is not None:
+            m.memory_mb = max(m.memory_mb or 0.0, est.memory_mb)
+    wall = wall_time(jobs, lambda j, d: model.estimate(j, d).seconds, packer)
+    return CostPlan(list(by_method.values()), wall, shown, how, unknown)
