@@ -241,9 +241,11 @@ def _last_line(text: str) -> str:
 
 
 def run_checks(checks: list[Check], work: Path, timeout: float = CHECK_TIMEOUT,
-               runner: Callable[[list[str], Path, float], Ran] = run_in_process,
+               runner: Callable[[list[str], Path, float], Ran] | None = None,
                report: Callable[[CheckResult], None] = lambda r: None) -> list[CheckResult]:  # fmt: skip
-    """Run every check; a failed one does not stop the others (a score check after a failed bench says why)."""
+    """Run every check (``runner``: default :func:`run_in_process`); a failed one does not stop the others
+    (a score check after a failed bench says why)."""
+    runner = runner or run_in_process
     results = []
     for c in checks:
         ran = runner(c.argv, work / f"{c.name}.peak.json", timeout)

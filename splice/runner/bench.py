@@ -104,6 +104,7 @@ class BenchSummary:
     missing_inputs: int = 0  # jobs left pending because their images are missing (--skip-missing)
     not_applicable: int = 0  # jobs of data sets their method does not apply to (recorded, never run)
     estimate: dict[str, Any] | None = None  # the cost expected before the run (splice.runner.cost.CostPlan)
+    packing_events: list[dict[str, Any]] = field(default_factory=list)  # a device's concurrency lowered, and why
 
     @property
     def done(self) -> int:
@@ -131,6 +132,7 @@ class BenchSummary:
                 "seconds": round(self.seconds, 2), "submitted": self.submitted, "invocation": self.invocation,
                 "interrupted": self.interrupted, "missing_inputs": self.missing_inputs,
                 "not_applicable": self.not_applicable, "estimate": self.estimate,
+                "packing_events": self.packing_events,
                 "by_method": {m: dict(c) for m, c in self.by_method.items()},
                 "errors": dict(Counter(o.error for o in self.outcomes
                                        if o.state == "failed").most_common(10))}  # fmt: skip
@@ -268,8 +270,11 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
             packing = None
             if launch.jobs_per_device is not None:
                 packing = Packing(launch.jobs_per_device, capacity or {}, model.memory_of)
-            summary.outcomes = run_local(to_run, store, launch.devices, launch.workers, invocation, launch.retry_failed,
-                                         on_outcome=on_outcome, packing=packing)  # fmt: skip
+            try:
+                summary.outcomes = run_local(to_run, store, launch.devices, launch.workers, invocation,
+                                             launch.retry_failed, on_outcome=on_outcome, packing=packing)  # fmt: skip
+            finally:
+                summary.packing_events = list(packing.events) if packing is not None else []
         elif launch.launcher == "slurm":
             submitted = submit_slurm(to_run, store, launch.slurm, invocation, launch.retry_failed,
                                      device="cpu" if launch.devices == ["cpu"] else "auto")  # fmt: skip

@@ -198,7 +198,7 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         error = None
         free_accelerator()
         if requeue_oom:
-            raise SharedOutOfMemory(f"{error_type}: {error_msg}")
+            raise SharedOutOfMemory(error_msg)
         if not getattr(method, "supports_max_side", False):
             why = "the method cannot lower its resolution: supports_max_side=False"
             error = _Failure(error_type, f"{error_msg} ({why})")

@@ -176,7 +176,8 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
             dispatch()
             busy = [w for w in pool if w.job is not None]
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
-            for w in list(pool):
+            arrived = []
+            for w in pool:
                 if w.job is None or (w.conn not in ready and w.proc.sentinel not in ready):
                     continue
                 result = None
@@ -185,6 +186,10 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
                         result = w.conn.recv()
                     except (EOFError, OSError):
                         result = None
+                arrived.append((w, result))
+            # out-of-memory reports first: the jobs that ended at the same moment were running beside them
+            arrived.sort(key=lambda wr: not (wr[1] is not None and wr[1]["state"] == "oom"))
+            for w, result in arrived:
                 job, w.job = w.job, None
                 if result is not None and result["state"] == "oom":
                     packer.oom(job, w.device)  # fewer at once on this device; the job runs again, alone
@@ -221,6 +226,6 @@ def run_local(jobs: list[Job], store: RunStore, devices: list[str], workers: int
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join(timeout=5)
-    if packer.events:
-        log.info("packing: %s", packer.events)
+    if packing is not None:
+        packing.events.extend(packer.events)
     return outcomes

@@ -242,7 +242,8 @@ class Packing:
     policy: PackingPolicy
     capacity_mb: dict[str, float | None]
     memory_of: Callable[[Any, str], float | None]
-    limits: dict[str, int] = field(default_factory=dict)  # per-device caps (from --workers); empty = policy.cap
+    limits: dict[str, int] = field(default_factory=dict)  # per-device caps; empty = policy.cap
+    events: list[dict[str, Any]] = field(default_factory=list)  # filled by the launcher: concurrency lowered, why
 
     def packer(self, devices: list[str]) -> Packer:
         p = Packer(devices, self.policy, self.capacity_mb, self.memory_of)

@@ -4,9 +4,10 @@
 typed options (:class:`DummyOptions`): ``log`` (append "start/end <pair> <pid>" lines), ``sleep`` (seconds), ``block_on``
 (a pair id that waits until ``<log>.go`` exists), ``fail_on`` (pair ids that raise),
 ``oom_above`` (raise torch.OutOfMemoryError while the effective max_side is above it, or native
-when -1), ``die_on`` (pair ids whose process SIGKILLs itself). ``nomaxside`` is the same
-method without ``supports_max_side``; ``picky`` declares per-data-set settings: ``sleep=0.01`` on
-``toy``, not applicable to ``wild``.
+when -1), ``die_on`` (pair ids whose process SIGKILLs itself), ``oom_once`` (pair ids that raise
+torch.OutOfMemoryError on their first attempt only, logged as "oom <pair>": a job that ran out of
+memory beside others). ``nomaxside`` is the same method without ``supports_max_side``; ``picky``
+declares per-data-set settings: ``sleep=0.01`` on ``toy``, not applicable to ``wild``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DummyOptions:
     fail_on: tuple[str, ...] = ()
     oom_above: int | None = None
     die_on: tuple[str, ...] = ()
+    oom_once: tuple[str, ...] = ()
 
 
 def _log(o: DummyOptions, event: str, pair: Pair) -> None:
@@ -58,6 +60,15 @@ class Dummy(Method):
         _log(o, "start", pair)
         if pair.pair_id in o.die_on:
             os.kill(os.getpid(), signal.SIGKILL)
+        if pair.pair_id in o.oom_once and settings.workdir is not None:
+            marker = Path(settings.workdir) / "oom-once"
+            if not marker.exists():
+                import torch
+
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("x")
+                _log(o, "oom", pair)
+                raise torch.OutOfMemoryError("CUDA out of memory (beside other jobs)")
         if o.block_on == pair.pair_id:
             go = Path(str(o.log) + ".go")
             while not go.exists():
