@@ -89,7 +89,10 @@ class Reference:
 #: (method, device kind) -> reference cost. CPU rows were measured on this project's machine (2 cores of a
 #: Xeon with AVX-512, PyTorch 2.14.1 CPU); CUDA rows are estimates until someone measures them on a GPU
 #: (``make perf DEVICE=cuda``; after a run, this store's records replace them). See README "Speed".
-REFERENCE: dict[tuple[str, str], Reference] = {}
+REFERENCE: dict[tuple[str, str], Reference] = {
+    ("splice", "cpu"): Reference(5.0, 2.146, 2761.0, 1000.0, source="provisional"),
+    ("splice", "cuda"): Reference(5.0, 0.1, 2000.0, 1000.0, source="provisional"),
+}
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""The cost before the run: estimates from a store with known records, from the reference table, scaled by
+image size and steps; the dry run's per-method table and wall time (hand-computed figures)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from splice.cli import cli
+from splice.core.errors import ConfigError
+from splice.core.store import RunStore
+from splice.data.manifests import load_manifest
+from splice.runner import PlanRequest, plan_jobs
+from splice.runner.cost import REFERENCE, SHAPES, CostModel, Reference, Shape, estimate_plan, working_pixels
+from splice.runner.packing import PackingPolicy
+from tests.support.dummies import make_dataset
+from tests.support.store import write_job
+
+SMALL, BIG = 96 * 80, 1200 * 900  # make_dataset: p0 is 96x80, p1 (big) is 1200x900
+#: the dummy's shape and reference for these tests: native resolution, `steps` from its configuration
+SHAPE = {"dummy": Shape(lambda c: float(c.get("steps", 1)), native=True)}
+REF = {("dummy", "cuda"): Reference(seconds_fixed=2.0, seconds_per_step=8.0, memory_mb=1000.0, memory_per_mpx=1000.0,
+                                    pixels=SMALL, source="test")}  # fmt: skip
+
+
+@pytest.fixture
+def toy(tmp_path, dummies):
+    root, manifest = make_dataset(tmp_path, 2, big=(1,))
+    req = PlanRequest(methods=["dummy"], manifests=[load_manifest(manifest)], root=root, preset="smoke")
+    return req, plan_jobs(req), root, manifest
+
+
+def record(tmp_path, pair, *, config_hash, seconds, memory, device="cuda:0", size=(96, 80), method="dummy", **kw):
+    return write_job(tmp_path / "run", "toy", pair, method, config_hash=config_hash, seconds=seconds,
+                     peak_memory_mb=memory, device=device, inputs={"structure": {"size": list(size)}}, **kw)  # fmt: skip
+
+
+def test_working_pixels():
+    assert working_pixels((1200, 900), {}, None) == 1200 * 900
+    assert working_pixels((1200, 900), {"resize": 128}, None) == 171 * 128  # Splice's smoke preset: short side 128
+    assert working_pixels((1200, 900), {}, 450) == 600 * 450  # the OOM ladder's cap
+    assert working_pixels((1200, 900), {"resize": 600}, 450) == 600 * 450
+    assert working_pixels((300, 200), {}, 512) == 300 * 200  # a cap above the image changes nothing
+
+
+def test_reference_table_scaled_by_size_and_steps(toy):
+    _, jobs, _, _ = toy
+    model = CostModel([], reference=REF, shapes=SHAPE)
+    small, big = model.estimate(jobs[0], "cuda:0"), model.estimate(jobs[1], "cuda:1")
+    assert small.seconds == pytest.approx(2 + 8)  # fixed + per step x 1 step x size 1
+    assert big.seconds == pytest.approx(2 + 8 * BIG / SMALL)  # 1127 s
+    assert small.memory_mb == pytest.approx(1000)
+    assert big.memory_mb == pytest.approx(1000 + 1000 * (BIG - SMALL) / 1e6)  # 2072.32 MB
+    assert big.source == "reference table (test)" and not big.size_assumed
+    assert model.estimate(jobs[0], "cpu").seconds is None  # no CPU figure: unknown
+    more = CostModel([], reference=REF, shapes={"dummy": Shape(lambda c: 10.0, native=True)})
+    assert more.estimate(jobs[0], "cuda").seconds == pytest.approx(2 + 8 * 10)
+
+
+def test_records_of_the_store_win_and_are_scaled_the_same_way(toy, tmp_path):
+    _, jobs, _, _ = toy
+    h = jobs[0].key.config_hash
+    record(tmp_path, "old1", config_hash=h, seconds=20.0, memory=1500.0)  # twice the reference's 10 s at 96x80
+    record(tmp_path, "old2", config_hash="another", seconds=100.0, memory=9000.0)  # another configuration
+    record(tmp_path, "old3", config_hash=h, seconds=999.0, memory=9999.0, device="cpu")  # another kind of device
+    model = CostModel.from_store(tmp_path / "run", reference=REF, shapes=SHAPE)
+    small, big = model.estimate(jobs[0], "cuda:0"), model.estimate(jobs[1], "cuda:0")
+    assert small.seconds == pytest.approx(20.0) and small.memory_mb == pytest.approx(1500.0)
+    assert big.seconds == pytest.approx(2 * (2 + 8 * BIG / SMALL))  # the record's ratio, 2, times the reference
+    assert big.memory_mb == pytest.approx(1.5 * (1000 + 1000 * (BIG - SMALL) / 1e6))
+    assert small.source == "1 record(s) of this store, same configuration"
+    assert model.estimate(jobs[0], "cpu").seconds == pytest.approx(999.0)  # CPU: its own record
+    # without a reference figure: proportional to steps x pixels for a native method; memory = the largest peak
+    bare = CostModel.from_store(tmp_path / "run", reference={}, shapes=SHAPE)
+    assert bare.estimate(jobs[1], "cuda").seconds == pytest.approx(20.0 * BIG / SMALL)
+    assert bare.estimate(jobs[1], "cuda").memory_mb == pytest.approx(1500.0)
+    # no record of this configuration: every record of the method, each scaled (median of the ratios)
+    other = CostModel.from_store(tmp_path / "run", reference=REF, shapes=SHAPE)
+    job = dataclasses.replace(jobs[0], key=dataclasses.replace(jobs[0].key, config_hash="fresh"))
+    est = other.estimate(job, "cuda")
+    assert est.seconds == pytest.approx(10 * (20 / 10 + 100 / 10) / 2) and "scaled by steps and size" in est.source
+
+
+def test_plan_per_method_and_wall_time(toy, tmp_path):
+    _, jobs, _, _ = toy
+    record(tmp_path, "old1", config_hash=jobs[0].key.config_hash, seconds=20.0, memory=1500.0)
+    model = CostModel.from_store(tmp_path / "run", reference=REF, shapes=SHAPE)
+    big = 2 * (2 + 8 * BIG / SMALL)  # 2254 s
+    one = estimate_plan(jobs, model, ["cuda:0"])
+    assert one.wall_seconds == pytest.approx(20 + big) and one.job_seconds == pytest.approx(20 + big)
+    (m,) = one.methods
+    assert (m.method, m.jobs, m.unknown) == ("dummy", 2, 0) and m.seconds_per_job == pytest.approx((20 + big) / 2)
+    assert m.memory_mb == pytest.approx(1.5 * (1000 + 1000 * (BIG - SMALL) / 1e6))
+    assert estimate_plan(jobs, model, ["cuda:0", "cuda:1"]).wall_seconds == pytest.approx(big)
+    packed = estimate_plan(jobs, model, ["cuda:0"], policy=PackingPolicy(auto=True, cap=8),
+                           capacity_mb={"cuda:0": 80 * 1024})  # both fit at once in 80 GB  # fmt: skip
+    assert packed.wall_seconds == pytest.approx(big) and "--jobs-per-device auto" in packed.how
+    slurm = estimate_plan(jobs, model, ["cuda:0"], slurm_tasks=64)
+    assert slurm.wall_seconds == pytest.approx(big) and slurm.devices == ["2 x cuda"]
+    text = one.table()
+    assert "dummy" in text.splitlines()[1] and "expected wall time: 37:54 min on cuda:0" in text
+
+
+def test_unknown_costs_are_counted_not_guessed(toy):
+    _, jobs, _, _ = toy
+    plan = estimate_plan(jobs, CostModel([], reference={}, shapes=SHAPE), ["cuda:0"])
+    assert plan.unknown_jobs == 2 and plan.wall_seconds == 0
+    assert "2 job(s) of unknown cost not counted" in plan.table()
+
+
+def test_every_registered_benchmark_method_has_a_shape_and_splice_a_reference():
+    from splice.core.registry import METHODS
+
+    assert set(METHODS) <= set(SHAPES)  # the suite's own methods (tests register dummies beside them)
+    for kind in ("cpu", "cuda"):
+        ref = REFERENCE[("splice", kind)]
+        assert ref.seconds_per_step > 0 and ref.memory_mb > 0 and ref.source
+
+
+def test_dry_run_prints_the_cost_from_a_store_with_known_records(toy, tmp_path, monkeypatch):
+    import splice.runner.cost as cost
+
+    monkeypatch.setitem(cost.SHAPES, "dummy", SHAPE["dummy"])
+    monkeypatch.setitem(cost.REFERENCE, ("dummy", "cuda"), REF[("dummy", "cuda")])
+    req, jobs, root, manifest = toy
+    record(tmp_path, "old1", config_hash=jobs[0].key.config_hash, seconds=20.0, memory=1500.0)
+    args = ["bench", "--methods", "dummy", "--datasets", str(manifest), "--root", str(root), "--out",
+            str(tmp_path / "run"), "--preset", "smoke", "--devices", "cuda:0,cuda:1", "--dry-run"]  # fmt: skip
+    r = CliRunner().invoke(cli, [*args, "--json"])  # cuda:0,cuda:1 are taken as given: only planning
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    rows = {row["pair_id"]: row for row in out["jobs"]}
+    assert rows["p0"]["expected_seconds"] == pytest.approx(20.0)
+    assert rows["p1"]["expected_seconds"] == pytest.approx(2 * (2 + 8 * BIG / SMALL))
+    assert rows["p1"]["cost_source"] == "1 record(s) of this store, same configuration"
+    assert out["cost"]["wall_seconds"] == pytest.approx(2 * (2 + 8 * BIG / SMALL))  # two GPUs, one job each
+    assert out["cost"]["methods"][0]["jobs"] == 2
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0
+    assert "expected wall time: 37:34 min on cuda:0, cuda:1 (one job per device at a time)" in r.stdout
+    assert not (tmp_path / "run" / "run.json").exists()  # a dry run writes nothing
+    r = CliRunner().invoke(cli, [*args[:-1], "--workers", "2", "--jobs-per-device", "auto"])
+    assert isinstance(r.exception, ConfigError) and "give one of them" in str(r.exception)  # main(): one line, exit 2
+    assert RunStore(tmp_path / "run").read_record(jobs[0].key) is None
