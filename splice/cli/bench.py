@@ -220,8 +220,10 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     if summary.estimate and summary.outcomes:
         from splice.runner.cost import format_duration
 
-        click.echo(f"expected wall time {format_duration(summary.estimate['wall_seconds'])}, took "
-                   f"{format_duration(summary.seconds)}", err=True)  # fmt: skip
+        unknown = summary.estimate["unknown_jobs"]
+        click.echo(f"expected wall time {format_duration(summary.estimate['wall_seconds'])}"
+                   + (f" ({unknown} job(s) of unknown cost not counted)" if unknown else "")
+                   + f", took {format_duration(summary.seconds)}", err=True)  # fmt: skip
     for err, n in list(d["errors"].items())[:5]:
         click.echo(f"  {n} x {err}", err=True)
     if summary.submitted and not wait:

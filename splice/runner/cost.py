@@ -11,12 +11,12 @@ A job's estimate comes from, in this order:
    row says where its figures come from (measured with which command, or estimated how);
 3. otherwise the job's cost is unknown, and the totals say how many jobs they leave out.
 
-Shapes: ``seconds = fixed + per_step * steps * size`` and ``memory = memory + per_mpx * (pixels -
-reference pixels)``, where ``steps`` is read from the job's configuration (Splice's ``steps``,
-STROTSS's ``iters_per_scale * scales``, ...) and ``size`` is ``pixels / reference pixels`` for methods
-that work at the image's own resolution (Splice, colour transfer) and 1 for those that resize to a
-fixed working size (STROTSS, WCT2, ...). ``pixels`` is the structure image's pixel count after the
-configuration's ``resize`` (shorter side) and the job's ``max_side`` cap.
+Shapes: ``seconds = fixed + per_step * steps * pixels / reference pixels`` and ``memory = memory +
+per_mpx * (pixels - reference pixels)``, where ``steps`` is read from the job's configuration (Splice's
+``steps``, STROTSS's ``iters_per_scale * scales``, ...) and ``pixels`` are those the method works on:
+the structure image's (from its header, else the size its manifest lists), after the configuration's ``resize`` (shorter side) and the job's ``max_side``
+cap, for methods that work at the image's resolution (Splice, colour transfer), else the working
+size their configuration fixes (STROTSS's ``long_side``, WCT2's ``image_size``, SinCUT's crops, ...).
 
 The wall time schedules the jobs on the devices given with the launcher's own
 :class:`~splice.runner.packing.Packer` in simulated time (one job per device, ``--workers``,
@@ -43,10 +43,17 @@ from splice.runner.packing import Packer, PackingPolicy, device_kind, fixed_poli
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shape:
-    """How a method's seconds grow: with ``steps(config)`` and, when ``native``, with the image's pixels."""
+    """How a method's cost grows: with ``steps(config)``, and with the pixels it works on: the structure
+    image's (``native``) or a working size its configuration fixes (``working(config)``, else constant)."""
 
     steps: Callable[[dict[str, Any]], float] = lambda config: 1.0
-    native: bool = False  # works at the structure image's resolution (else at a fixed working size)
+    native: bool = False  # works at the structure image's resolution
+    working: Callable[[dict[str, Any]], float] | None = None  # pixels of a fixed working size (not native)
+
+    def pixels(self, image_pixels: int, config: dict[str, Any], reference: float) -> float:
+        if self.native:
+            return float(image_pixels)
+        return float(self.working(config)) if self.working is not None else float(reference)
 
 
 def _num(config: dict[str, Any], key: str, default: float) -> float:
@@ -61,11 +68,13 @@ SHAPES: dict[str, Shape] = {
     "identity": Shape(native=True),
     "reinhard": Shape(native=True),
     "histogram": Shape(native=True),
-    "strotss": Shape(lambda c: _num(c, "iters_per_scale", 200) * _num(c, "scales", 4)),
-    "wct2": Shape(),
+    "strotss": Shape(lambda c: _num(c, "iters_per_scale", 200) * _num(c, "scales", 4),
+                     working=lambda c: _num(c, "long_side", 512) ** 2),
+    "wct2": Shape(working=lambda c: _num(c, "image_size", 512) ** 2),
     # the pyramid of structural-analogy has about ten scales at its 220 px default; each trains niter steps
-    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 10),
-    "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) * _num(c, "iters_per_epoch", 6250)),
+    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 10, working=lambda c: _num(c, "img_size", 220) ** 2),
+    "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) * _num(c, "iters_per_epoch", 6250),
+                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16)),
     "swapping-autoencoder": Shape(),
     "cross-image-attention": Shape(),
     "eye-for-an-eye": Shape(),
@@ -131,6 +140,28 @@ def image_size(path: Path) -> tuple[int, int] | None:
     return _SIZES[key]
 
 
+_MANIFEST_SIZES: dict[str, dict[str, tuple[int, int]]] = {}
+
+
+def manifest_size(job: Job) -> tuple[int, int] | None:
+    """(W, H) of the job's structure image as its manifest states it (data sets list their sizes), or None."""
+    path = (job.manifest or {}).get("path")
+    if not path:
+        return None
+    if path not in _MANIFEST_SIZES:
+        sizes: dict[str, tuple[int, int]] = {}
+        try:
+            from splice.data.manifests import load_manifest
+
+            for row in load_manifest(path).rows:
+                if row.structure.width and row.structure.height:
+                    sizes[row.pair_id] = (int(row.structure.width), int(row.structure.height))
+        except Exception:  # an unreadable manifest only means the size is not known from it
+            pass
+        _MANIFEST_SIZES[path] = sizes
+    return _MANIFEST_SIZES[path].get(job.key.pair_id)
+
+
 def _record_pixels(rec: JobRecord) -> int | None:
     size = (rec.inputs.get("structure") or {}).get("size")
     if not (isinstance(size, (list, tuple)) and len(size) == 2):
@@ -143,7 +174,7 @@ class Estimate:
     seconds: float | None
     memory_mb: float | None
     source: str  # "records (N)", "reference (...)", "unknown"
-    size_assumed: bool = False  # the structure image could not be read: the reference size was assumed
+    size_assumed: bool = False  # neither the image nor its manifest gave its size: the reference size was assumed
 
 
 class CostModel:
@@ -170,16 +201,15 @@ class CostModel:
         ref = self.reference.get((method, kind))
         steps = shape.steps(config)
         if ref is None:
-            return steps * (pixels / 1e6 if shape.native else 1.0)
-        size = pixels / ref.pixels if shape.native else 1.0
-        return ref.seconds_fixed + ref.seconds_per_step * steps * size
+            return steps * shape.pixels(pixels, config, 1e6) / 1e6
+        return ref.seconds_fixed + ref.seconds_per_step * steps * shape.pixels(pixels, config, ref.pixels) / ref.pixels
 
-    def _memory_shape(self, method: str, kind: str, pixels: int) -> float:
+    def _memory_shape(self, method: str, kind: str, pixels: int, config: dict[str, Any]) -> float:
         shape = self.shapes.get(method, Shape())
         ref = self.reference.get((method, kind))
         if ref is None:
             return 1.0
-        grow = ref.memory_per_mpx * (pixels - ref.pixels) / 1e6 if shape.native else 0.0
+        grow = ref.memory_per_mpx * (shape.pixels(pixels, config, ref.pixels) - ref.pixels) / 1e6
         return max(1.0, ref.memory_mb + grow)
 
     def estimate(self, job: Job, device: str) -> Estimate:
@@ -189,7 +219,7 @@ class CostModel:
             return self._cache[cache_key]
         method = job.key.method
         ref = self.reference.get((method, kind))
-        size = image_size(job.pair.structure)
+        size = image_size(job.pair.structure) or manifest_size(job)  # the image's header, else its manifest's
         assumed = size is None
         if size is None:
             side = int((ref.pixels if ref else 512 * 512) ** 0.5)
@@ -204,15 +234,16 @@ class CostModel:
                 px = _record_pixels(r) or pixels
                 ratios_s.append(r.seconds / max(self._seconds_shape(method, kind, px, r.config), 1e-12))
                 if r.peak_memory_mb is not None:
-                    ratios_m.append(r.peak_memory_mb / self._memory_shape(method, kind, px))
+                    ratios_m.append(r.peak_memory_mb / self._memory_shape(method, kind, px, r.config))
             seconds = statistics.median(ratios_s) * self._seconds_shape(method, kind, pixels, job.config)
-            memory = max(ratios_m) * self._memory_shape(method, kind, pixels) if ratios_m else (
-                self._memory_shape(method, kind, pixels) if ref else None)  # fmt: skip
+            memory = max(ratios_m) * self._memory_shape(method, kind, pixels, job.config) if ratios_m else (
+                self._memory_shape(method, kind, pixels, job.config) if ref else None)  # fmt: skip
             how = "same configuration" if same else "scaled by steps and size"
             est = Estimate(seconds, memory, f"{len(recs)} record(s) of this store, {how}", assumed)
         elif ref is not None:
             est = Estimate(self._seconds_shape(method, kind, pixels, job.config),
-                           self._memory_shape(method, kind, pixels), f"reference table ({ref.source})", assumed)
+                           self._memory_shape(method, kind, pixels, job.config), f"reference table ({ref.source})",
+                           assumed)  # fmt: skip
         else:
             est = Estimate(None, None, "unknown: no record, no reference figure", assumed)
         self._cache[cache_key] = est

@@ -104,6 +104,29 @@ def test_plan_per_method_and_wall_time(toy, tmp_path):
     assert "dummy" in text.splitlines()[1] and "expected wall time: 37:54 min on cuda:0" in text
 
 
+def test_fixed_working_sizes_and_sizes_from_the_manifest(toy, tmp_path):
+    _, jobs, root, _ = toy
+    shapes = {"dummy": Shape(lambda c: 1.0, working=lambda c: float(c.get("side", 100)) ** 2)}
+    ref = {("dummy", "cuda"): Reference(0.0, 10.0, 500.0, 100.0, pixels=100 * 100, source="test")}
+    model = CostModel([], reference=ref, shapes=shapes)
+    big = dataclasses.replace(jobs[1], config={**jobs[1].config, "side": 200},
+                              key=dataclasses.replace(jobs[1].key, config_hash="side200"))  # fmt: skip
+    assert model.estimate(jobs[1], "cuda").seconds == pytest.approx(10.0)  # the image's size does not matter
+    est = model.estimate(big, "cuda")
+    assert est.seconds == pytest.approx(40.0) and est.memory_mb == pytest.approx(500 + 100 * 0.03)  # 4x the pixels
+    # no image under --root (planning on a laptop): the size the manifest lists, else the reference's, said so
+    gone = tmp_path / "elsewhere"
+    moved = dataclasses.replace(jobs[1], pair=dataclasses.replace(jobs[1].pair, structure=gone / "s.png"))
+    native = CostModel([], reference=REF, shapes=SHAPE)
+    assert native.estimate(moved, "cuda").size_assumed  # make_dataset's manifest lists no sizes
+    listed = tmp_path / "listed.csv"
+    listed.write_text("# version: 1\n# name: toy\npair_id,structure,appearance,structure_w,structure_h\n"
+                      "p1,toy/p1/structure.png,toy/p1/appearance.png,1200,900\n")
+    moved = dataclasses.replace(moved, manifest={**moved.manifest, "path": str(listed)})
+    est = CostModel([], reference=REF, shapes=SHAPE).estimate(moved, "cuda")
+    assert not est.size_assumed and est.seconds == pytest.approx(2 + 8 * BIG / SMALL)
+
+
 def test_unknown_costs_are_counted_not_guessed(toy):
     _, jobs, _, _ = toy
     plan = estimate_plan(jobs, CostModel([], reference={}, shapes=SHAPE), ["cuda:0"])
