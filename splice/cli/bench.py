@@ -204,7 +204,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
             slurm_log.setLevel(logging.INFO)
 
     def announce(cost) -> None:
-        click.echo(f"expected: {cost.table().splitlines()[-1]}", err=True)
+        click.echo(cost.table().splitlines()[-1], err=True)
 
     try:
         summary = bench(req, launch, argv=["splice", *sys.argv[1:]] if sys.argv else None,
