@@ -11,8 +11,9 @@ A job's estimate comes from, in this order:
    row says where its figures come from (measured with which command, or estimated how);
 3. otherwise the job's cost is unknown, and the totals say how many jobs they leave out.
 
-Shapes: ``seconds = fixed + per_step * steps * pixels / reference pixels`` and ``memory = memory +
-per_mpx * (pixels - reference pixels)``, where ``steps`` is read from the job's configuration (Splice's
+Shapes: ``seconds = fixed + per_step * steps * (share + (1 - share) * pixels / reference pixels)``
+(``share``: the part of a step that does not grow with the image, e.g. Splice's ViT, whose input is
+resized to 224 px) and ``memory = memory + per_mpx * (pixels - reference pixels)``, where ``steps`` is read from the job's configuration (Splice's
 ``steps``, STROTSS's ``iters_per_scale * scales``, ...) and ``pixels`` are those the method works on:
 the structure image's (from its header, else the size its manifest lists), after the configuration's ``resize`` (shorter side) and the job's ``max_side``
 cap, for methods that work at the image's resolution (Splice, colour transfer), else the working
@@ -90,9 +91,17 @@ class Reference:
     seconds_fixed: float  # per job, whatever the size and steps (loading models, writing the output)
     seconds_per_step: float  # at ``pixels``
     memory_mb: float  # peak at ``pixels`` (what PeakMemory reads: CUDA tensors, or the process's RSS on a CPU)
-    memory_per_mpx: float = 0.0  # growth of the peak per million working pixels (native methods)
+    memory_per_mpx: float = 0.0  # growth of the peak per million working pixels
     pixels: int = 512 * 512
     source: str = "estimate"
+    step_fixed_share: float = 0.0  # the share of a step at ``pixels`` that does not grow with them (Splice's ViT)
+
+    def seconds(self, steps: float, pixels: float) -> float:
+        share = self.step_fixed_share
+        return self.seconds_fixed + self.seconds_per_step * steps * (share + (1 - share) * pixels / self.pixels)
+
+    def memory(self, pixels: float) -> float:
+        return max(1.0, self.memory_mb + self.memory_per_mpx * (pixels - self.pixels) / 1e6)
 
 
 #: (method, device kind) -> reference cost. CPU rows were measured on this project's machine (2 cores of a
@@ -202,15 +211,12 @@ class CostModel:
         steps = shape.steps(config)
         if ref is None:
             return steps * shape.pixels(pixels, config, 1e6) / 1e6
-        return ref.seconds_fixed + ref.seconds_per_step * steps * shape.pixels(pixels, config, ref.pixels) / ref.pixels
+        return ref.seconds(steps, shape.pixels(pixels, config, ref.pixels))
 
     def _memory_shape(self, method: str, kind: str, pixels: int, config: dict[str, Any]) -> float:
         shape = self.shapes.get(method, Shape())
         ref = self.reference.get((method, kind))
-        if ref is None:
-            return 1.0
-        grow = ref.memory_per_mpx * (shape.pixels(pixels, config, ref.pixels) - ref.pixels) / 1e6
-        return max(1.0, ref.memory_mb + grow)
+        return 1.0 if ref is None else ref.memory(shape.pixels(pixels, config, ref.pixels))
 
     def estimate(self, job: Job, device: str) -> Estimate:
         kind = device_kind(device)

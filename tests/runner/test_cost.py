@@ -58,6 +58,9 @@ def test_reference_table_scaled_by_size_and_steps(toy):
     assert model.estimate(jobs[0], "cpu").seconds is None  # no CPU figure: unknown
     more = CostModel([], reference=REF, shapes={"dummy": Shape(lambda c: 10.0, native=True)})
     assert more.estimate(jobs[0], "cuda").seconds == pytest.approx(2 + 8 * 10)
+    shared = {("dummy", "cuda"): dataclasses.replace(REF[("dummy", "cuda")], step_fixed_share=0.75)}
+    est = CostModel([], reference=shared, shapes=SHAPE).estimate(jobs[1], "cuda")
+    assert est.seconds == pytest.approx(2 + 8 * (0.75 + 0.25 * BIG / SMALL))  # a quarter of the step grows
 
 
 def test_records_of_the_store_win_and_are_scaled_the_same_way(toy, tmp_path):
