@@ -60,7 +60,7 @@ def locked_dir(tmp_path):
 
 @pytest.fixture
 def dummies(monkeypatch):
-    """The dummy methods (``dummy``, ``nomaxside``, ``cudaonly``) registered and importable in workers."""
+    """The dummy methods (``dummy``, ``nomaxside``, ``cudaonly``, ``cpuonly``, ``picky``), importable in workers."""
     from tests.support import dummies as d
 
     d.register()

@@ -72,7 +72,8 @@ log = logging.getLogger(__name__)
 @opt.as_json("Print the summary (or the dry-run plan) as JSON on stdout.")
 @click.pass_context
 def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pairs, limit, method_args, weights,
-            allow_random_weights, max_side, devices, workers, jobs_per_device, memory_gb, skip_missing, launcher, slurm_partition, slurm_time,
+            allow_random_weights, max_side, devices, workers, jobs_per_device, memory_gb, skip_missing, launcher,
+            slurm_partition, slurm_time,
             slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb, slurm_account, slurm_qos, slurm_constraint,
             slurm_array_parallelism, slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, no_progress,
             as_json) -> None:  # fmt: skip

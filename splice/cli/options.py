@@ -112,7 +112,7 @@ def backbone(default: str | None = None) -> Callable:
 
 def backbones(default: str) -> Callable:
     return _option("--backbones", default=default, show_default=True, metavar="A,B",
-                   help="Comma list of DINO ViTs: B/8 (the paper's), S/8, B/16, S/16, or timm vit_* names.")  # fmt: skip
+                   help="Comma list of DINO ViTs: B/8 (the paper's), S/8, B/16, S/16, or timm vit_* names.")
 
 
 def memory_gb(help: str, default: float | None = None) -> Callable:

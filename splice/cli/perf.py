@@ -42,8 +42,16 @@ def command(device, backbones, sizes, modes, steps, memory_gb, dest, as_json) ->
     from splice.core.atomic import atomic_write_json
     from splice.core.devices import resolve_device
     from splice.core.paths import ensure_writable_dir
-    from splice.model.perf import CUDA_DEFAULT_MODES, DEFAULT_MODES, MODES, fit_memory, machine, parse_size, run_all
-    from splice.model.perf import size_label
+    from splice.model.perf import (
+        CUDA_DEFAULT_MODES,
+        DEFAULT_MODES,
+        MODES,
+        fit_memory,
+        machine,
+        parse_size,
+        run_all,
+        size_label,
+    )
     from splice.model.weights import canonical_backbone
 
     dev = resolve_device(device)

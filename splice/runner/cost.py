@@ -13,11 +13,12 @@ A job's estimate comes from, in this order:
 
 Shapes: ``seconds = fixed + per_step * steps * (share + (1 - share) * pixels / reference pixels)``
 (``share``: the part of a step that does not grow with the image, e.g. Splice's ViT, whose input is
-resized to 224 px) and ``memory = memory + per_mpx * (pixels - reference pixels)``, where ``steps`` is read from the job's configuration (Splice's
-``steps``, STROTSS's ``iters_per_scale * scales``, ...) and ``pixels`` are those the method works on:
-the structure image's (from its header, else the size its manifest lists), after the configuration's ``resize`` (shorter side) and the job's ``max_side``
-cap, for methods that work at the image's resolution (Splice, colour transfer), else the working
-size their configuration fixes (STROTSS's ``long_side``, WCT2's ``image_size``, SinCUT's crops, ...).
+resized to 224 px) and ``memory = memory + per_mpx * (pixels - reference pixels)``. ``steps`` is
+read from the job's configuration (Splice's ``steps``, STROTSS's ``iters_per_scale * scales``, ...).
+``pixels`` are those the method works on: for methods that work at the image's resolution (Splice,
+colour transfer) the structure image's (from its header, else the size its manifest lists) after
+the configuration's ``resize`` (shorter side) and the job's ``max_side`` cap; for the others the
+working size their configuration fixes (STROTSS's ``long_side``, WCT2's ``image_size``, SinCUT's crops).
 
 The wall time schedules the jobs on the devices given with the launcher's own
 :class:`~splice.runner.packing.Packer` in simulated time (one job per device, ``--workers``,
@@ -72,10 +73,10 @@ SHAPES: dict[str, Shape] = {
     "strotss": Shape(lambda c: _num(c, "iters_per_scale", 200) * _num(c, "scales", 4),
                      working=lambda c: _num(c, "long_side", 512) ** 2),
     "wct2": Shape(working=lambda c: _num(c, "image_size", 512) ** 2),
-    # the pyramid of structural-analogy has about ten scales at its 220 px default; each trains niter steps
-    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 10, working=lambda c: _num(c, "img_size", 220) ** 2),
+    # structural-analogy's pyramid has 11 scales at its defaults (19 ... 220 px, measured); each trains niter steps
+    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 11, working=lambda c: _num(c, "img_size", 220) ** 2),
     "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) * _num(c, "iters_per_epoch", 6250),
-                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16)),
+                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16)),  # fmt: skip
     "swapping-autoencoder": Shape(),
     "cross-image-attention": Shape(),
     "eye-for-an-eye": Shape(),

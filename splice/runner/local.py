@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 from splice.core.store import RunStore
-from splice.runner.execute import OOM_LADDER, Outcome, free_accelerator, execute, record_crash
+from splice.runner.execute import OOM_LADDER, Outcome, execute, free_accelerator, record_crash
 from splice.runner.jobs import Job
 from splice.runner.packing import Packer, Packing, PackingPolicy, fixed_policy_for_workers
 

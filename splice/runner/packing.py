@@ -87,7 +87,8 @@ class Packer:
     """
 
     def __init__(self, devices: list[str], policy: PackingPolicy, capacity_mb: dict[str, float | None],
-                 memory_of: Callable[[Any, str], float | None], key: Callable[[Any], Hashable] | None = None):  # fmt: skip
+                 memory_of: Callable[[Any, str], float | None],
+                 key: Callable[[Any], Hashable] | None = None):  # fmt: skip
         self.devices = list(devices)
         self.policy = policy
         self.capacity = {d: capacity_mb.get(d) for d in self.devices}
@@ -209,7 +210,9 @@ def _probe_cuda_free_mb() -> dict[str, float]:
     try:
         r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=120,
                            env={**os.environ, "CUDA_MODULE_LOADING": "LAZY"})  # fmt: skip
-        return {k: float(v) for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()} if r.returncode == 0 else {}
+        if r.returncode != 0:
+            return {}
+        return {k: float(v) for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()}
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
         return {}
 

@@ -83,8 +83,9 @@ def _write_outputs(work: Path, name: str, fail: str | None) -> None:
         (work / name).mkdir(parents=True, exist_ok=True)
         (work / name / "record.json").write_text(json.dumps(rec))
     elif name == "bench":
-        for i, pair in enumerate(("a", "b", "c")):
-            key = write_job(work / "bench", "demo", pair, "reinhard", device="cuda:0", peak_memory_mb=100.0 * (i + 1))
+        for i, (pair, method, device) in enumerate((("a", "splice", "cuda:0"), ("b", "strotss", "cuda:0"),
+                                                    ("c", "reinhard", "cpu"))):  # colour transfer: CPU only
+            key = write_job(work / "bench", "demo", pair, method, device=device, peak_memory_mb=100.0 * (i + 1))
             rec = json.loads((work / "bench" / key.relpath() / "record.json").read_text())
             rec["pid"] = 1000 + i % 2  # two worker processes
             (work / "bench" / key.relpath() / "record.json").write_text(json.dumps(rec))
@@ -127,7 +128,7 @@ def test_with_a_faked_gpu_all_checks_pass_and_the_summary_says_so(fake_gpu, tmp_
     by = {c["name"]: c for c in out["checks"]}
     assert by["run-bf16"]["reason"] == "ok: 76 steps on cuda, 0.050 s/step"
     assert by["run-bf16"]["peak_memory_mb"] == 3008.0  # from the record
-    assert by["bench"]["reason"] == "ok: 3 jobs, 1 methods, 2 workers on cuda:0"
+    assert by["bench"]["reason"] == "ok: 3 jobs, 3 methods, 2 workers on cuda:0"
     assert by["bench"]["peak_memory_mb"] == 300.0  # the largest of the records'
     assert by["score-vit"]["peak_memory_mb"] == 1234.0  # the command's own process
     assert by["perf"]["reason"] == "ok: 2 configurations, fastest bf16 0.080 s/step" and by["perf"]["seconds"] == 2.0

@@ -81,7 +81,8 @@ def test_run_all_spawns_one_process_per_configuration_and_keeps_failures(monkeyp
         calls.append(cmd[1:])
         mode, size, steps, backbone, device = cmd[3:]
         if mode == "bf16":
-            return Done(1, err="Traceback ...\n  ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\n")
+            err = "Traceback ...\n  ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\n"
+            return Done(1, err=err)
         row = _row(backbone, size, mode, 100.0, seconds={"reference": 4.0, "fp32": 1.0}[mode])
         return Done(0, out="log line\n" + json.dumps(row) + "\n")
 

@@ -35,7 +35,8 @@ def toy(tmp_path, dummies):
 
 def record(tmp_path, pair, *, config_hash, seconds, memory, device="cuda:0", size=(96, 80), method="dummy", **kw):
     return write_job(tmp_path / "run", "toy", pair, method, config_hash=config_hash, seconds=seconds,
-                     peak_memory_mb=memory, device=device, inputs={"structure": {"size": list(size)}}, **kw)  # fmt: skip
+                     peak_memory_mb=memory, device=device, inputs={"structure": {"size": list(size)}},
+                     **kw)  # fmt: skip
 
 
 def test_working_pixels():

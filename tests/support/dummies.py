@@ -1,8 +1,8 @@
 """Dummy methods for the runner's tests (registered at test time, never in splice.core.registry).
 
 ``dummy`` returns the structure image (resized to ``max_side`` when set) and is steered by its
-typed options (:class:`DummyOptions`): ``log`` (append "start/end <pair> <pid>" lines), ``sleep`` (seconds), ``block_on``
-(a pair id that waits until ``<log>.go`` exists), ``fail_on`` (pair ids that raise),
+typed options (:class:`DummyOptions`): ``log`` (append "start/end <pair> <pid>" lines), ``sleep``
+(seconds), ``block_on`` (a pair id that waits until ``<log>.go`` exists), ``fail_on`` (pair ids that raise),
 ``oom_above`` (raise torch.OutOfMemoryError while the effective max_side is above it, or native
 when -1), ``die_on`` (pair ids whose process SIGKILLs itself), ``oom_once`` (pair ids that raise
 torch.OutOfMemoryError on their first attempt only, logged as "oom <pair>": a job that ran out of
