@@ -105,12 +105,60 @@ class Reference:
         return max(1.0, self.memory_mb + self.memory_per_mpx * (pixels - self.pixels) / 1e6)
 
 
-#: (method, device kind) -> reference cost. CPU rows were measured on this project's machine (2 cores of a
-#: Xeon with AVX-512, PyTorch 2.14.1 CPU); CUDA rows are estimates until someone measures them on a GPU
-#: (``make perf DEVICE=cuda``; after a run, this store's records replace them). See README "Speed".
+#: How the CPU rows were measured (this project's machine: 2 cores of a Xeon with AVX-512, PyTorch 2.14.1,
+#: shared with other work: load average 7-9 during the runs, so these are upper bounds, about 4x the figures
+#: of a quiet run; README "Speed"). Splice: ViT-B/8, fp32, random weights, 512x512 and 1920x1080.
+PERF_CPU = ("splice perf --device cpu --backbones S/8,B/8 --sizes 512,hd --modes reference,fp32,bf16 --steps 3")
+BENCH_CPU = ("splice bench --methods M --datasets demo --root datasets --pairs giraffe_zebra --preset paper "
+             "--devices cpu --allow-random-weights, with fewer steps by --method-args")  # fmt: skip
+MEASURED_CPU = "measured on a loaded 2-core CPU"
+#: How the CUDA rows were estimated (:data:`CUDA_ESTIMATE`), until measured: Splice's FLOPs per step (counted by `splice perf` with
+#: torch.utils.flop_counter: 847 GFLOP for a 512 px crop step with ViT-B/8) at an ASSUMED 10 TFLOP/s sustained
+#: (half an A100's fp32 peak), the share of a step that does not grow with the image and the full-image steps
+#: as measured on the CPU; the baselines: their CPU seconds times Splice's CUDA/CPU ratio (0.0013, measured under
+#: the same load, so the load cancels; small networks use a GPU less well: read them as lower bounds); memory:
+#: the CPU peak less the 724 MB a process holds once torch, timm and torchvision are imported (measured).
+CUDA_ESTIMATE = "CUDA estimate: FLOPs at an assumed 10 TFLOP/s"
+_CPU_TO_CUDA = 0.08508 / 65.21  # Splice B/8 512 px seconds per step: estimated CUDA / measured CPU
+_LIBS_MB = 724.0  # RSS of a process with torch, timm and torchvision imported (the CPU peaks include it)
+
+
+def _cuda_from_cpu(ref: "Reference", gpu: bool = True) -> "Reference":
+    """The CUDA estimate of a CPU row (see :data:`CUDA_ESTIMATE`); ``gpu=False``: a method with no GPU work
+    (colour transfer runs on the CPU, identity copies): the same seconds, no GPU memory."""
+    if not gpu:
+        return Reference(ref.seconds_fixed, ref.seconds_per_step, 0.0, 0.0, ref.pixels,
+                         "no GPU work, " + ref.source, ref.step_fixed_share)  # fmt: skip
+    return Reference(ref.seconds_fixed * _CPU_TO_CUDA, ref.seconds_per_step * _CPU_TO_CUDA,
+                     max(1.0, ref.memory_mb - _LIBS_MB), ref.memory_per_mpx, ref.pixels, CUDA_ESTIMATE,
+                     ref.step_fixed_share)  # fmt: skip
+
+
+_CPU: dict[str, Reference] = {
+    # 65.21 s per step at 512 px (64.91 s crop steps, 87.69 s every 75th, full-image), 109.47 s at HD, so 90%
+    # of a 512 px step does not grow with the image; peak 3471 MB at 512 px, 7180 MB at HD
+    "splice": Reference(0.0, 65.21, 3471.0, 2047.5, 512 * 512, MEASURED_CPU, step_fixed_share=0.902),
+    "identity": Reference(0.0, 0.255, 53.0, 0.0, 512 * 512, MEASURED_CPU),
+    "reinhard": Reference(0.0, 0.684, 92.7, 0.0, 512 * 512, MEASURED_CPU),
+    "histogram": Reference(0.0, 0.162, 55.3, 0.0, 512 * 512, MEASURED_CPU),
+    "wct2": Reference(0.0, 217.5, 2460.6, 0.0, 512 * 512, MEASURED_CPU),
+    # 473.0 s for iters_per_scale=5 (20 steps) at long side 512
+    "strotss": Reference(0.0, 23.65, 2255.4, 0.0, 512 * 512, MEASURED_CPU),
+    # 1544.9 s for niter=3 (33 steps over 11 scales) at 220 px
+    "structural-analogy": Reference(0.0, 46.81, 7221.9, 0.0, 220 * 220, MEASURED_CPU),
+    # 1304.2 s for 20 iterations (n_epochs=1, n_epochs_decay=0, iters_per_epoch=20), crops 16 x 64x64
+    "sincut": Reference(0.0, 65.21, 3646.4, 0.0, 64 * 64 * 16, MEASURED_CPU),
+    "precomputed": Reference(0.0, 0.10, 60.0, 0.0, 512 * 512, "measured by make benchmark-smoke"),
+}
+
+#: (method, device kind) -> reference cost. After a run, the store's own records replace these.
 REFERENCE: dict[tuple[str, str], Reference] = {
-    ("splice", "cpu"): Reference(5.0, 2.146, 2761.0, 1000.0, source="provisional"),
-    ("splice", "cuda"): Reference(5.0, 0.1, 2000.0, 1000.0, source="provisional"),
+    **{(m, "cpu"): ref for m, ref in _CPU.items()},
+    **{(m, "cuda"): _cuda_from_cpu(ref, gpu=m not in ("reinhard", "histogram", "identity", "precomputed"))
+       for m, ref in _CPU.items()},  # fmt: skip
+    # Splice's own CUDA row from its FLOPs rather than through the ratio (the same figures, by construction)
+    ("splice", "cuda"): Reference(0.0, 0.08508, 3471.0 - _LIBS_MB, 2047.5, 512 * 512, CUDA_ESTIMATE,
+                                  step_fixed_share=0.902),
 }
 
 
