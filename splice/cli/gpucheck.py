@@ -198,13 +198,17 @@ def plan_checks(device: str, work: Path, datasets: Path) -> list[Check]:
                                   "--jobs-per-device", "2", "--allow-random-weights", "--no-progress"],
                         verify=lambda: _verify_bench(store, one_gpu, 2),
                         peaks=lambda: [r.peak_memory_mb for r in _records(store) if r.peak_memory_mb]))  # fmt: skip
-    scoring = [("score-detector", "iou", []), ("score-vit", "vit", [])]
-    if "--segmenter" in score_options():
-        scoring.append(("score-segmenter", "iou", ["--segmenter", "panoptic", "--force"]))
-    for name, metric, extra in scoring:
-        checks.append(Check(name, ["score", "--out", str(store), "--metrics", metric, "--device", one_gpu,
+    # (name, --metrics, the metric record each job gets, more options)
+    scoring = [("score-detector", "iou", "iou", []), ("score-vit", "vit", "vit", [])]
+    options = score_options()
+    if "--segmenter" in options:  # the COCO-panoptic segmenter (objects and stuff)
+        scoring[0][3].extend(["--segmenter", "maskrcnn"])
+        size = ["--panoptic-size", "320"] if "--panoptic-size" in options else []
+        scoring.insert(1, ("score-segmenter", "iou", "panoptic", ["--segmenter", "panoptic", *size]))
+    for name, metrics, record, extra in scoring:
+        checks.append(Check(name, ["score", "--out", str(store), "--metrics", metrics, "--device", one_gpu,
                                    "--allow-random-weights", "--detector-size", "320", "--no-progress", *extra],
-                            verify=lambda metric=metric: _verify_score(store, metric)))  # fmt: skip
+                            verify=lambda record=record: _verify_score(store, record)))  # fmt: skip
     dest = work / "perf"
     checks.append(Check("perf", ["perf", "--device", one_gpu, "--backbones", "B/8", "--sizes", "512",
                                  "--modes", "reference,fp32,bf16,compile", "--steps", "2", "--dest", str(dest),

@@ -67,6 +67,9 @@ def test_every_check_is_a_command_line_the_cli_accepts(tmp_path):
     assert names[:5] == ["run-fp32", "run-bf16", "run-compile", "bench", "score-detector"]
     assert names[-1] == "perf" and "score-vit" in names
     assert ("score-segmenter" in names) == ("--segmenter" in gc.score_options())
+    if "score-segmenter" in names:
+        seg = next(c for c in checks if c.name == "score-segmenter")
+        assert seg.argv[seg.argv.index("--segmenter") + 1] == "panoptic"
     for c in checks:
         _parse(c.argv)  # raises click's UsageError / NoSuchOption on a bad flag or value
     bench = next(c for c in checks if c.name == "bench")
@@ -90,7 +93,7 @@ def _write_outputs(work: Path, name: str, fail: str | None) -> None:
             rec["pid"] = 1000 + i % 2  # two worker processes
             (work / "bench" / key.relpath() / "record.json").write_text(json.dumps(rec))
     elif name.startswith("score-"):
-        metric = "vit" if name == "score-vit" else "iou"
+        metric = {"score-vit": "vit", "score-segmenter": "panoptic"}.get(name, "iou")
         for p in (work / "bench" / "outputs").glob("*/*/*/*"):
             (p / "metrics").mkdir(exist_ok=True)
             (p / "metrics" / f"{metric}.json").write_text("{}")
