@@ -171,7 +171,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
                     est = model.estimate(p.job, devs[0] if launcher == "local" else cost.devices[0])
                     row.update(expected_seconds=est.seconds, expected_memory_mb=est.memory_mb, cost_source=est.source)
                 rows.append(row)
-            click.echo(json.dumps({"jobs": rows, "cost": cost.to_dict()}, indent=1))
+            click.echo(json.dumps(rows, indent=1))
         else:
             for d in dataset_settings(req):  # what a method declares per data set (model, options, or n/a)
                 what = (f"not applicable: {d['not_applicable']}" if "not_applicable" in d
@@ -181,8 +181,9 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
                 k = p.job.key
                 click.echo(f"{p.state:<8} {k.method:<12} {k.dataset:<10} {k.pair_id:<28} "
                            f"s{k.seed}-{k.config_hash}  {p.action}")  # fmt: skip
-            click.echo("\nexpected cost of the jobs to run (seconds and peak memory per job):")
-            click.echo(cost.table())
+        # the cost goes to stderr beside the count, so that stdout stays one line (or one JSON row) per job
+        click.echo("expected cost of the jobs to run (seconds and peak memory per job):", err=True)
+        click.echo(cost.table(), err=True)
         from collections import Counter
 
         c = Counter(p.state for p in planned)
@@ -204,12 +205,12 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         if slurm_log.getEffectiveLevel() > logging.INFO:
             slurm_log.setLevel(logging.INFO)
 
-    def announce(cost) -> None:
+    def announce(cost) -> None:  # beside the progress bar; quiet runs find the estimate in run.json and the summary
         click.echo(cost.table().splitlines()[-1], err=True)
 
     try:
         summary = bench(req, launch, argv=["splice", *sys.argv[1:]] if sys.argv else None,
-                        on_estimate=None if as_json else announce)  # fmt: skip
+                        on_estimate=announce if launch.progress and launcher == "local" else None)  # fmt: skip
     except KeyboardInterrupt:
         again = shlex.join(["splice", *sys.argv[1:]])
         click.echo(f"interrupted; finished jobs are kept, running ones resume from their checkpoints: {again}",

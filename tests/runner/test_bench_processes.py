@@ -135,7 +135,7 @@ def test_cli_exit_codes_dry_run_and_status(tmp_path):
     assert "--limit 2 is for smoke tests only" in r.stderr and "1 x RuntimeError: dummy failure on p1" in r.stderr
     r = _run(_cli_args(tmp_path, manifest, root, log, "--method-args", "fail_on=p1", "--limit", "2", "--dry-run",
                        "--json"))  # fmt: skip
-    plan = json.loads(r.stdout)["jobs"]
+    plan = json.loads(r.stdout)
     assert [p["state"] for p in plan] == ["done", "failed"] and "--retry-failed" in plan[1]["action"]
 
     r = _run([sys.executable, "-m", "splice", "bench", "status", "--out", str(out), "--failed"])

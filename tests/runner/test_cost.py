@@ -158,16 +158,18 @@ def test_dry_run_prints_the_cost_from_a_store_with_known_records(toy, tmp_path, 
             str(tmp_path / "run"), "--preset", "smoke", "--devices", "cuda:0,cuda:1", "--dry-run"]  # fmt: skip
     r = CliRunner().invoke(cli, [*args, "--json"])  # cuda:0,cuda:1 are taken as given: only planning
     assert r.exit_code == 0, r.output
-    out = json.loads(r.stdout)
-    rows = {row["pair_id"]: row for row in out["jobs"]}
+    rows = {row["pair_id"]: row for row in json.loads(r.stdout)}  # stdout: one JSON row per job, with its cost
     assert rows["p0"]["expected_seconds"] == pytest.approx(20.0)
     assert rows["p1"]["expected_seconds"] == pytest.approx(2 * (2 + 8 * BIG / SMALL))
     assert rows["p1"]["cost_source"] == "1 record(s) of this store, same configuration"
-    assert out["cost"]["wall_seconds"] == pytest.approx(2 * (2 + 8 * BIG / SMALL))  # two GPUs, one job each
-    assert out["cost"]["methods"][0]["jobs"] == 2
+    assert rows["p1"]["expected_memory_mb"] == pytest.approx(1.5 * (1000 + 1000 * (BIG - SMALL) / 1e6))
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0
-    assert "expected wall time: 37:34 min on cuda:0, cuda:1 (one job per device at a time)" in r.stdout
+    assert [ln.split()[0] for ln in r.stdout.splitlines()] == ["pending", "pending"]  # stdout: the jobs only
+    table = r.stderr.splitlines()
+    assert table[1].split()[:4] == ["method", "jobs", "s/job", "job"] and table[2].split()[:3] == ["dummy", "2", "1137.0"]
+    # two GPUs, one job each: the wall time is the longer job's
+    assert "expected wall time: 37:34 min on cuda:0, cuda:1 (one job per device at a time)" in r.stderr
     assert not (tmp_path / "run" / "run.json").exists()  # a dry run writes nothing
     r = CliRunner().invoke(cli, [*args[:-1], "--workers", "2", "--jobs-per-device", "auto"])
     assert isinstance(r.exception, ConfigError) and "give one of them" in str(r.exception)  # main(): one line, exit 2
