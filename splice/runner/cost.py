@@ -74,9 +74,11 @@ SHAPES: dict[str, Shape] = {
                      working=lambda c: _num(c, "long_side", 512) ** 2),
     "wct2": Shape(working=lambda c: _num(c, "image_size", 512) ** 2),
     # structural-analogy's pyramid has 11 scales at its defaults (19 ... 220 px, measured); each trains niter steps
-    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 11, working=lambda c: _num(c, "img_size", 220) ** 2),
-    "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) * _num(c, "iters_per_epoch", 6250),
-                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16)),  # fmt: skip
+    "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 11,
+                                working=lambda c: _num(c, "img_size", 220) ** 2),
+    "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) *
+                    _num(c, "iters_per_epoch", 6250),
+                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16)),
     "swapping-autoencoder": Shape(),
     "cross-image-attention": Shape(),
     "eye-for-an-eye": Shape(),
@@ -112,12 +114,13 @@ PERF_CPU = ("splice perf --device cpu --backbones S/8,B/8 --sizes 512,hd --modes
 BENCH_CPU = ("splice bench --methods M --datasets demo --root datasets --pairs giraffe_zebra --preset paper "
              "--devices cpu --allow-random-weights, with fewer steps by --method-args")  # fmt: skip
 MEASURED_CPU = "measured on a loaded 2-core CPU"
-#: How the CUDA rows were estimated (:data:`CUDA_ESTIMATE`), until measured: Splice's FLOPs per step (counted by `splice perf` with
-#: torch.utils.flop_counter: 847 GFLOP for a 512 px crop step with ViT-B/8) at an ASSUMED 10 TFLOP/s sustained
-#: (half an A100's fp32 peak), the share of a step that does not grow with the image and the full-image steps
-#: as measured on the CPU; the baselines: their CPU seconds times Splice's CUDA/CPU ratio (0.0013, measured under
-#: the same load, so the load cancels; small networks use a GPU less well: read them as lower bounds); memory:
-#: the CPU peak less the 724 MB a process holds once torch, timm and torchvision are imported (measured).
+#: How the CUDA rows were estimated (:data:`CUDA_ESTIMATE`), until measured: Splice's FLOPs per step
+#: (counted by `splice perf` with torch.utils.flop_counter: 847 GFLOP for a 512 px crop step with ViT-B/8)
+#: at an ASSUMED 10 TFLOP/s sustained (half an A100's fp32 peak), the share of a step that does not grow
+#: with the image and the full-image steps as measured on the CPU; the baselines: their CPU seconds times
+#: Splice's CUDA/CPU ratio (0.0013, measured under the same load, so the load cancels; small networks use a
+#: GPU less well: read them as lower bounds); memory: the CPU peak less the 724 MB a process holds once
+#: torch, timm and torchvision are imported (measured).
 CUDA_ESTIMATE = "CUDA estimate: FLOPs at an assumed 10 TFLOP/s"
 _CPU_TO_CUDA = 0.08508 / 65.21  # Splice B/8 512 px seconds per step: estimated CUDA / measured CPU
 _LIBS_MB = 724.0  # RSS of a process with torch, timm and torchvision imported (the CPU peaks include it)

@@ -167,7 +167,8 @@ def test_dry_run_prints_the_cost_from_a_store_with_known_records(toy, tmp_path, 
     assert r.exit_code == 0
     assert [ln.split()[0] for ln in r.stdout.splitlines()] == ["pending", "pending"]  # stdout: the jobs only
     table = r.stderr.splitlines()
-    assert table[1].split()[:4] == ["method", "jobs", "s/job", "job"] and table[2].split()[:3] == ["dummy", "2", "1137.0"]
+    assert table[1].split()[:4] == ["method", "jobs", "s/job", "job"]
+    assert table[2].split()[:3] == ["dummy", "2", "1137.0"]
     # two GPUs, one job each: the wall time is the longer job's
     assert "expected wall time: 37:34 min on cuda:0, cuda:1 (one job per device at a time)" in r.stderr
     assert not (tmp_path / "run" / "run.json").exists()  # a dry run writes nothing
