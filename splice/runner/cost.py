@@ -3,10 +3,11 @@
 A job's estimate comes from, in this order:
 
 1. **this store's records**: ``ok`` records of the same method on the same kind of device (``cuda``,
-   ``cpu``, ``mps``), those of the same configuration hash when there are any. Each record is scaled to
-   the job by the method's *shape* (:data:`SHAPES`: how its time grows with the steps and the image
-   size): seconds by the median of ``record / shape(record)``, memory by the largest (packing must not
-   under-estimate);
+   ``cpu``, ``mps``): those of the job's configuration when there are any, else those whose
+   configuration differs only in what the shape scales (steps, working size, ``max_side``; a smoke
+   run's records say nothing about a paper run's). Each record is scaled to the job by the method's
+   *shape* (:data:`SHAPES`: how its time grows with the steps and the image size): seconds by the
+   median of ``record / shape(record)``, memory by the largest (packing must not under-estimate);
 2. **the reference table** shipped with the suite (:data:`REFERENCE`), scaled the same way; every
    row says where its figures come from (measured with which command, or estimated how);
 3. otherwise the job's cost is unknown, and the totals say how many jobs they leave out.
@@ -51,6 +52,13 @@ class Shape:
     steps: Callable[[dict[str, Any]], float] = lambda config: 1.0
     native: bool = False  # works at the structure image's resolution
     working: Callable[[dict[str, Any]], float] | None = None  # pixels of a fixed working size (not native)
+    keys: frozenset[str] = frozenset()  # the configuration keys ``steps`` and ``working`` read
+
+    def comparable(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """Two configurations that differ only in what the shape scales (its keys, the size caps, the preset's
+        name): one's records predict the other's cost. Any other difference (a backbone, a precision) does not."""
+        ignore = self.keys | SCALED_KEYS
+        return all(a.get(k) == b.get(k) for k in (set(a) | set(b)) - ignore)
 
     def pixels(self, image_pixels: int, config: dict[str, Any], reference: float) -> float:
         if self.native:
@@ -65,20 +73,25 @@ def _num(config: dict[str, Any], key: str, default: float) -> float:
         return float(default)
 
 
+#: configuration keys every shape scales by (working_pixels) or that do not change the computation
+SCALED_KEYS = frozenset({"resize", "max_side", "preset"})
+
 SHAPES: dict[str, Shape] = {
-    "splice": Shape(lambda c: _num(c, "steps", 2000), native=True),
+    "splice": Shape(lambda c: _num(c, "steps", 2000), native=True, keys=frozenset({"steps"})),
     "identity": Shape(native=True),
     "reinhard": Shape(native=True),
     "histogram": Shape(native=True),
     "strotss": Shape(lambda c: _num(c, "iters_per_scale", 200) * _num(c, "scales", 4),
-                     working=lambda c: _num(c, "long_side", 512) ** 2),
-    "wct2": Shape(working=lambda c: _num(c, "image_size", 512) ** 2),
+                     working=lambda c: _num(c, "long_side", 512) ** 2,
+                     keys=frozenset({"iters_per_scale", "scales", "long_side"})),
+    "wct2": Shape(working=lambda c: _num(c, "image_size", 512) ** 2, keys=frozenset({"image_size"})),
     # structural-analogy's pyramid has 11 scales at its defaults (19 ... 220 px, measured); each trains niter steps
     "structural-analogy": Shape(lambda c: _num(c, "niter", 20000) * 11,
-                                working=lambda c: _num(c, "img_size", 220) ** 2),
+                                working=lambda c: _num(c, "img_size", 220) ** 2, keys=frozenset({"niter", "img_size"})),
     "sincut": Shape(lambda c: (_num(c, "n_epochs", 8) + _num(c, "n_epochs_decay", 8)) *
                     _num(c, "iters_per_epoch", 6250),
-                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16)),
+                    working=lambda c: _num(c, "crop_size", 64) ** 2 * _num(c, "batch_size", 16),
+                    keys=frozenset({"n_epochs", "n_epochs_decay", "iters_per_epoch", "crop_size", "batch_size"})),
     "swapping-autoencoder": Shape(),
     "cross-image-attention": Shape(),
     "eye-for-an-eye": Shape(),
@@ -285,7 +298,8 @@ class CostModel:
         pixels = working_pixels(size, job.config, job.settings.get("max_side"))
         recs = self.records.get((method, kind), [])
         same = [r for r in recs if r.job.config_hash == job.key.config_hash]
-        recs = same or recs
+        shape = self.shapes.get(method, Shape())
+        recs = same or [r for r in recs if shape.comparable(r.config, job.config)]
         if recs:
             ratios_s, ratios_m = [], []
             for r in recs:

@@ -21,7 +21,7 @@ from tests.support.store import write_job
 
 SMALL, BIG = 96 * 80, 1200 * 900  # make_dataset: p0 is 96x80, p1 (big) is 1200x900
 #: the dummy's shape and reference for these tests: native resolution, `steps` from its configuration
-SHAPE = {"dummy": Shape(lambda c: float(c.get("steps", 1)), native=True)}
+SHAPE = {"dummy": Shape(lambda c: float(c.get("steps", 1)), native=True, keys=frozenset({"steps"}))}
 REF = {("dummy", "cuda"): Reference(seconds_fixed=2.0, seconds_per_step=8.0, memory_mb=1000.0, memory_per_mpx=1000.0,
                                     pixels=SMALL, source="test")}  # fmt: skip
 
@@ -67,9 +67,14 @@ def test_reference_table_scaled_by_size_and_steps(toy):
 def test_records_of_the_store_win_and_are_scaled_the_same_way(toy, tmp_path):
     _, jobs, _, _ = toy
     h = jobs[0].key.config_hash
-    record(tmp_path, "old1", config_hash=h, seconds=20.0, memory=1500.0)  # twice the reference's 10 s at 96x80
-    record(tmp_path, "old2", config_hash="another", seconds=100.0, memory=9000.0)  # another configuration
-    record(tmp_path, "old3", config_hash=h, seconds=999.0, memory=9999.0, device="cpu")  # another kind of device
+    cfg = jobs[0].config
+    record(tmp_path, "old1", config_hash=h, seconds=20.0, memory=1500.0, config=cfg)  # 2x the reference's 10 s
+    record(tmp_path, "old2", config_hash="five", seconds=100.0, memory=9000.0,
+           config={**cfg, "steps": 5})  # five steps: 2 + 8 x 5 = 42 s by the reference, 100 s measured
+    record(tmp_path, "old3", config_hash="slow", seconds=500.0, memory=50.0,
+           config={**cfg, "sleep": 9.0})  # another computation: says nothing about these jobs
+    record(tmp_path, "old4", config_hash=h, seconds=999.0, memory=9999.0, device="cpu",
+           config=cfg)  # another kind of device  # fmt: skip
     model = CostModel.from_store(tmp_path / "run", reference=REF, shapes=SHAPE)
     small, big = model.estimate(jobs[0], "cuda:0"), model.estimate(jobs[1], "cuda:0")
     assert small.seconds == pytest.approx(20.0) and small.memory_mb == pytest.approx(1500.0)
@@ -81,11 +86,16 @@ def test_records_of_the_store_win_and_are_scaled_the_same_way(toy, tmp_path):
     bare = CostModel.from_store(tmp_path / "run", reference={}, shapes=SHAPE)
     assert bare.estimate(jobs[1], "cuda").seconds == pytest.approx(20.0 * BIG / SMALL)
     assert bare.estimate(jobs[1], "cuda").memory_mb == pytest.approx(1500.0)
-    # no record of this configuration: every record of the method, each scaled (median of the ratios)
+    # no record of this configuration: the records of configurations that differ only in steps, each scaled
     other = CostModel.from_store(tmp_path / "run", reference=REF, shapes=SHAPE)
-    job = dataclasses.replace(jobs[0], key=dataclasses.replace(jobs[0].key, config_hash="fresh"))
+    job = dataclasses.replace(jobs[0], key=dataclasses.replace(jobs[0].key, config_hash="fresh"),
+                              config={**cfg, "steps": 3})  # fmt: skip
     est = other.estimate(job, "cuda")
-    assert est.seconds == pytest.approx(10 * (20 / 10 + 100 / 10) / 2) and "scaled by steps and size" in est.source
+    ratio = (20 / 10 + 100 / 42) / 2  # the median of old1's and old2's ratios; old3 computes something else
+    assert est.seconds == pytest.approx(ratio * (2 + 8 * 3)) and "2 record(s)" in est.source
+    assert est.memory_mb == pytest.approx(9000.0)  # the largest peak, scaled (same size)
+    assert not SHAPE["dummy"].comparable(cfg, {**cfg, "sleep": 9.0}) and SHAPE["dummy"].comparable(cfg, {
+        **cfg, "steps": 7, "max_side": 512, "preset": "paper"})  # fmt: skip
 
 
 def test_plan_per_method_and_wall_time(toy, tmp_path):
