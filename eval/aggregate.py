@@ -11,12 +11,16 @@ Columns (missing values are ``None`` for objects, ``NaN`` for numbers):
 =========================  =====================================================================
 dataset, pair_id, method   the job key
 seed, config_hash
-status                     ``ok``, ``failed`` or ``not-applicable`` (the job record's status)
+status                     ``ok``, ``failed`` or ``not-applicable`` (the job record's status); None for an
+                           expected job without a readable record (``expected=True``)
+state                      the job's state (:mod:`splice.core.health`): done, failed, running, stale,
+                           pending, corrupt, output-missing or not-applicable
 job_dir                    the job folder (str)
 output                     path of the output image (str), or None when absent
 structure, appearance      the input images (str, as recorded)
 geometry                   the recorded geometry dict, or None
 seconds, peak_memory_mb    as recorded by the harness
+device                     where the job ran (the record's device), or None
 random_weights             the method used randomly initialised weights
 error                      the one-line error of a failed job, else None
 iou, matched_iou           Mask R-CNN layout IoU numbers, ``iou.json`` (NaN when excluded or not scored)
@@ -47,6 +51,7 @@ import pandas as pd
 
 from splice.core.atomic import read_json
 from splice.core.errors import UserError
+from splice.core.health import JobHealth, survey
 from splice.core.record import JobRecord
 from splice.core.store import RunStore
 
@@ -57,12 +62,17 @@ COLUMNS = [
     "geometry", "seconds", "peak_memory_mb", "random_weights", "error", "iou", "iou_excluded", "iou_exclusion_reason",
     "matched_iou", "iou_scored", "structure_distance", "appearance_distance", "appearance_cosine", "vit_scored",
     "metrics_random_weights", "detector", "backbone", "panoptic_iou", "pixel_accuracy", "panoptic_excluded",
-    "panoptic_exclusion_reason", "panoptic_scored", "panoptic_model",
+    "panoptic_exclusion_reason", "panoptic_scored", "panoptic_model", "state", "device",
 ]  # fmt: skip
 
 OBJECT_COLUMNS = ["dataset", "pair_id", "method", "config_hash", "status", "job_dir", "output", "structure",
                   "appearance", "geometry", "error", "iou_exclusion_reason", "detector", "backbone",
-                  "panoptic_exclusion_reason", "panoptic_model"]  # fmt: skip
+                  "panoptic_exclusion_reason", "panoptic_model", "state", "device"]  # fmt: skip
+
+FLOAT_COLUMNS = ["seconds", "peak_memory_mb", "iou", "matched_iou", "structure_distance", "appearance_distance",
+                 "appearance_cosine", "panoptic_iou", "pixel_accuracy"]  # fmt: skip
+BOOL_COLUMNS = ["random_weights", "iou_excluded", "iou_scored", "vit_scored", "metrics_random_weights",
+                "panoptic_excluded", "panoptic_scored"]  # fmt: skip
 
 NAN = float("nan")
 
@@ -110,6 +120,7 @@ def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
         "geometry": rec.geometry,
         "seconds": _float(rec.seconds),
         "peak_memory_mb": _float(rec.peak_memory_mb),
+        "device": rec.device,
         "random_weights": rec.random_weights,
         "error": rec.error,
     }
@@ -141,26 +152,47 @@ def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
     return row
 
 
-def load_results(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per job record of the run store at ``run_dir`` (columns: module docstring).
+def expected_row(store: RunStore, job: JobHealth) -> dict[str, Any]:
+    """The row of an expected job without a readable record (pending, running, stale, corrupt): its key,
+    state and inputs (from its plan); every result column empty."""
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    pair = job.pair
+    row.update(dataset=job.key.dataset, pair_id=job.key.pair_id, method=job.key.method, seed=job.key.seed,
+               config_hash=job.key.config_hash, job_dir=str(job.job_dir), structure=pair.get("structure"),
+               appearance=pair.get("appearance"), error=job.why, state=job.state)  # fmt: skip
+    for col in BOOL_COLUMNS:
+        row[col] = False
+    for col in FLOAT_COLUMNS:
+        row[col] = NAN
+    return row
 
-    Rows are sorted by dataset, pair, method, seed and configuration hash. An empty store
-    gives an empty frame with the same columns.
+
+def load_results(run_dir: str | os.PathLike, expected: bool = False) -> pd.DataFrame:
+    """One row per job record of the run store at ``run_dir`` (columns: module docstring), each with its
+    state (:func:`splice.core.health.survey`).
+
+    With ``expected``, also one row per expected job that has no readable record (pending, running, stale,
+    corrupt: ``status`` None), so that tables and reports show what is missing, not only what finished.
+    Rows are sorted by dataset, pair, method, seed and configuration hash. An empty store gives an empty
+    frame with the same columns.
     """
     root = Path(run_dir)
     if not root.is_dir():
         raise UserError(f"run store not found: {root}; create it with `splice bench --out {root}` or check --out")
     store = RunStore(root)
-    rows = [job_row(store, key, rec) for key, rec in store.iter_records()]
+    rows = []
+    for job in survey(store):
+        if job.record is not None:
+            rows.append({**job_row(store, job.key, job.record), "state": job.state})
+        elif expected:
+            rows.append(expected_row(store, job))
     df = pd.DataFrame(rows, columns=COLUMNS)
     if rows:
         df = df.sort_values(["dataset", "pair_id", "method", "seed", "config_hash"], kind="stable")
         df = df.reset_index(drop=True)
-    for col in ("seconds", "peak_memory_mb", "iou", "matched_iou", "structure_distance", "appearance_distance",
-                "appearance_cosine", "panoptic_iou", "pixel_accuracy"):  # fmt: skip
+    for col in FLOAT_COLUMNS:
         df[col] = df[col].astype(float)
-    for col in ("random_weights", "iou_excluded", "iou_scored", "vit_scored", "metrics_random_weights",
-                "panoptic_excluded", "panoptic_scored"):  # fmt: skip
+    for col in BOOL_COLUMNS:
         df[col] = df[col].astype(bool)
     df["seed"] = df["seed"].astype("int64")
     # pandas >= 3 infers a string dtype that turns None into NaN; the documented contract is None.

@@ -17,7 +17,9 @@ only on images the content-hash cache has not seen. ``force`` rescores everythin
 
 An ``ok`` job whose output file is missing is listed by name (``missing_outputs``), not skipped silently;
 a job that cannot be scored (missing input image, geometry that does not fit) is an error entry; the others
-continue either way.
+continue either way. Which jobs are finished is :mod:`splice.core.health`'s decision: the others (failed,
+pending, running, stale, a corrupt record, an output gone) are counted per state (``not_scored``) so that
+the command can name them; a ``--methods`` or ``--datasets`` name the store does not hold is an error.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Callable, Iterable
 
 from splice.core.atomic import atomic_write_json
 from splice.core.errors import ConfigError, ImageError, UserError
+from splice.core.health import DONE, NOT_APPLICABLE, OUTPUT_MISSING, JobHealth, check_selection, select, survey
 from splice.core.imageio import load_rgb, sha256_file
 from splice.core.record import JobKey, JobRecord
 from splice.core.store import RunStore
@@ -110,6 +113,7 @@ class ScoreSummary:
     cache: dict[str, dict[str, int]] = field(default_factory=dict)
     segmenters: dict[str, str] = field(default_factory=dict)  # data set -> layout segmenter used
     random_weights: bool = False
+    not_scored: dict[str, int] = field(default_factory=dict)  # jobs of the selection without a result, per state
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,23 +123,13 @@ class ScoreSummary:
         return not self.errors and not self.missing_outputs
 
 
-def select_jobs(store: RunStore, methods: Iterable[str] | None = None, datasets: Iterable[str] | None = None
-                ) -> tuple[list[tuple[JobKey, JobRecord]], list[JobKey]]:  # fmt: skip
-    """The finished jobs of ``store`` (status ok, output present), and the ok jobs whose output is missing."""
-    methods = set(methods) if methods else None
-    datasets = set(datasets) if datasets else None
-    found, missing = [], []
-    for key, rec in store.iter_records():
-        if methods is not None and key.method not in methods:
-            continue
-        if datasets is not None and key.dataset not in datasets:
-            continue
-        if not rec.ok:
-            continue
-        if not rec.output or not (store.job_dir(key) / rec.output).is_file():
-            missing.append(key)
-            continue
-        found.append((key, rec))
+def select_jobs(store: RunStore, methods: Iterable[str] | None = None, datasets: Iterable[str] | None = None,
+                jobs: list[JobHealth] | None = None) -> tuple[list[tuple[JobKey, JobRecord]], list[JobKey]]:  # fmt: skip
+    """The finished jobs of ``store`` (:mod:`splice.core.health` state ``done``: an ok record and its output),
+    and the ok jobs whose output is missing (``jobs``: the store's survey, when already made)."""
+    jobs = select(survey(store) if jobs is None else jobs, methods, datasets)
+    found = [(j.key, j.record) for j in jobs if j.state == DONE and j.record is not None]
+    missing = [j.key for j in jobs if j.state == OUTPUT_MISSING]
     return found, missing
 
 
@@ -234,8 +228,14 @@ def score_run(
     if not (root / "outputs").is_dir():
         raise UserError(f"no run store at {root} (no outputs/ folder); run `splice bench --out {root}` first")
     store = RunStore(root)
-    jobs, missing = select_jobs(store, opts.methods, opts.datasets)
+    everything = survey(store)
+    check_selection("--methods", opts.methods, (j.key.method for j in everything), f"run {root}")
+    check_selection("--datasets", opts.datasets, (j.key.dataset for j in everything), f"run {root}")
+    jobs, missing = select_jobs(store, opts.methods, opts.datasets, everything)
     summary = ScoreSummary(jobs=len(jobs), missing_outputs=[str(k) for k in missing])
+    for j in select(everything, opts.methods, opts.datasets):
+        if j.state not in (DONE, NOT_APPLICABLE):
+            summary.not_scored[j.state] = summary.not_scored.get(j.state, 0) + 1
     for key in missing:
         log.error("%s: the record says ok but its output is missing; run `splice bench` again to redo it", key)
     if not jobs:

@@ -16,8 +16,10 @@ pairs. Here, per data set, over the rows of :func:`eval.aggregate.load_results`:
   :data:`N_BOOT` resamples of the common pairs with replacement, seed :data:`BOOT_SEED`); the reference
   method is ``splice`` unless ``reference`` names another, and its own row and data sets without it show NaN;
 - ``excluded`` (jobs the protocol excludes: no detection / no labelled pixel in the aligned structure image),
-  ``failed`` (jobs ``failed``, or ``ok`` with the output missing), ``unscored`` (finished jobs without a
-  record) count jobs;
+  ``failed`` (jobs whose record says ``failed``), ``unscored`` (finished jobs without a record) and
+  ``unfinished`` (expected jobs without a result yet, :mod:`splice.core.health`: pending, running, stale, a
+  corrupt record, an ``ok`` record whose output is gone; they count only when the rows come from
+  ``load_results(..., expected=True)``, and ``attrs["unfinished"]`` counts them per state) count jobs;
 - jobs recorded ``not-applicable`` (the method does not apply to the data set) count nowhere; a method with
   only such jobs on a data set is not one of its compared methods (it cannot empty the common pairs), is
   listed in ``attrs["not_applicable"]`` and shown as "—";
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from splice.core.errors import ConfigError
+from splice.core.health import DONE, FAILED, LABELS, OUTPUT_MISSING, PENDING, UNFINISHED
 from splice.core.record import NOT_APPLICABLE
 
 from .metrics import KEY_IOU, METRICS, Metric, Source, get_metric
@@ -46,9 +49,9 @@ log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["dataset", "method", "n_common", "mean_common", "std_common", "n_all", "mean_all",
                  "diff_vs_reference", "diff_ci_low", "diff_ci_high", "excluded", "failed", "std_all", "unscored",
-                 "segmenter", "reference", "best"]  # fmt: skip
+                 "segmenter", "reference", "best", "unfinished"]  # fmt: skip
 PAPER_COLUMNS = ["paper_mean", "paper_std", "paper_note"]
-COUNT_COLUMNS = ("n_common", "n_all", "excluded", "failed", "unscored")
+COUNT_COLUMNS = ("n_common", "n_all", "excluded", "failed", "unscored", "unfinished")
 FORMATS = ("md", "csv", "latex")
 RANDOM_WARNING = "RANDOM WEIGHTS: metric models were randomly initialised; these numbers mean nothing."
 DEFAULT_REFERENCE = "splice"
@@ -73,13 +76,26 @@ def choose_segmenter(metric: Metric, rows: pd.DataFrame, dataset: str, requested
     return have[0] if have else next(iter(metric.sources))
 
 
+def job_states(df: pd.DataFrame) -> pd.Series:
+    """Each row's :mod:`splice.core.health` state (the ``state`` column of :func:`eval.aggregate.load_results`;
+    derived from status and output for frames without it)."""
+    if "state" in df:
+        return df["state"].fillna(PENDING)
+    ok = df["status"] == "ok"
+    derived = df["status"].where(~ok, DONE).where(~(ok & df["output"].isna()), OUTPUT_MISSING)
+    return derived.fillna(PENDING)
+
+
 def _job_flags(g: pd.DataFrame, src: Source) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
-    """(failed, excluded, unscored, value) per job row of ``g``; value is NaN unless the job is used."""
-    failed = (g["status"] != "ok") | g["output"].isna()
-    scored = (g[src.scored].astype(bool) if src.scored else g[src.column].notna()) & ~failed
+    """(failed, excluded, unscored, value) per job row of ``g``; value is NaN unless the job is used. Jobs
+    without a result yet (:data:`splice.core.health.UNFINISHED`) are none of these."""
+    state = job_states(g)
+    failed = state == FAILED
+    done = state == DONE
+    scored = (g[src.scored].astype(bool) if src.scored else g[src.column].notna()) & done
     excluded = (scored & g[src.excluded].astype(bool)) if src.excluded else pd.Series(False, index=g.index)
     value = g[src.column].astype(float).where(scored & ~excluded)
-    unscored = ~failed & ~excluded & value.isna()
+    unscored = done & ~excluded & value.isna()
     return failed, excluded, unscored, value
 
 
@@ -146,9 +162,10 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
     notes: list[str] = []
     not_applicable: list[tuple[str, str]] = []
     random = False
+    states = job_states(df)
     for dataset, g in df.groupby("dataset", sort=True):
         dataset = str(dataset)
-        na = g["status"] == NOT_APPLICABLE
+        na = states.loc[g.index] == NOT_APPLICABLE
         na_methods = sorted(set(g.loc[na, "method"]) - set(g.loc[~na, "method"]))
         not_applicable += [(dataset, str(n)) for n in na_methods]
         g = g[~na]
@@ -156,14 +173,14 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
         src = m.source_for(seg)
         failed, excluded, unscored, value = _job_flags(g, src)
         per_pair: dict[str, pd.Series] = {}
-        counts: dict[str, tuple[int, int, int]] = {}
+        counts: dict[str, tuple[int, int, int, int]] = {}
         for method, gm in g.groupby("method", sort=False):
             idx = gm.index
             v = value.loc[idx]
             per_pair[str(method)] = v.dropna().groupby(gm.loc[v.notna(), "pair_id"]).mean()
             counts[str(method)] = (int(excluded.loc[idx].sum()), int(failed.loc[idx].sum()),
-                                   int(unscored.loc[idx].sum()))  # fmt: skip
-            done = gm[~failed.loc[idx]]
+                                   int(unscored.loc[idx].sum()), int(states.loc[idx].isin(UNFINISHED).sum()))  # fmt: skip
+            done = gm[states.loc[idx] == DONE]
             if done["config_hash"].nunique() > 1:
                 log.warning("%s/%s mixes %d configurations in one mean", dataset, method, done["config_hash"].nunique())
             random = random or bool(done["random_weights"].any())
@@ -187,11 +204,12 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
                 d = (pp.loc[common] - ref.loc[common]).to_numpy()
                 diff = float(d.mean())
                 low, high = paired_bootstrap_ci(d, n_boot=n_boot)
-            ex, fa, un = counts[n]
+            ex, fa, un, unf = counts[n]
             row = {"dataset": dataset, "method": n, "n_common": n_c, "mean_common": mean_c, "std_common": std_c,
                    "n_all": n_a, "mean_all": mean_a, "diff_vs_reference": diff, "diff_ci_low": low,
                    "diff_ci_high": high, "excluded": ex, "failed": fa, "std_all": std_a, "unscored": un,
-                   "segmenter": seg or "", "reference": reference if ref is not None else "", "best": False}  # fmt: skip
+                   "segmenter": seg or "", "reference": reference if ref is not None else "", "best": False,
+                   "unfinished": unf}  # fmt: skip
             if paper:
                 from .paper import paper_value
 
@@ -218,8 +236,11 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
     for col in COUNT_COLUMNS:
         table[col] = table[col].astype("int64")
     table["best"] = table["best"].astype(bool)
+    left = states[df["method"].isin(table["method"]) & states.isin(UNFINISHED)] if len(table) else states[:0]
+    unfinished = {LABELS[s]: int((left == s).sum()) for s in UNFINISHED if (left == s).any()}
     table.attrs.update(metric=m.key, higher_is_better=m.higher_is_better, random_weights=random, reference=reference,
-                       paper=paper, notes=notes, n_boot=n_boot, not_applicable=not_applicable)  # fmt: skip
+                       paper=paper, notes=notes, n_boot=n_boot, not_applicable=not_applicable,
+                       unfinished=unfinished)  # fmt: skip
     return table
 
 
@@ -293,7 +314,19 @@ def footer(table: pd.DataFrame) -> list[str]:
         starred = "paper_note" in table and table["paper_note"].notna().any()
         lines.append(f"paper = {SOURCE} (layout IoU, mean ± std as printed" + ("; * see below)." if starred else ")."))
     lines += list(table.attrs.get("notes", []))
+    if unfinished_note(table):
+        lines.append(unfinished_note(table))
     return lines
+
+
+def unfinished_note(table: pd.DataFrame) -> str:
+    """One line naming the jobs of the table that have no result yet, by state ("" when none)."""
+    by = table.attrs.get("unfinished") or {}
+    if not by:
+        return ""
+    what = ", ".join(f"{n} {label}" for label, n in by.items())
+    return (f"Not in these numbers: {what} (jobs without a result yet; `splice bench status` names each with "
+            "the command that fixes it).")
 
 
 def render(table: pd.DataFrame, fmt: str = "md") -> str:
@@ -320,10 +353,12 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
         out.to_csv(buf, index=False, float_format=f"%.{max(digits, 6)}g", lineterminator="\n")
         return buf.getvalue()
     show_unscored = bool(len(table)) and int(table["unscored"].sum()) > 0
+    show_unfinished = bool(len(table)) and "unfinished" in table and int(table["unfinished"].sum()) > 0
     show_seg = metric.by_segmenter
     ref = table.attrs.get("reference", DEFAULT_REFERENCE)
     arrow = "↑" if metric.higher_is_better else "↓"
-    counts = ["excluded", "failed"] + (["unscored"] if show_unscored else [])
+    counts = ["excluded", "failed"] + (["unscored"] if show_unscored else []) + \
+        (["unfinished"] if show_unfinished else [])  # fmt: skip
     head = (["dataset", "method"] + (["segmenter"] if show_seg else [])
             + [f"{metric.label} {arrow} (common pairs)", "n", "all pairs", "n", f"vs {ref} [95% CI]"] + counts
             + (["paper"] if paper else []))  # fmt: skip

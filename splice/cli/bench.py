@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
               help="Wait for the SLURM array to finish (default: wait for local/debug only).")
 @opt.dry_run("List the jobs and what would be run or skipped; write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run jobs with a failed record again.")
+@opt.keep_work
 @opt.no_progress
 @opt.as_json("Print the summary (or the dry-run plan) as JSON on stdout.")
 @click.pass_context
@@ -75,14 +76,16 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
             allow_random_weights, max_side, devices, workers, jobs_per_device, memory_gb, skip_missing, launcher,
             slurm_partition, slurm_time,
             slurm_gpus_per_task, slurm_cpus_per_task, slurm_mem_gb, slurm_account, slurm_qos, slurm_constraint,
-            slurm_array_parallelism, slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, no_progress,
-            as_json) -> None:  # fmt: skip
+            slurm_array_parallelism, slurm_jobs_per_task, slurm_cluster, wait, dry_run, retry_failed, keep_work,
+            no_progress, as_json) -> None:  # fmt: skip
     """Run methods over data sets into a resumable run store.
 
     A job is (method, data set, pair, seed, config hash); its output and record.json go to
     OUT/outputs/<dataset>/<pair>/<method>/s<seed>-<hash>/. Jobs with an ok record are skipped,
     failures are recorded and do not stop the others, and two runners on one store never run
-    the same job. Exit code 0 when every job is done, 1 when some failed, 2 on bad input.
+    the same job. A job that ends ok keeps its output, record and log; its checkpoints and
+    scratch files (work/) are removed unless --keep-work. Exit code 0 when every job is done,
+    1 when some failed, 2 on bad input.
 
     \b
     Examples:
@@ -154,7 +157,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         wait = launcher == "local" or slurm.cluster is not None
     launch = LaunchOptions(out=Path(out), devices=devs, workers=workers, launcher=launcher, slurm=slurm, wait=wait,
                            retry_failed=retry_failed, progress=not no_progress and not as_json,
-                           skip_missing=skip_missing, jobs_per_device=packing, memory_gb=memory_gb)  # fmt: skip
+                           skip_missing=skip_missing, jobs_per_device=packing, memory_gb=memory_gb,
+                           keep_work=keep_work)  # fmt: skip
 
     if dry_run:
         from splice.runner.jobs import dataset_settings
@@ -187,7 +191,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         from collections import Counter
 
         c = Counter(p.state for p in planned)
-        would = c["pending"] + c["stale"] + c["retry"]
+        would = c["pending"] + c["stale"] + c["retry"] + c["corrupt"] + c["output-missing"]
         click.echo(f"dry run: {len(planned)} job(s); would run {would}, skip {c['done']} done, "
                    f"{c['failed']} failed, {c['running']} claimed elsewhere, "
                    f"{c['not-applicable']} not applicable", err=True)  # fmt: skip
@@ -274,10 +278,13 @@ def _devices(value: str, planning: bool) -> list[str]:
 @click.option("--failed", "show_failed", is_flag=True, help="Also list every failed job with its error.")
 @opt.as_json("Print every job's state as JSON on stdout.")
 def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
-    """Every job's state (done, failed, running, stale, pending, not-applicable); regenerates OUT/jobs.csv.
+    """Every job's state and the store's size; regenerates OUT/jobs.csv.
 
-    For SLURM arrays of this store that the scheduler still lists, also each array task's state
-    (from squeue) and the states of its jobs (from the store).
+    States: done, failed, running (claimed), stale (its runner is gone), pending (planned, not
+    finished), corrupt (record.json unreadable), output-missing (an ok record without its output),
+    not-applicable. Every job that is not done is named with its path and the command that fixes
+    it (also in jobs.csv, column fix). For SLURM arrays of this store that the scheduler still
+    lists, also each array task's state (from squeue) and the states of its jobs (from the store).
 
     \b
     Examples:
@@ -285,7 +292,8 @@ def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
       splice bench status --out runs/paper --failed
       splice bench status --out runs/paper --json | jq '.counts'
     """
-    from splice.core.store import RunStore
+    from splice.core.health import Fixer, attention, attention_lines
+    from splice.core.store import RunStore, human_size
     from splice.runner.runlog import read_invocations
     from splice.runner.status import counts, scan, scheduler_table, scheduler_view, table, write_jobs_csv
 
@@ -293,17 +301,26 @@ def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
     states = scan(store)
     path = write_jobs_csv(store, states)
     tasks, note = scheduler_view(store, states)
+    size, work = store.disk_usage(), store.work_usage()
+    fixer = Fixer(store)
     if note:
         click.echo(note, err=True)
     if as_json:
         click.echo(json.dumps({"out": str(out), "counts": counts(states), "invocations": len(read_invocations(out)),
-                               "jobs": [s.row() for s in states], "slurm": [t.to_dict() for t in tasks]},
+                               "size_bytes": size, "work_bytes": work,
+                               "jobs": [s.row(fixer) for s in states], "slurm": [t.to_dict() for t in tasks]},
                               indent=1, default=str))  # fmt: skip
         return
     click.echo(table(states))
     if tasks:
         click.echo("\nSLURM array tasks (state from squeue; their jobs' states from the run store):")
         click.echo(scheduler_table(tasks))
+    click.echo(f"\nstore {out}: {human_size(size)}"
+               + (f", of which {human_size(work)} in work/ folders (checkpoints of unfinished or --keep-work jobs)"
+                  if work else ""))  # fmt: skip
+    lines = attention_lines(attention(states, fixer), out)
+    if lines:
+        click.echo("\n" + "\n".join(lines))
     if show_failed:
         for s in states:
             if s.state == "failed":

@@ -36,6 +36,7 @@ VOCABULARY: dict[str, str] = {
     "--cache-dir": "the feature cache folder",
     "--dry-run": "say what would be done; write nothing",
     "--segmenter": "the layout segmenter: maskrcnn (objects) or panoptic (objects and stuff); default per data set",
+    "--keep-work": "keep a finished job's checkpoints and scratch files (by default only output, record and log stay)",
 }
 
 #: short flag -> the one long option it stands for, everywhere
@@ -147,6 +148,9 @@ cache_dir = _option("--cache-dir", type=click.Path(), default=None, metavar="DIR
 def segmenter(help: str = "Layout segmenter: maskrcnn (COCO objects) or panoptic (objects and stuff). "
                            "Default: per data set (mountains: panoptic, others: maskrcnn).") -> Callable:
     return _option("--segmenter", type=click.Choice(["maskrcnn", "panoptic"]), default=None, help=help)
+keep_work = _option("--keep-work", is_flag=True,
+                    help="Keep checkpoints and scratch files of jobs that finish ok (default: removed; output, "
+                         "record and log stay).")  # fmt: skip
 
 
 def dry_run(help: str = "Say what would be done; write nothing.") -> Callable:

@@ -22,7 +22,7 @@ RANDOM_BANNER = (
 @click.command("run")
 @click.argument("structure", type=click.Path(dir_okay=False))
 @click.argument("appearance", type=click.Path(dir_okay=False))
-@opt.out("Output folder (output.png, record.json, checkpoint.pt).", dest="outdir")
+@opt.out("Output folder (output.png, record.json; checkpoint.pt while unfinished).", dest="outdir")
 @opt.preset()
 @click.option("--steps", type=int, default=None, help="Override the preset's number of steps.")
 @opt.backbone()
@@ -44,14 +44,16 @@ RANDOM_BANNER = (
 @opt.method_args
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt (no-op if the run finished).")
 @opt.force("Replace a finished or unfinished run in OUT.")
+@opt.keep_work
 @opt.no_progress
 def command(structure, appearance, outdir, preset, steps, backbone, weights, allow_random_weights, device, seed,
             resize, precision, memory_format, compile_, checkpoint_full, save_every, checkpoint_every, method_args,
-            resume, force, no_progress) -> None:  # fmt: skip
+            resume, force, keep_work, no_progress) -> None:  # fmt: skip
     """Train Splice on STRUCTURE (layout to keep) and APPEARANCE (look to transfer).
 
-    Writes OUT/output.png (at the structure image's resolution, or the --resize'd one),
-    OUT/record.json and OUT/checkpoint.pt. A killed run continues with --resume. Any option of
+    Writes OUT/output.png (at the structure image's resolution, or the --resize'd one) and
+    OUT/record.json; OUT/checkpoint.pt exists while the run is unfinished (kept at the end with
+    --keep-work). A killed run continues with --resume. Any option of
     `splice methods splice` can be set with --method-args (e.g. lr=0.001); the flags above win.
 
     \b
@@ -132,10 +134,13 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
         settings={"preset": cfg.preset, "preset_resolved": cfg.preset, "seed": seed, "device": dev,
                   "weights": cfg.weights, "allow_random_weights": allow_random_weights, "max_side": None,
                   "options": {**given, **{k: v for k, v in flags.items() if v is not None}}},
-        output="output.png", geometry=geometry.to_dict(), info={**info, "checkpoint": CHECKPOINT},
+        output="output.png", geometry=geometry.to_dict(),
+        info={**info, "checkpoint": CHECKPOINT if keep_work else None},
         measurement=m, device=dev, started=started,
     )  # fmt: skip
     atomic_write_json(record_path, record.to_dict())
+    if not keep_work:  # a finished run needs its output and record only; --resume has nothing left to do
+        ckpt_path.unlink(missing_ok=True)
     click.echo(f"wrote {out / 'output.png'} ({image.size[0]}x{image.size[1]}) in {result.seconds_this_run:.1f} s "
                f"({result.seconds_per_step:.3f} s/step, peak {result.peak_memory_mb:.0f} MB)", err=True)
 

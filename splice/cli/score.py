@@ -154,6 +154,14 @@ def run_mode(ctx: click.Context, **kw) -> None:
     for job in summary.missing_outputs:
         click.echo(f"missing output: {job}: its record says ok but the output file is gone; "
                    "run `splice bench` again to redo it", err=True)  # fmt: skip
+    if set(summary.not_scored) - {"output-missing"}:  # the other jobs without a result: named, with their fix
+        from splice.core.health import Fixer, attention, attention_lines, select, survey
+
+        store = RunStore(kw["out"])
+        jobs = [j for j in select(survey(store), opts.methods, opts.datasets) if j.state != "output-missing"]
+        click.echo("not scored (no result yet):", err=True)
+        for line in attention_lines(attention(jobs, Fixer(store)), kw["out"]):
+            click.echo(f"  {line}", err=True)
     for err in summary.errors[:20]:
         click.echo(f"error: {err['job']}: {err['error']}", err=True)
     if len(summary.errors) > 20:

@@ -40,6 +40,9 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
     and the jobs excluded (nothing to compare in the structure image), failed and unscored. A pair's
     value is the mean over its seeds. Layout tables (iou) say which segmenter made them (maskrcnn or
     panoptic). Tables built with randomly initialised models say so on their first line.
+    'unfinished' counts expected jobs without a result yet (pending, running, stale, a corrupt
+    record, an output gone); each is named on stderr with the command that fixes it. A --methods
+    or --datasets name the run does not hold is an error.
 
     \b
     Examples:
@@ -51,13 +54,16 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
     """
     from eval.aggregate import load_results
     from eval.tables import metric_table, render
+    from splice.core.health import Fixer, attention, attention_lines, check_selection, select, survey
     from splice.core.store import RunStore
 
-    df = load_results(RunStore.open(out).root)
-    if datasets:
-        wanted = [d.strip() for d in datasets.split(",") if d.strip()]
-        df = df[df["dataset"].isin(wanted)]
-    order = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    store = RunStore.open(out)
+    df = load_results(store.root, expected=True)
+    wanted_ds, order = opt.split(datasets), opt.split(methods)
+    check_selection("--datasets", wanted_ds, df["dataset"], f"run {out}")
+    check_selection("--methods", order, df["method"], f"run {out}")
+    if wanted_ds:
+        df = df[df["dataset"].isin(wanted_ds)]
     if df.empty:
         raise ConfigError(f"no job records in {out} for this selection; run `splice bench --out {out}` first")
     for i, metric in enumerate(metrics):
@@ -65,3 +71,7 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
             click.echo("")
         table = metric_table(df, metric, methods=order, reference=reference, segmenter=segmenter, paper=paper)
         click.echo(render(table, fmt), nl=False)
+    # every job of the selection without a result, named on stderr with what fixes it
+    lines = attention_lines(attention(select(survey(store), order, wanted_ds), Fixer(store)), out)
+    for line in lines:
+        click.echo(line, err=True)

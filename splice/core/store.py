@@ -9,32 +9,43 @@ Layout::
           output.png                             # the method's output (8-bit RGB PNG)
           record.json                            # the job record (schema below); written last, atomically
           log.txt                                # anything the method printed (external methods)
-          work/                                  # method scratch: checkpoints for resume
+          work/                                  # method scratch: checkpoints for resume; removed when the job
+                                                 #   ends ok (unless `splice bench --keep-work`)
           metrics/<metric>.json                  # written by `splice score` (iou.json, vit.json)
           job.json                               # the planned job (splice.runner.jobs.Job), written by `splice bench`
           claim.json                             # present while a runner holds the job (splice.core.claims)
           traceback.txt                          # the full traceback of a failed job
+          record.<why>-<time>.json               # a record set aside before its job ran again (why: corrupt,
+                                                 #   output-missing); never overwritten silently
       slurm/<job id>/                            # submitit logs of `splice bench --launcher slurm`
 
 ``<variant>`` is ``s<seed>-<config_hash>``, so a changed configuration or another seed
 makes a new job instead of mixing results with old ones.
 
 The record schema (``record.json``, written last) is :class:`splice.core.record.JobRecord`.
+What state every job of a store is in (done, failed, pending, corrupt, ...) is
+:mod:`splice.core.health`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from splice.core.atomic import atomic_write_json, read_json
 from splice.core.errors import UserError
 from splice.core.record import JobKey, JobRecord
 
+log = logging.getLogger(__name__)
+
 RECORD = "record.json"
 OUTPUT = "output.png"
 RUN_JSON = "run.json"
+WORK = "work"
+"""A job's scratch folder (checkpoints for resume); a job that ends ok has it removed unless asked to keep it."""
 
 
 class RunStore:
@@ -72,15 +83,31 @@ class RunStore:
     def metrics_dir(self, key: JobKey) -> Path:
         return self.job_dir(key) / "metrics"
 
+    def load_record(self, key: JobKey) -> tuple[JobRecord | None, str | None]:
+        """(the job's record, None), (None, None) when there is none, or (None, why) when ``record.json``
+        exists but is not a readable job record (truncated, not JSON, another schema): a *corrupt* record."""
+        return read_record_file(self.record_path(key))
+
     def read_record(self, key: JobKey) -> JobRecord | None:
-        """The job's record, or None when there is none or it cannot be read as one."""
-        p = self.record_path(key)
-        if not p.exists():
-            return None
+        """The job's record, or None when there is none or it cannot be read as one (see :meth:`load_record`)."""
+        return self.load_record(key)[0]
+
+    def set_aside_record(self, key: JobKey, why: str) -> Path | None:
+        """Rename the job's ``record.json`` to ``record.<why>-<time>.json`` (kept for inspection, never
+        overwritten) before its job runs again; returns the new path, or None when there was no record."""
+        src = self.record_path(key)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        dst = src.with_name(f"record.{why}-{stamp}.json")
+        n = 1
+        while dst.exists():
+            n += 1
+            dst = src.with_name(f"record.{why}-{stamp}-{n}.json")
         try:
-            return JobRecord.from_dict(read_json(p))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # unreadable records count as absent: the job runs again
+            os.replace(src, dst)
+        except FileNotFoundError:
+            return None
+        log.warning("%s: record set aside as %s (%s); the job runs again", key, dst.name, why)
+        return dst
 
     def write_record(self, key: JobKey, record: JobRecord) -> Path:
         if record.job != key:
@@ -96,8 +123,61 @@ class RunStore:
         if not self.outputs.exists():
             return
         for p in sorted(self.outputs.glob(f"*/*/*/*/{RECORD}")):
+            rec, _ = read_record_file(p)  # corrupt records are not results (splice.core.health names them)
+            if rec is not None:
+                yield rec.job, rec
+
+    def invocations(self) -> list[dict[str, Any]]:
+        """The ``splice bench`` invocations recorded in ``run.json`` (oldest first; [] when absent or unreadable)."""
+        path = self.root / RUN_JSON
+        try:
+            data = read_json(path)
+        except (OSError, ValueError):
+            return []
+        items = data if isinstance(data, list) else (data.get("invocations", []) if isinstance(data, dict) else [])
+        return [x for x in items if isinstance(x, dict)]
+
+    def disk_usage(self) -> int:
+        """Bytes of every file under the store (symbolic links not followed)."""
+        return du(self.root)
+
+    def work_usage(self) -> int:
+        """Bytes in the jobs' ``work/`` folders (checkpoints and scratch of unfinished or ``--keep-work`` jobs)."""
+        return sum(du(p) for p in self.outputs.glob(f"*/*/*/*/{WORK}")) if self.outputs.is_dir() else 0
+
+
+def du(path: str | os.PathLike) -> int:
+    """Bytes of every file under ``path`` (symbolic links not followed; unreadable files skipped)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
             try:
-                rec = JobRecord.from_dict(read_json(p))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            yield rec.job, rec
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def read_record_file(path: Path) -> tuple[JobRecord | None, str | None]:
+    """(record, None), (None, None) when ``path`` does not exist, or (None, why it is not a job record)."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None, None
+    except ValueError as e:
+        return None, f"not JSON ({' '.join(str(e).split())})"
+    except OSError as e:
+        return None, f"unreadable ({type(e).__name__}: {e})"
+    try:
+        return JobRecord.from_dict(data), None
+    except (ValueError, KeyError, TypeError) as e:
+        return None, f"not a job record ({' '.join(str(e).split())})"
+
+
+def human_size(n: float) -> str:
+    """``12.6 MB``: bytes in powers of 1000 (as ``du --si`` prints them)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -1,10 +1,11 @@
 """``splice bench`` as a library call: plan, skip what is done, launch, summarise.
 
 :func:`bench` plans the jobs of a :class:`~splice.runner.jobs.PlanRequest`, classifies each
-against the run store (done / failed / running elsewhere / stale / pending / not applicable),
-appends an entry to ``run.json``, writes each job's ``job.json``, records the jobs of data sets a
-method does not apply to as ``not-applicable`` (without running anything), runs the rest with the
-local or the SLURM launcher, regenerates ``jobs.csv`` and returns a :class:`BenchSummary`.
+against the run store (:mod:`splice.core.health`: done / failed / running elsewhere / stale / pending /
+corrupt / output missing / not applicable), appends an entry to ``run.json``, writes each job's
+``job.json``, records the jobs of data sets a method does not apply to as ``not-applicable`` (without
+running anything), runs the rest with the local or the SLURM launcher, regenerates ``jobs.csv`` and
+returns a :class:`BenchSummary`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ ACTIONS = {
     "done": "skip (done)",
     "failed": "skip (failed; --retry-failed runs it again)",
     "not-applicable": "skip (the method does not apply to this data set)",
+    "corrupt": "run again (its unreadable record.json is set aside first)",
+    "output-missing": "run again (its ok record without an output is set aside first)",
 }
 
 
@@ -170,6 +173,7 @@ class LaunchOptions:
     skip_missing: bool = False
     jobs_per_device: PackingPolicy | None = None  # --jobs-per-device (local launcher): jobs packed by memory
     memory_gb: float | None = None  # --memory-gb: each device's memory for packing (default: measured)
+    keep_work: bool = False  # keep work/ (checkpoints, scratch) of jobs that end ok
 
 
 def estimate_cost(jobs: list[Job], launch: LaunchOptions, model: CostModel | None = None,
@@ -199,7 +203,7 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
     summary = BenchSummary(planned=len(planned))
 
     def runs(p: PlannedJob) -> bool:  # what the loop below hands to the launcher
-        if p.state not in ("pending", "stale", "retry"):
+        if p.state not in ("pending", "stale", "retry", "corrupt", "output-missing"):
             return False
         return not (launch.skip_missing and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
 
@@ -213,7 +217,8 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
         on_estimate(estimate)
 
     settings = {**req.to_dict(), "out": str(launch.out), "devices": launch.devices, "workers": launch.workers,
-                "launcher": launch.launcher, "retry_failed": launch.retry_failed, "estimate": summary.estimate,
+                "launcher": launch.launcher, "retry_failed": launch.retry_failed, "keep_work": launch.keep_work,
+                "estimate": summary.estimate,
                 **(settings_extra or {})}  # fmt: skip
     if launch.jobs_per_device is not None:
         settings["packing"] = {**launch.jobs_per_device.to_dict(), "capacity_mb": capacity}

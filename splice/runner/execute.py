@@ -18,7 +18,11 @@ The peak includes what the worker already held when the job started (imported li
 caches); that amount is recorded beside it as ``peak_memory_baseline_mb``.
 
 :func:`execute` wraps :func:`run_job` in the job's claim (:mod:`splice.core.claims`) and
-skips jobs another runner holds or that are already done.
+skips jobs another runner holds or that are already done. A record it is about to replace that is
+not a plain failure (a corrupt ``record.json``, an ``ok`` record whose output is gone) is set aside
+first (:meth:`~splice.core.store.RunStore.set_aside_record`), never silently overwritten. A job that
+ends ok keeps only what a user needs (output, record, log): its ``work/`` folder (checkpoints,
+scratch) is removed unless the bench was asked to keep it (``--keep-work``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import gc
 import logging
 import random
+import shutil
 import sys
 import time
 import traceback
@@ -39,7 +44,7 @@ from splice.core.errors import UserError
 from splice.core.imageio import sha256_file
 from splice.core.record import NOT_APPLICABLE, JobKey, JobRecord, make_record
 from splice.core.resources import measure, now
-from splice.core.store import RunStore
+from splice.core.store import WORK, RunStore
 from splice.runner.jobs import Job, create_method
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,6 @@ OOM_LADDER: tuple[int, ...] = (1024, 768, 512, 384)
 """``max_side`` values tried in turn after an out-of-memory error on an accelerator (native first)."""
 
 TRACEBACK = "traceback.txt"
-WORK = "work"
 MAX_ERROR_CHARS = 500
 
 
@@ -298,11 +302,39 @@ def _clean_partial_writes(job_dir: Path) -> None:
             pass
 
 
+def keep_work_of(invocation: dict[str, Any] | None) -> bool:
+    """Whether the bench invocation asked to keep the work folders of finished jobs (``--keep-work``)."""
+    return bool(((invocation or {}).get("settings") or {}).get("keep_work", False))
+
+
+def _set_aside_unusable(store: RunStore, key: JobKey) -> None:
+    """Before a job runs again: a corrupt record, or an ok record whose output is gone, is renamed, not overwritten."""
+    rec, problem = store.load_record(key)
+    if problem is not None:
+        store.set_aside_record(key, "corrupt")
+    elif rec is not None and rec.ok and not store.output_path(key).exists():
+        store.set_aside_record(key, "output-missing")
+
+
+def remove_work(job_dir: Path) -> None:
+    """Remove a finished job's scratch folder (checkpoints, copies of inputs); a failure to do so is only logged."""
+    work = job_dir / WORK
+    try:
+        shutil.rmtree(work)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("could not remove %s: %s", work, e)
+
+
 def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str, Any] | None = None,
-            retry_failed: bool = False, ladder: tuple[int, ...] = OOM_LADDER, requeue_oom: bool = False) -> Outcome:
+            retry_failed: bool = False, ladder: tuple[int, ...] = OOM_LADDER, requeue_oom: bool = False,
+            keep_work: bool | None = None) -> Outcome:  # fmt: skip
     """Claim ``job``, run it unless it is done (or failed and not retried), release the claim.
 
-    With ``requeue_oom``, an out-of-memory error on an accelerator is the outcome ``oom`` (no record)."""
+    With ``requeue_oom``, an out-of-memory error on an accelerator is the outcome ``oom`` (no record).
+    ``keep_work``: keep the job's ``work/`` when it ends ok (default: what the invocation's settings say,
+    ``keep_work``; else removed)."""
     key = job.key
     if store.is_done(key):
         return Outcome(key.to_dict(), "skipped")
@@ -317,6 +349,7 @@ def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         if rec and rec.status == "failed" and not retry_failed:
             return Outcome(key.to_dict(), "skipped-failed", error=rec.error)
         _clean_partial_writes(store.job_dir(key))
+        _set_aside_unusable(store, key)
         try:
             with claim.heartbeat():
                 record = run_job(job, store, device, invocation, ladder, requeue_oom)
@@ -324,6 +357,8 @@ def execute(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
             log.warning("%s: %s beside other jobs on %s; it will run again", key, e, device)
             return Outcome(key.to_dict(), "oom", error=str(e))
         state = "done" if record.ok else "failed"
+        if record.ok and not (keep_work if keep_work is not None else keep_work_of(invocation)):
+            remove_work(store.job_dir(key))
         if state == "failed":
             log.warning("failed: %s: %s", key, record.error)
         else:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from splice.core.atomic import atomic_write_json, read_json
-from splice.core.store import RUN_JSON
+from splice.core.store import RUN_JSON, RunStore
 
 LOCK_STALE = 30.0
 
@@ -123,11 +123,4 @@ def finish_invocation(run_dir: str | os.PathLike, entry_id: str, summary: dict[s
 
 
 def read_invocations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    path = Path(run_dir) / RUN_JSON
-    if not path.exists():
-        return []
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return []
-    return data if isinstance(data, list) else list(data.get("invocations", []))
+    return RunStore(run_dir).invocations()

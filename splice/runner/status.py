@@ -1,20 +1,11 @@
 """Every job's state in a run store, and ``runs/NAME/jobs.csv``.
 
-A job folder may hold ``job.json`` (written when the job is planned), ``claim.json`` (a runner
-holds it) and ``record.json`` (it ran). From these a job is:
-
-==============  ===========================================================================
-done            ``ok`` record and its output present
-failed          ``failed`` record (``splice bench --retry-failed`` runs it again)
-running         a live claim (another runner, or this one, is on it)
-stale           a claim whose owner is gone (the next runner takes it over; work/ is kept)
-pending         planned, never finished
-not-applicable  the method does not apply to the job's data set (a record says why; never run)
-==============  ===========================================================================
-
-For a store that SLURM arrays write into, :func:`scheduler_view` adds the scheduler's side:
-each array task ``squeue`` still lists (pending and why, running, ended), with the states of
-the jobs it runs.
+The states (done, failed, running, stale, pending, corrupt, output-missing, not-applicable) and how a
+job gets one are :mod:`splice.core.health`'s, the one classifier that ``score``, ``table`` and
+``report`` use too; this module adds what the runner shows: the per (data set, method) table,
+``jobs.csv`` (with the command that fixes each job) and, for a store that SLURM arrays write into,
+:func:`scheduler_view`: each array task ``squeue`` still lists (pending and why, running, ended),
+with the states of the jobs it runs.
 """
 
 from __future__ import annotations
@@ -28,17 +19,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
-from splice.core.claims import CLAIM, Claim, describe_holder, stale_reason
-from splice.core.record import NOT_APPLICABLE, JobKey, JobRecord
-from splice.core.store import RECORD, RunStore
+from splice.core.claims import describe_holder
+from splice.core.health import JOB_SPEC, STATES, Fixer, JobHealth, counts, job_health, survey  # noqa: F401
+from splice.core.record import JobKey
+from splice.core.store import RunStore
 from splice.runner.jobs import Job
 
-JOB_SPEC = "job.json"
 JOBS_CSV = "jobs.csv"
-STATES = ("done", "failed", "running", "stale", "pending", NOT_APPLICABLE)
 CSV_COLUMNS = ["dataset", "pair_id", "method", "seed", "config_hash", "state", "seconds", "peak_memory_mb", "max_side",
                "attempts", "random_weights", "device", "host", "error", "finished", "job_dir", "slurm_job",
-               "log"]  # fmt: skip
+               "log", "fix"]  # fmt: skip
 
 
 def write_job_specs(store: RunStore, jobs: Iterable[Job]) -> int:
@@ -57,13 +47,8 @@ def write_job_specs(store: RunStore, jobs: Iterable[Job]) -> int:
     return n
 
 
-@dataclass
-class JobState:
-    key: JobKey
-    state: str
-    record: JobRecord | None
-    holder: dict[str, Any] | None
-    job_dir: Path
+class JobState(JobHealth):
+    """A job's :class:`~splice.core.health.JobHealth` with what the runner shows of it."""
 
     @property
     def slurm_job(self) -> str | None:
@@ -72,7 +57,7 @@ class JobState:
             return self.holder["slurm_task"]
         return (self.record.slurm or {}).get("job") if self.record else None
 
-    def row(self) -> dict[str, Any]:
+    def row(self, fixer: Fixer | None = None) -> dict[str, Any]:
         rec = self.record
         return {
             **self.key.to_dict(),
@@ -84,81 +69,36 @@ class JobState:
             "random_weights": rec.random_weights if rec else None,
             "device": rec.device if rec else None,
             "host": describe_holder(self.holder) if self.state in ("running", "stale") else (rec.host if rec else None),
-            "error": rec.error if rec and self.state in ("failed", NOT_APPLICABLE) else None,
+            "error": self.why if self.state != "done" else None,
             "finished": rec.finished if rec else None,
             "job_dir": str(self.job_dir),
             "slurm_job": self.slurm_job,
             "log": (rec.slurm or {}).get("log") if rec else None,
+            "fix": fixer.command(self) if fixer is not None else None,
         }
 
 
+def _as_state(h: JobHealth) -> JobState:
+    return JobState(**vars(h))
+
+
 def job_state(store: RunStore, key: JobKey) -> JobState:
-    job_dir = store.job_dir(key)
-    rec = store.read_record(key)
-    seen = Claim(job_dir).read()
-    holder = seen[0] if seen else None
-    if seen is not None and stale_reason(seen[0], seen[1]) is None:
-        state = "running"
-    elif rec and rec.ok and store.output_path(key).exists():
-        state = "done"
-    elif rec and rec.status == "failed":
-        state = "failed"
-    elif rec and rec.status == NOT_APPLICABLE:
-        state = NOT_APPLICABLE
-    elif seen is not None:
-        state = "stale"
-    else:
-        state = "pending"
-    return JobState(key, state, rec, holder, job_dir)
-
-
-def _key_of(job_dir: Path, store: RunStore) -> JobKey | None:
-    for name in (RECORD, JOB_SPEC):
-        p = job_dir / name
-        if p.exists():
-            try:
-                d = read_json(p)
-                return JobKey.from_dict(d["job"] if name == RECORD else d["key"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-    # a claim only: the key is in the path
-    rel = job_dir.relative_to(store.outputs).parts
-    if len(rel) == 4 and rel[3].startswith("s") and "-" in rel[3]:
-        seed, _, chash = rel[3][1:].partition("-")
-        try:
-            return JobKey(rel[0], rel[1], rel[2], int(seed), chash)
-        except ValueError:
-            return None
-    return None
+    return _as_state(job_health(store, key))
 
 
 def scan(store: RunStore, extra: Iterable[JobKey] = ()) -> list[JobState]:
-    """The state of every job folder of the store (plus ``extra`` keys), sorted."""
-    keys: set[JobKey] = set(extra)
-    if store.outputs.is_dir():
-        for job_dir in store.outputs.glob("*/*/*/*"):
-            if not job_dir.is_dir():
-                continue
-            if not any((job_dir / n).exists() for n in (RECORD, JOB_SPEC, CLAIM)):
-                continue
-            key = _key_of(job_dir, store)
-            if key is not None:
-                keys.add(key)
-    return [job_state(store, k) for k in sorted(keys)]
+    """The state of every expected job of the store (plus ``extra`` keys), sorted."""
+    return [_as_state(h) for h in survey(store, extra)]
 
 
 def write_jobs_csv(store: RunStore, states: list[JobState]) -> Path:
     buf = io.StringIO()
     w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
+    fixer = Fixer(store)
     for s in states:
-        w.writerow({k: ("" if v is None else v) for k, v in s.row().items()})
+        w.writerow({k: ("" if v is None else v) for k, v in s.row(fixer).items()})
     return atomic_write_text(store.root / JOBS_CSV, buf.getvalue())
-
-
-def counts(states: Iterable[JobState]) -> dict[str, int]:
-    c = Counter(s.state for s in states)
-    return {k: c.get(k, 0) for k in STATES}
 
 
 def table(states: list[JobState]) -> str:

@@ -28,7 +28,7 @@ def run_args(s, a, out, *extra):
             "--weights", "random", *extra]
 
 
-def test_run_writes_output_record_checkpoint(tmp_path, tiny_pair):
+def test_run_writes_output_and_record_and_removes_its_checkpoint(tmp_path, tiny_pair):
     s, a = tiny_pair
     out = tmp_path / "out"
     r = cli(*run_args(s, a, out))
@@ -48,7 +48,7 @@ def test_run_writes_output_record_checkpoint(tmp_path, tiny_pair):
     assert rec["settings"]["options"]["steps"] == 3 and rec["peak_memory_kind"] in ("rss_peak", "ru_maxrss_process")
     assert set(rec["info"]["final_loss_terms"]) == {"appearance", "structure", "identity"}
     assert rec["info"]["seconds_per_step"] > 0 and "pillow" in rec["versions"] and "host" not in rec["versions"]
-    assert (out / "checkpoint.pt").exists()
+    assert not (out / "checkpoint.pt").exists() and rec["info"]["checkpoint"] is None  # finished: not needed
     assert sorted(p.name for p in s.parent.iterdir()) == ["appearance.png", "structure.png"]  # inputs untouched
     # a finished run is never overwritten ...
     again = cli(*run_args(s, a, out))
@@ -57,9 +57,10 @@ def test_run_writes_output_record_checkpoint(tmp_path, tiny_pair):
     # ... resume is a no-op, --force replaces
     assert cli(*run_args(s, a, out), "--resume").returncode == 0
     # --resize sets the structure's shorter side and the geometry says so
-    r = cli(*run_args(s, a, tmp_path / "small", "--resize", "64"))
+    r = cli(*run_args(s, a, tmp_path / "small", "--resize", "64", "--keep-work"))
     assert r.returncode == 0, r.stderr
     rec = json.loads((tmp_path / "small" / "record.json").read_text())
+    assert (tmp_path / "small" / "checkpoint.pt").exists() and rec["info"]["checkpoint"] == "checkpoint.pt"
     assert Image.open(tmp_path / "small" / "output.png").size == (77, 64)
     assert rec["geometry"] == {"kind": "resize", "source": [96, 80], "box": [0, 0, 96, 80], "output": [77, 64]}
 
