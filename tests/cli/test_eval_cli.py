@@ -175,7 +175,7 @@ def test_table_formats_and_errors(tmp_path):
     add_job(root, "afhq", "a", "splice", iou=iou_rec(0.25))
     add_job(root, "afhq", "b", "splice", iou=iou_rec(0.75))
     r = run_cli(["table", "--out", str(root), "--format", "csv"], tmp_path)
-    assert r.returncode == 0 and r.stdout.splitlines()[1] == "afhq,splice,2,0.5,0.353553,2,0.5,,,,0,0,0.353553,0,maskrcnn,splice,False,iou"
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == "afhq,splice,2,0.5,0.353553,2,0.5,,,,0,0,0.353553,0,maskrcnn,splice,False,0,iou"
     p = CliRunner().invoke(cli, ["table", "--out", str(root), "--paper"])
     assert p.exit_code == 0 and "afhq: the paper has no Table 2 row for AFHQ" in p.stdout and "| paper |" in p.stdout
     bad = run_cli(["table", "--out", str(tmp_path / "missing")], tmp_path)

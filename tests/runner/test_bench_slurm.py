@@ -189,7 +189,7 @@ def test_status_shows_the_scheduler_view_of_the_store_arrays(tmp_path, monkeypat
     text = CliRunner().invoke(cli, ["bench", "status", "--out", str(out)]).stdout.splitlines()
     i = text.index("SLURM array tasks (state from squeue; their jobs' states from the run store):")
     assert text[i + 1].split() == ["array", "task", "scheduler", "jobs", *STATES]
-    assert text[i + 3].split() == ["5_1", "PENDING", "(JobArrayTaskLimit)", "1", "0", "0", "0", "0", "1", "0"]
+    assert text[i + 3].split() == ["5_1", "PENDING", "(JobArrayTaskLimit)", "1", "0", "0", "0", "0", "1", "0", "0", "0"]
     # no squeue here: one line saying the view is the store's only
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     r = CliRunner().invoke(cli, ["bench", "status", "--out", str(out)])
