@@ -6,9 +6,15 @@ benchmark, and one self-contained ``index.html`` tying them together (PROTOCOL.m
 
     report/
       index.html  report.md  report.json  run.json
-      grids/<dataset>-p01.png ...  grids/<dataset>.pdf
-      tables/<metric>.csv .md .tex
+      grids/<dataset>-p01.png ...  grids/<dataset>.pdf      the grids as figures (pages of PNG, one PDF)
+      thumbs/<dataset>/<pair>/<column>.jpg                  the grid's cells on the page
+      pairs/<dataset>/<pair>.html  pairs/<dataset>/<pair>/  a page per pair, every image at full size
+      tables/<metric>.csv .md .tex  tables/cost.csv .md
       plots/<metric>.png .pdf   plots/seconds.png .pdf
+
+The page puts results first (:mod:`reports.page`: summary, headline tables, grids, plots, cost, the jobs
+without a result, provenance last); a run with jobs that have no result (pending, failed, corrupt, ...:
+:mod:`splice.core.health`) gets a banner saying what is missing.
 
 Every file is written atomically. ``report.json`` lists the files written; files a previous build listed
 and this one does not write (a data set left out by ``--datasets``) are removed, so the folder never shows
@@ -18,7 +24,7 @@ stale results. Nothing is written outside the report folder.
 from __future__ import annotations
 
 import logging
-import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,12 +32,14 @@ from typing import Any, Callable
 
 from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
 from splice.core.errors import UserError
+from splice.core.health import DONE, LABELS, NOT_APPLICABLE
 
 from .grids import GridStyle, build_grid, write_grid
 from .page import GridFiles, render_index, render_markdown
+from .pairs import safe_stem, write_pair_pages, write_thumbnails
 from .plots import write_plots
 from .results import RunResults, load_run
-from .tables import build_tables, write_tables
+from .tables import build_tables, cost_table, write_cost, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class ReportSummary:
     n_failed: int
     random_weights: bool
     random_sources: list[str]
+    jobs: dict[str, int] = field(default_factory=dict)  # expected jobs per state (splice.core.health)
     files: list[str] = field(default_factory=list)  # relative to dest
     tables: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
@@ -69,21 +78,12 @@ class ReportSummary:
             "methods": self.methods,
             "n_jobs": self.n_jobs,
             "n_failed": self.n_failed,
+            "jobs": self.jobs,
             "tables": self.tables,
             "plots": self.plots,
             "grid_pages": self.grid_pages,
             "files": self.files,
         }
-
-
-def _stem(name: str, taken: set[str]) -> str:
-    """A file-name-safe, unique stem for a data set name."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "dataset"
-    base, i = stem, 2
-    while stem in taken:
-        stem, i = f"{base}_{i}", i + 1
-    taken.add(stem)
-    return stem
 
 
 def _remove_stale(dest: Path, written: set[str]) -> None:
@@ -142,24 +142,41 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
     written += [f"plots/{name}" for p in plots for name in (p.png, p.pdf) if name]
     say(f"plots: {', '.join(p.key for p in plots) or 'none'}")
 
+    cost = cost_table(df, results.methods)
+    cost_files = write_cost(cost, dest / "tables")
+    written += [f"tables/{name}" for name in cost_files.values()]
+
     grids: list[GridFiles] = []
     taken: set[str] = set()
+    health = {j.key: j for j in results.health}
     for dataset in results.datasets:
         pages = build_grid(df, dataset, results.methods, style)
-        files = write_grid(pages, dest / "grids", _stem(dataset, taken), style, pdf=pdf)
+        stem = safe_stem(dataset, taken)
+        files = write_grid(pages, dest / "grids", stem, style, pdf=pdf)
         g = GridFiles(dataset, pages, png=[f"grids/{n}" for n in files["png"]],
                       pdf=f"grids/{files['pdf']}" if files["pdf"] else None)  # fmt: skip
         grids.append(g)
         written += g.png + ([g.pdf] if g.pdf else [])
+        pair_taken: set[str] = set()
+        pair_stems = {p: safe_stem(p, pair_taken) for page in pages for p in page.row_labels}
+        written += write_thumbnails(g, dest, stem, pair_stems)
+        written += write_pair_pages(df, g, dest, stem, pair_stems, health, results.fixer, results.run_dir.name)
         n_pairs = sum(len(p.row_labels) for p in pages)
-        say(f"grid {dataset}: {n_pairs} pairs x {len(pages[0].columns)} columns, {len(pages)} page(s)")
+        say(f"grid {dataset}: {n_pairs} pairs x {len(pages[0].columns)} columns, {len(pages)} page(s), "
+            f"{n_pairs} pair pages")  # fmt: skip
 
-    atomic_write_text(dest / "report.md", render_markdown(results, tables, plots, grids, generated))
-    atomic_write_text(dest / "index.html", render_index(results, tables, missing, plots, grids, generated))
+    atomic_write_text(dest / "report.md", render_markdown(results, tables, plots, grids, generated, cost))
+    atomic_write_text(dest / "index.html", render_index(results, tables, missing, plots, grids, generated, cost,
+                                                        cost_files))  # fmt: skip
     written += ["report.md", "index.html"]
+    jobs = {s: n for s, n in Counter(j.state for j in results.health).items()}
+    if results.incomplete:
+        say(f"incomplete run: {len(results.incomplete)} of {len(results.health)} jobs have no result ("
+            + ", ".join(f"{n} {LABELS[s]}" for s, n in jobs.items() if s not in (DONE, NOT_APPLICABLE)) + ")")
     summary = ReportSummary(
         dest=dest, index=dest / "index.html", run=results.run_dir, datasets=results.datasets, methods=results.methods,
-        n_jobs=len(df), n_failed=len(results.failed), random_weights=random, random_sources=results.random_sources(),
+        n_jobs=len(df), n_failed=len(results.failed), jobs=jobs, random_weights=random,
+        random_sources=results.random_sources(),
         files=written + [MANIFEST], tables=[t.metric for t in tables], plots=[p.key for p in plots],
         grid_pages={g.dataset: len(g.png) for g in grids}, generated=generated,
     )  # fmt: skip

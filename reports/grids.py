@@ -19,7 +19,9 @@ A grid showing any output of a randomly initialised model says so in red in its 
 headers of those columns (random *metric* models change no picture, so they are named by the tables and
 the page, not here).
 
-Jobs that failed, were never run, or whose output file is gone are shown as labelled blank cells. Large
+Jobs that are not done are labelled blank cells named by their state (:mod:`splice.core.health`): failed,
+corrupt record and output missing in red; pending, running and stale claim in amber; not applicable, and
+no job at all ("not run"), in grey. Large
 sets are split into pages of ``rows_per_page`` rows; each page is one PNG and all pages of a data set are
 one multi-page PDF.
 """
@@ -40,6 +42,7 @@ from splice.core.atomic import atomic_save_image, atomic_write_bytes
 from splice.core.errors import ImageError
 from splice.core.geometry import Geometry
 from splice.core.imageio import load_rgb
+from splice.core.health import CORRUPT, DONE, FAILED, LABELS, OUTPUT_MISSING
 from splice.core.record import NOT_APPLICABLE
 
 UNCOVERED = (200, 200, 200)
@@ -50,6 +53,7 @@ MUTED = (110, 110, 110)
 ALERT = (190, 20, 20)
 FAILED_FILL = (250, 226, 226)
 MISSING_FILL = (236, 236, 236)
+PENDING_FILL = (253, 240, 205)
 
 
 @dataclass(frozen=True)
@@ -248,16 +252,17 @@ def _method_cell(jobs: pd.DataFrame, inner: tuple[int, int], structure_size: tup
     if jobs.empty:
         return Cell(label="not run", fill=MISSING_FILL)
     job = jobs.sort_values("seed", kind="stable").iloc[0]
-    info = {"seed": int(job["seed"]), "status": str(job["status"]), "job_dir": job["job_dir"]}
-    if job["status"] == NOT_APPLICABLE:
+    state = job["state"] if isinstance(job.get("state"), str) else (DONE if job["status"] == "ok" else job["status"])
+    info = {"seed": int(job["seed"]), "status": str(job["status"]), "state": state, "job_dir": job["job_dir"]}
+    if state == NOT_APPLICABLE:
         return Cell(label="—", detail="not applicable", fill=MISSING_FILL, job=info)
-    if job["status"] != "ok":
-        error = str(job["error"]) if isinstance(job["error"], str) and job["error"] else ""
-        label = "failed" if job["status"] == "failed" else str(job["status"])
-        return Cell(label=label, detail=error, fill=FAILED_FILL, job=info)
+    if state != DONE:
+        why = str(job["error"]) if isinstance(job["error"], str) and job["error"] else ""
+        fill = FAILED_FILL if state in (FAILED, CORRUPT, OUTPUT_MISSING) else PENDING_FILL
+        return Cell(label=LABELS.get(state, str(state)), detail=why, fill=fill, job=info)
     loaded = _load(job["output"], "output image")
     if isinstance(loaded, str):
-        return Cell(label="output missing", detail="file " + loaded, fill=FAILED_FILL, job=info)
+        return Cell(label=f"output {loaded}", detail="", fill=FAILED_FILL, job=info)
     geometry = job["geometry"]
     if not isinstance(geometry, dict):
         return Cell(image=thumbnail(loaded, inner), note="unaligned", job=info)

@@ -3,7 +3,9 @@
 Reads only the run store (``run.json``, job records, metric records; layout in :mod:`splice.core.store`) through
 :func:`eval.aggregate.load_results`, so a report never re-runs a method or a model (ARCHITECTURE.md). PROTOCOL.md
 asks every report to state the models, weights and settings it was made with and to say so loudly when any
-came from randomly initialised models; :class:`RunResults` collects exactly that.
+came from randomly initialised models; :class:`RunResults` collects exactly that, and every job the run
+expects with its state (:mod:`splice.core.health`), so that a report of an unfinished or broken run says
+what is missing and what fixes it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 import pandas as pd
 
 from splice.core.atomic import read_json
-from splice.core.errors import ConfigError, UserError
-from splice.core.record import NOT_APPLICABLE, JobRecord
+from splice.core.errors import UserError
+from splice.core.health import DONE, FAILED, NOT_APPLICABLE, Fixer, JobHealth, check_selection, select, survey
+from splice.core.record import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,10 @@ class MethodModels:
     """How one method's jobs were made: weights, configurations, devices (from its job records)."""
 
     method: str
-    n_jobs: int = 0
+    n_jobs: int = 0  # jobs with a record
     n_failed: int = 0
     random_weights: bool = False
-    weights: list[str] = field(default_factory=list)  # distinct weights identities, compact JSON
+    weights: list[Any] = field(default_factory=list)  # distinct weights identities, as recorded
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # config hash -> resolved configuration
     devices: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
@@ -62,6 +65,8 @@ class RunResults:
     run_info_text: str | None = None  # run.json as stored
     method_models: list[MethodModels] = field(default_factory=list)
     metric_models: list[MetricModels] = field(default_factory=list)
+    health: list[JobHealth] = field(default_factory=list)  # every expected job of the selection, with its state
+    fixer: Fixer | None = None  # the command that fixes a job that is not done
 
     @property
     def random_weights(self) -> bool:
@@ -87,8 +92,13 @@ class RunResults:
 
     @property
     def failed(self) -> pd.DataFrame:
-        """Jobs whose status is neither ``ok`` nor ``not-applicable``."""
-        return self.df[~self.df["status"].isin(["ok", NOT_APPLICABLE])]
+        """Jobs whose record says ``failed``."""
+        return self.df[self.df["state"] == FAILED]
+
+    @property
+    def incomplete(self) -> list[JobHealth]:
+        """Expected jobs without a result: failed, pending, running, stale, corrupt, output missing."""
+        return [j for j in self.health if j.state not in (DONE, NOT_APPLICABLE)]
 
 
 def _split(values: tuple[str, ...] | list[str] | None) -> list[str] | None:
@@ -137,8 +147,10 @@ def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodMod
     by_metric: dict[str, MetricModels] = {}
     for row in df.itertuples(index=False):
         mm = by_method.setdefault(row.method, MethodModels(row.method))
+        if row.status is None:  # an expected job without a record: nothing to say about how it was made
+            continue
         mm.n_jobs += 1
-        mm.n_failed += int(row.status not in ("ok", NOT_APPLICABLE))
+        mm.n_failed += int(row.state == FAILED)
         mm.random_weights = mm.random_weights or bool(row.random_weights)
         if int(row.seed) not in mm.seeds:
             mm.seeds.append(int(row.seed))
@@ -147,8 +159,8 @@ def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodMod
         weights = rec.weights if rec else None
         if weights is None and rec is not None:
             weights = rec.info.get("weights")
-        if weights is not None and _compact(weights) not in mm.weights:
-            mm.weights.append(_compact(weights))
+        if weights is not None and weights not in mm.weights:
+            mm.weights.append(weights)
         if rec is not None and rec.config:
             mm.configs.setdefault(str(row.config_hash), rec.config)
         device = rec.device if rec else None
@@ -182,16 +194,14 @@ def load_run(run_dir: str | Path, datasets: list[str] | tuple[str, ...] | None =
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder not found: {run_dir}; pass the --out folder of `splice bench`")
-    df = load_results(run_dir)
+    df = load_results(run_dir, expected=True)
     if df.empty:
         raise UserError(f"no job records under {run_dir / 'outputs'}; run `splice bench --out {run_dir}` first")
     want_ds, want_m = _split(datasets), _split(methods)
     all_ds = sorted(df["dataset"].unique())
     all_m = method_order(list(df["method"].unique()))
-    for kind, want, have in (("data set", want_ds, all_ds), ("method", want_m, all_m)):
-        unknown = [w for w in (want or []) if w not in have]
-        if unknown:
-            raise ConfigError(f"{kind} {', '.join(unknown)} not in run {run_dir}; it holds: {', '.join(have)}")
+    check_selection("--datasets", want_ds, all_ds, f"run {run_dir}")
+    check_selection("--methods", want_m, all_m, f"run {run_dir}")
     if want_ds:
         df = df[df["dataset"].isin(want_ds)]
     if want_m:
@@ -214,5 +224,10 @@ def load_run(run_dir: str | Path, datasets: list[str] | tuple[str, ...] | None =
             log.warning("unreadable %s (%s): the report shows no run settings", run_json, e)
             run_info = None
     method_models, metric_models = collect_models(df, methods_)
+    from splice.core.store import RunStore
+
+    store = RunStore(run_dir)
+    health = select(survey(store), methods_, datasets_)
     return RunResults(run_dir=run_dir, df=df, datasets=datasets_, methods=methods_, run_info=run_info,
-                      run_info_text=run_text, method_models=method_models, metric_models=metric_models)  # fmt: skip
+                      run_info_text=run_text, method_models=method_models, metric_models=metric_models,
+                      health=health, fixer=Fixer(store))  # fmt: skip

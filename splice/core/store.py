@@ -147,14 +147,20 @@ class RunStore:
 
 
 def du(path: str | os.PathLike) -> int:
-    """Bytes of every file under ``path`` (symbolic links not followed; unreadable files skipped)."""
-    total = 0
+    """Bytes of every file under ``path`` (symbolic links not followed, hard links counted once, unreadable
+    files skipped)."""
+    total, seen = 0, set()
     for folder, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.lstat(os.path.join(folder, name)).st_size
+                st = os.lstat(os.path.join(folder, name))
             except OSError:
-                pass
+                continue
+            if st.st_nlink > 1:  # a hard link (a report's copy of an output) counts once
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
     return total
 
 

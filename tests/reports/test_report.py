@@ -158,11 +158,11 @@ def test_index_banners_and_escaping(built):
     summary, rep = built, built.dest
     html = (rep / "index.html").read_text()
     body = html[html.index("<body"):]
-    # the random-weights banner is the first thing in the body, then the failed-jobs banner
+    # the random-weights banner is the first thing in the body, then the incomplete-run banner
     first = body[body.index(">") + 1:].lstrip()
     assert first.startswith('<div class="banner random" id="banner-random">RANDOMLY INITIALISED MODELS')
-    assert body.index('id="banner-random"') < body.index('id="banner-failed"') < body.index("<main>")
-    assert "1 of 9 jobs failed" in html
+    assert body.index('id="banner-random"') < body.index('id="banner-incomplete"') < body.index("<main>")
+    assert "<b>Incomplete run:</b> 1 of 9 expected jobs have no result — broken on demo: 1 failed" in html
     assert "<title>[RANDOM WEIGHTS]" in html
     # nothing from a record reaches the page unescaped
     assert "<script>alert" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more" in html
@@ -186,7 +186,7 @@ def test_no_banner_for_clean_real_weights_run(tmp_path):
     summary = build_report(run, style=STYLE, pdf=False)
     html = (run / "report" / "index.html").read_text()
     assert not summary.random_weights and summary.n_failed == 0
-    assert 'id="banner-random"' not in html and 'id="banner-failed"' not in html
+    assert 'id="banner-random"' not in html and 'id="banner-incomplete"' not in html
     assert "RANDOM" not in html and 'data-random-weights="false"' in html
     assert not (run / "report" / "report.md").read_text().startswith(">")
     assert not (run / "report" / "tables" / "iou.csv").read_text().startswith("#")
@@ -202,7 +202,7 @@ def test_filters_and_stale_files(run):
     assert not (rep / "grids" / "demo.pdf").exists() and not (rep / "plots" / "iou.pdf").exists()  # --no-pdf
     page = build_grid(load_run(run, ["demo"], ["cropper", "identity"]).df, "demo", summary.methods, STYLE)[0]
     assert [c.title for c in page.columns] == ["structure", "appearance", "cropper", "identity"]
-    with pytest.raises(ConfigError, match="method nope not in run .*; it holds: identity, broken, cropper"):
+    with pytest.raises(ConfigError, match="--methods nope: not in run .*; it holds: broken, cropper, identity"):
         load_run(run, methods=["nope"])
     with pytest.raises(UserError, match="run folder not found"):
         load_run(run.parent / "absent")

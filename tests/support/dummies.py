@@ -6,8 +6,9 @@ typed options (:class:`DummyOptions`): ``log`` (append "start/end <pair> <pid>" 
 ``oom_above`` (raise torch.OutOfMemoryError while the effective max_side is above it, or native
 when -1), ``die_on`` (pair ids whose process SIGKILLs itself), ``oom_once`` (pair ids that raise
 torch.OutOfMemoryError on their first attempt only, logged as "oom <pair>": a job that ran out of
-memory beside others). ``nomaxside`` is the same method without ``supports_max_side``; ``picky``
-declares per-data-set settings: ``sleep=0.01`` on ``toy``, not applicable to ``wild``.
+memory beside others), ``scratch`` (write a 1000-byte ``checkpoint.pt`` into the job's work folder,
+as a method that checkpoints does). ``nomaxside`` is the same method without ``supports_max_side``;
+``picky`` declares per-data-set settings: ``sleep=0.01`` on ``toy``, not applicable to ``wild``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class DummyOptions:
     oom_above: int | None = None
     die_on: tuple[str, ...] = ()
     oom_once: tuple[str, ...] = ()
+    scratch: bool = False
 
 
 def _log(o: DummyOptions, event: str, pair: Pair) -> None:
@@ -73,6 +75,9 @@ class Dummy(Method):
             go = Path(str(o.log) + ".go")
             while not go.exists():
                 time.sleep(0.02)
+        if o.scratch and settings.workdir is not None:
+            Path(settings.workdir).mkdir(parents=True, exist_ok=True)
+            (Path(settings.workdir) / "checkpoint.pt").write_bytes(b"\0" * 1000)
         if o.sleep:
             time.sleep(o.sleep)
         if pair.pair_id in o.fail_on:
