@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from eval.tables import mean_std_text
-from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES, attention
+from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES, attention, common_command
 
 from .grids import GridPage
 from .plots import PlotFile
@@ -255,12 +255,14 @@ def summary_html(results: RunResults, generated: str) -> str:
            f"<code>{e(results.run_dir)}</code></span></p>"]  # fmt: skip
     groups = attention(results.health, results.fixer) if results.fixer else []
     if groups:
+        base = common_command(groups)
         items = []
         for g in groups:
             what = f'<span class="st st-{g.state}">{len(g.jobs)} {e(g.label)}</span>'
-            items.append(f"<li>{what} {e(g.advice)}</li>")
-        out.append(f'<ul class=fixes>{"".join(items)}</ul><p class=meta><a href="#health">every job without a result, '
-                   "with its path</a></p>")  # fmt: skip
+            items.append(f"<li>{what} {e(g.short if base else g.advice)}</li>")
+        fix = f"<p class=meta>To fix, run the bench again: <code>{e(base)}</code></p>" if base else ""
+        out.append(f'{fix}<ul class=fixes>{"".join(items)}</ul><p class=meta><a href="#health">every job without a '
+                   "result, with its path</a></p>")  # fmt: skip
     out.append("</section>")
     return "\n".join(out)
 

@@ -288,19 +288,22 @@ class Fixer:
             cmd += " --retry-failed"
         return cmd
 
-    def advice(self, job_or_state: JobHealth | str, command: str | None = None) -> str:
-        """One sentence: what fixes a job in this state (``command`` fills in the command line)."""
+    def advice(self, job_or_state: JobHealth | str, command: str | None = None, n: int = 1) -> str:
+        """One sentence: what fixes ``n`` jobs in this state (``command`` fills in the command line; without
+        it the sentence says "the bench command")."""
         state = job_or_state if isinstance(job_or_state, str) else job_or_state.state
         if command is None and not isinstance(job_or_state, str):
             command = self.command(job_or_state)
-        cmd = f"`{command}`" if command else "the bench command"
+        cmd = f"`{command}`" if command else "the bench command" + (" with --retry-failed" if state == FAILED else "")
+        it, s = ("it", "") if n == 1 else ("them", "s")
         return {
-            FAILED: f"{cmd} runs it again",
-            STALE: f"{cmd} takes over the dead runner's claim and continues from work/",
-            PENDING: f"{cmd} runs it",
-            CORRUPT: f"{cmd} sets record.json aside (record.corrupt-<time>.json) and runs the job again",
-            OUTPUT_MISSING: f"{cmd} sets the record aside (record.output-missing-<time>.json) and runs the job again",
-            RUNNING: f"a runner is on it; follow it with `splice bench status --out {self.store.root}`",
+            FAILED: f"{cmd} runs {it} again",
+            STALE: f"{cmd} takes over the dead runner's claim{s} and continues from work/",
+            PENDING: f"{cmd} runs {it}",
+            CORRUPT: f"{cmd} sets record.json aside (record.corrupt-<time>.json) and runs the job{s} again",
+            OUTPUT_MISSING: f"{cmd} sets the record{s} aside (record.output-missing-<time>.json) and runs the "
+                            f"job{s} again",
+            RUNNING: f"a runner is on {it}; follow with `splice bench status --out {self.store.root}`",
         }.get(state, "nothing to do")
 
 
@@ -311,7 +314,8 @@ class Attention:
     state: str
     jobs: list[JobHealth]
     commands: list[str]  # distinct fix commands of these jobs (usually one)
-    advice: str
+    advice: str  # what fixes them, with the command when there is one
+    short: str  # the same without the command (when a list states it once for every state)
 
     @property
     def label(self) -> str:
@@ -330,16 +334,29 @@ def attention(jobs: Iterable[JobHealth], fixer: Fixer) -> list[Attention]:
         if not group:
             continue
         commands = list(dict.fromkeys(c for c in (fixer.command(j) for j in group) if c))
-        advice = fixer.advice(state, commands[0] if len(commands) == 1 else None)
-        out.append(Attention(state, group, commands, advice))
+        advice = fixer.advice(state, commands[0] if len(commands) == 1 else None, len(group))
+        out.append(Attention(state, group, commands, advice, fixer.advice(state, "", len(group))))
     return out
 
 
+RETRY = " --retry-failed"
+
+
+def common_command(groups: list[Attention]) -> str | None:
+    """The one bench command that fixes every group (failed ones with ``--retry-failed``), or None."""
+    bases = {c[: -len(RETRY)] if c.endswith(RETRY) else c for g in groups for c in g.commands}
+    return bases.pop() if len(bases) == 1 and all(g.commands for g in groups if g.state != RUNNING) else None
+
+
 def attention_lines(groups: list[Attention], out: str | os.PathLike, limit: int = 5) -> list[str]:
-    """Text for people: per state, a heading with what fixes it, then up to ``limit`` jobs with their paths."""
+    """Text for people: the bench command that fixes them (once, when it is one), then per state what it does
+    and up to ``limit`` jobs with their paths and why."""
     lines = []
+    base = common_command(groups)
+    if base:
+        lines.append(f"to fix, run the bench again: {base}")
     for g in groups:
-        lines.append(f"{len(g.jobs)} {g.label}: {g.advice}")
+        lines.append(f"{len(g.jobs)} {g.label}: {g.short if base else g.advice}")
         if len(g.commands) > 1:
             lines += [f"    fix: {c}" for c in g.commands[:limit]]
         for j in g.jobs[:limit]:
