@@ -132,3 +132,24 @@ def test_score_vit_json(tmp_path, tiny_pair):
                           "--weights", w, "--json").stdout)
     assert same["structure_distance"] == 0 and same["appearance_distance"] == 0 and same["aligned"] == "identity"
     assert same["appearance_cosine"] == pytest.approx(1, abs=1e-6)
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path, tiny_pair):
+    import signal
+    import time
+
+    s, a = tiny_pair
+    out = tmp_path / "o"
+    args = ["run", s, a, "-o", out, "--steps", "5000", "--quiet", "--device", "cpu", "--backbone", TINY["backbone"],
+            "--weights", "random", "--checkpoint-every", "1"]  # fmt: skip
+    proc = subprocess.Popen([PY, "-m", "splice", *map(str, args)], stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted; the last checkpoint is in {out / 'checkpoint.pt'}; continue with: splice run")
+    assert last.endswith(" --resume") and "Traceback" not in err
+    assert (out / "checkpoint.pt").exists() and not (out / "record.json").exists()
