@@ -258,6 +258,8 @@ def _method_cell(jobs: pd.DataFrame, inner: tuple[int, int], structure_size: tup
         return Cell(label="—", detail="not applicable", fill=MISSING_FILL, job=info)
     if state != DONE:
         why = str(job["error"]) if isinstance(job["error"], str) and job["error"] else ""
+        if state == OUTPUT_MISSING and not why:
+            why = "the record says ok; the file is gone"
         fill = FAILED_FILL if state in (FAILED, CORRUPT, OUTPUT_MISSING) else PENDING_FILL
         return Cell(label=LABELS.get(state, str(state)), detail=why, fill=fill, job=info)
     loaded = _load(job["output"], "output image")

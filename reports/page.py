@@ -89,7 +89,7 @@ table.settings,table.kv{margin:0} table.settings th,table.kv th{font-weight:500}
 table.kv td,table.kv th{padding:1px 6px;font-size:12px}
 pre{background:#f7f7f7;padding:6px 8px;margin:0;white-space:pre-wrap;word-break:break-all;font-size:12px}
 code{font-size:12px;overflow-wrap:break-word}
-.muted{color:#666} .alert{color:#b71c1c;font-weight:600}
+.muted{color:#666} .alert{color:#b71c1c;font-weight:600} .nowrap{white-space:nowrap}
 p.meta{margin:2px 0}
 .st{display:inline-block;padding:0 6px;border-radius:3px;margin:1px 4px 1px 0;font-size:12px;white-space:nowrap}
 .st-done{background:#e3f2e1;color:#1e4620} .st-failed,.st-corrupt,.st-output-missing{background:#fae2e2;color:#7a1010}
@@ -97,7 +97,8 @@ p.meta{margin:2px 0}
 ul.fixes{margin:4px 0 0;padding-left:20px} ul.fixes li{margin:1px 0}
 table.headline td.jobs{font-size:12px}
 table.grid{border-collapse:separate;border-spacing:3px;margin:4px 0 14px}
-table.grid th,table.grid td{border:0;padding:0;text-align:center;vertical-align:middle;background:none}
+table.grid th,table.grid td{border:0;padding:0;text-align:center;vertical-align:middle}
+table.grid th{background:none}
 table.grid thead th{font-size:12px;padding:2px 4px;max-width:150px}
 table.grid tbody th{font-weight:500;font-size:12px;padding-right:6px;text-align:right;min-width:70px;
   max-width:110px;overflow-wrap:anywhere}
@@ -105,9 +106,11 @@ table.grid tbody th{font-weight:500;font-size:12px;padding-right:6px;text-align:
 table.grid{--side:min(136px,calc((100vw - 190px) / var(--n,10) - 4px))}
 table.grid img{display:block;width:auto;height:auto;max-width:var(--side);max-height:var(--side);margin:auto}
 table.grid td.cell{width:var(--side);height:var(--side)}
-table.grid td.st{width:var(--side);height:var(--side);font-size:12px;border-radius:0;white-space:normal;margin:0;
-  overflow-wrap:anywhere}
-table.grid td.st small{display:block;max-height:5.6em;overflow:hidden;color:#333}
+table.grid td.state{width:var(--side);height:var(--side);font-size:12px;white-space:normal;overflow-wrap:anywhere;
+  padding:4px;background:#ececec;color:#444}
+table.grid td.state small{display:block;max-height:5.6em;overflow:hidden;color:#333;font-weight:400}
+table.grid td.st-failed,table.grid td.st-corrupt,table.grid td.st-output-missing{background:#fae2e2;color:#7a1010}
+table.grid td.st-pending,table.grid td.st-running,table.grid td.st-stale{background:#fdf0cd;color:#5c4400}
 table.grid .note{display:block;font-size:11px;color:#b71c1c}
 figure{margin:8px 0 18px} figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:12px;color:#555}
@@ -367,16 +370,16 @@ def tables_html(results: RunResults, tables: list[TableFiles], missing_tables: l
     from eval.metrics import get_metric
 
     out = ['<section id="tables"><h2>Results</h2>']
-    headline = headline_html(results, tables)
-    if headline:
-        out.append(headline)
+    out.append(headline_html(results, tables))
+    if any(t.metric in HEADLINE_METRICS for t in tables):
         out.append("<p class=muted>Mean ± sample std over each data set's common pairs, those every method has a "
                    "value for (a pair's value is the mean over its seeds; bold: the best); † over the method's own "
                    "pairs where no pair has a value for every method. Jobs done / expected, with the others by "
                    "state. The full tables add all pairs, the paired difference to the reference with its 95% "
                    "bootstrap interval, and the counts.</p>")  # fmt: skip
     else:
-        out.append("<p class=muted>No metric values yet: run <code>splice score --out RUN</code>.</p>")
+        out.append("<p class=muted>Jobs done / expected, with the others by state. No metric values yet: run "
+                   f"<code>splice score --out {e(results.run_dir)}</code>.</p>")  # fmt: skip
     if tables:
         out.append(f"<details id=full-tables><summary>Full tables ({len(tables)}): counts used, excluded, failed, "
                    "unscored, unfinished; CSV, Markdown and LaTeX files</summary>")  # fmt: skip
@@ -426,7 +429,7 @@ def grids_html(grids: list[GridFiles]) -> str:
                     else:
                         state = (cell.job or {}).get("state") or "not-run"
                         detail = f"<small>{e(cell.detail)}</small>" if cell.detail else ""
-                        cells.append(f'<td class="st st-{e(state)}" title="{e(cell.detail)}">{e(cell.label)}'
+                        cells.append(f'<td class="state st-{e(state)}" title="{e(cell.detail)}"><b>{e(cell.label)}</b>'
                                      f"{detail}</td>")  # fmt: skip
                 rows.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
         out.append(f'<div class=gridwrap><table class=grid data-dataset="{e(g.dataset)}" style="--n:{len(columns)}">'
@@ -476,19 +479,31 @@ def cost_html(cost: pd.DataFrame | None, files: dict[str, str] | None = None) ->
 
 
 def health_html(results: RunResults) -> str:
+    """Every job without a result, grouped by state: its path (under the run folder), why, what fixes it."""
     jobs = results.incomplete
     if not jobs:
         return ""
     fixer = results.fixer
+    groups = attention(jobs, fixer) if fixer else []
+    base = common_command(groups)
     rows = []
-    for j in jobs:
-        fix = fixer.command(j) if fixer else None
+    for j in sorted(jobs, key=lambda j: (STATES.index(j.state), j.key)):
+        try:
+            path = j.path.relative_to(results.run_dir)
+        except ValueError:
+            path = j.path
+        if base:
+            fix = e(fixer.advice(j.state, "", 1))
+        else:
+            cmd = fixer.command(j) if fixer else None
+            fix = f"<code>{e(cmd)}</code>" if cmd else e(fixer.advice(j) if fixer else "")
         rows.append(f'<tr><td><span class="st st-{j.state}">{e(j.label)}</span></td><td>{e(j.key.dataset)}</td>'
-                    f"<td>{e(j.key.pair_id)}</td><td>{e(j.key.method)}</td><td>{e(j.key.variant)}</td>"
-                    f"<td><code>{e(j.path)}</code></td><td>{e(j.why or '')}</td>"
-                    f"<td>{f'<code>{e(fix)}</code>' if fix else e(fixer.advice(j) if fixer else '')}</td></tr>")
-    return ('<section id="health"><h2>Jobs without a result</h2><table><tr><th>state</th><th>data set</th>'
-            "<th>pair</th><th>method</th><th>variant</th><th>path</th><th>why</th><th>what fixes it</th></tr>"
+                    f"<td>{e(j.key.pair_id)}</td><td>{e(j.key.method)}</td><td class=nowrap>{e(j.key.variant)}</td>"
+                    f"<td><code>{e(path)}</code></td><td>{e(j.why or '')}</td><td>{fix}</td></tr>")  # fmt: skip
+    intro = (f"<p>To fix them, run the bench again: <code>{e(base)}</code></p>" if base else "")
+    return (f'<section id="health"><h2>Jobs without a result</h2><p class=muted>Paths are under the run folder '
+            f"<code>{e(results.run_dir)}</code>.</p>{intro}<table><tr><th>state</th><th>data set</th><th>pair</th>"
+            "<th>method</th><th>variant</th><th>path</th><th>why</th><th>what fixes it</th></tr>"
             f"{''.join(rows)}</table></section>")  # fmt: skip
 
 
