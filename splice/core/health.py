@@ -255,17 +255,19 @@ class Fixer:
 
     def __init__(self, store: RunStore):
         self.store = store
-        self.invocations = [i for i in store.invocations() if isinstance(i.get("settings"), dict)]
+        self.invocations = [i for i in store.invocations() if isinstance(i.get("settings"), dict)
+                            and isinstance(i["settings"].get("methods"), list)
+                            and isinstance(i["settings"].get("datasets"), list)]  # fmt: skip
 
     def bench_command(self, key: JobKey | None = None) -> str:
+        """The command of the newest bench that planned ``key`` (any bench when None); without one, a
+        ``splice bench`` command for the job with DATA standing for its data root."""
         chosen = None
         for inv in reversed(self.invocations):
             s = inv["settings"]
-            if key is None or (key.method in (s.get("methods") or []) and key.dataset in (s.get("datasets") or [])):
+            if key is None or (key.method in s["methods"] and key.dataset in s["datasets"]):
                 chosen = inv
                 break
-        if chosen is None and self.invocations:
-            chosen = self.invocations[-1]
         if chosen is None:
             method, dataset = (key.method, key.dataset) if key else ("METHODS", "DATASETS")
             return shlex.join(["splice", "bench", "--methods", method, "--datasets", dataset, "--root", "DATA",
