@@ -3,7 +3,8 @@
 They regenerate the comparisons of *Splicing ViT Features for Semantic Appearance Transfer* (Tumanyan et al.,
 CVPR 2022): its qualitative figures (grids), its IoU table (Table 2, mean ± std) and the distributions behind
 them. Modules: :mod:`reports.results` (what a report reads), :mod:`reports.grids`, :mod:`reports.tables`,
-:mod:`reports.plots`, :mod:`reports.page` (index.html, report.md) and :mod:`reports.build` (all of it).
+:mod:`reports.plots`, :mod:`reports.pairs` (thumbnails and a page per pair), :mod:`reports.page` (index.html,
+report.md: results first, provenance last) and :mod:`reports.build` (all of it).
 
 Public API::
 

@@ -23,10 +23,14 @@ from splice.cli import options as opt
 @opt.as_json("Print a JSON summary (files, counts, random weights) on stdout.")
 def command(run_dir: str, datasets: str | None, methods: str | None, dest: str | None, rows_per_page: int,
             cell_size: int, no_pdf: bool, as_json: bool) -> None:  # fmt: skip
-    """Build comparison grids, metric tables, plots and index.html from a run's stored results.
+    """Build index.html (results first), grids, a page per pair, tables, plots and cost from a run's records.
 
-    Reads only outputs, job records and metric records (never re-runs a method). A report made with
-    randomly initialised models says so at the top of every page and on the first line of its files.
+    Reads only outputs, job records and metric records (never re-runs a method). The page opens on
+    a summary (data sets, methods, jobs per state), the headline table and the comparison grid
+    (each pair opens a page with every output at full size and its metric values); plots, cost,
+    the jobs without a result and the provenance (models, weights, settings) follow. A report made
+    with randomly initialised models, or of a run with jobs that have no result (pending, failed,
+    a corrupt record, an output gone), says so at the top. The folder is self-contained.
 
     \b
     Examples:
@@ -50,8 +54,13 @@ def command(run_dir: str, datasets: str | None, methods: str | None, dest: str |
     if summary.random_weights:
         click.echo("WARNING: this report contains results of RANDOMLY INITIALISED models: "
                    + "; ".join(summary.random_sources), err=True)  # fmt: skip
-    if summary.n_failed:
-        click.echo(f"WARNING: {summary.n_failed} of {summary.n_jobs} jobs failed (listed in the report)", err=True)
+    missing = {s: n for s, n in summary.jobs.items() if s not in ("done", "not-applicable")}
+    if missing:
+        from splice.core.health import LABELS
+
+        click.echo(f"WARNING: incomplete run: {sum(missing.values())} of {sum(summary.jobs.values())} jobs have no "
+                   "result (" + ", ".join(f"{n} {LABELS[s]}" for s, n in missing.items())
+                   + "); the report's banner lists them, `splice bench status` names each with its fix", err=True)
     click.echo(f"report: {summary.index}", err=True)
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=1) + "\n")
