@@ -43,18 +43,19 @@ def test_table_counts_and_names_jobs_without_a_result(broken):
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert lines[0].startswith("> **RANDOM WEIGHTS")  # the dummy's records say random weights
-    assert lines[2].endswith("| used | excluded | failed | unfinished |")
+    assert lines[2].endswith("| excluded | failed | unfinished |")
     # dummy: p2 done, p3 failed, p0 corrupt and p1 output missing unfinished (not failed); nomaxside: nothing done
-    assert "| toy | dummy | 0.0 ± – | 1 | 0 | 1 | 2 |" in lines
-    assert "| toy | nomaxside | – | 0 | 0 | 0 | 4 |" in lines
-    assert lines[-1] == ("> Not in these numbers: 1 stale claim, 3 pending, 1 corrupt record, 1 output missing (jobs "
+    assert "| toy | dummy | – | 0 | 0.0 ± – | 1 | – | 0 | 1 | 2 |" in lines
+    assert "| toy | nomaxside | – | 0 | – | 0 | – | 0 | 0 | 4 |" in lines
+    assert "toy: no common pairs (nomaxside has no value); leave methods out with --methods to compare the rest" in lines
+    assert lines[-1] == ("Not in these numbers: 1 stale claim, 3 pending, 1 corrupt record, 1 output missing (jobs "
                          "without a result yet; `splice bench status` names each with the command that fixes it).")
     err = r.stderr
     assert f"to fix, run the bench again: {' '.join(broken.argv)}" in err
     assert f"{broken.job_dir('dummy', 'p0') / 'record.json'}  (record.json is not JSON" in err
     assert f"{broken.job_dir('dummy', 'p1') / 'output.png'}  (the record says ok but the output file is gone)" in err
     csv = invoke("table", "--out", broken.out, "--metric", "seconds", "--format", "csv", "--methods", "nomaxside")
-    assert csv.stdout.splitlines()[1].endswith(",0,0,0,0,4")
+    assert csv.stdout.splitlines()[1].startswith("toy,nomaxside,0,") and ",False,4,seconds" in csv.stdout
     assert "/nomaxside/" in csv.stderr and "/dummy/" not in csv.stderr  # only the selection's jobs are listed
 
 
@@ -72,17 +73,16 @@ def test_a_filter_that_matches_nothing_is_a_one_line_error(broken, args, message
 
 
 def test_score_counts_what_it_could_not_score(broken, tmp_path):
-    from types import SimpleNamespace
-
     from eval.cache import FeatureCache
     from eval.layout import CachedDetector
     from eval.vit_metrics import CachedViT
     from tests.support.fakes import ColourDetector, TinyExtractor
 
-    models = SimpleNamespace(detector=CachedDetector(ColourDetector(), FeatureCache(tmp_path / "c", "masks", "x")),
-                             vit=CachedViT(TinyExtractor(), FeatureCache(tmp_path / "c", "vit", "tiny")))  # fmt: skip
+    models = {"iou": CachedDetector(ColourDetector(), FeatureCache(tmp_path / "c", "masks", "x")),
+              "vit": CachedViT(TinyExtractor(), FeatureCache(tmp_path / "c", "vit", "tiny"))}
     summary = score_run(broken.out, ScoreOptions(), models=models)
-    assert summary.jobs == 1 and summary.scored == {"iou": 1, "vit": 1}
+    assert summary.jobs == 1 and summary.scored == {"iou": 1, "panoptic": 0, "vit": 1}
+    assert summary.missing_outputs == [str(broken.key("dummy", "p1"))]
     assert summary.not_scored == {"failed": 1, "stale": 1, "pending": 3, "corrupt": 1, "output-missing": 1}
     with pytest.raises(ConfigError, match="--methods nosuch: not in run"):
         score_run(broken.out, ScoreOptions(methods=["nosuch"]), models=models)

@@ -171,8 +171,8 @@ def test_render_formats(store):
     assert any(line.startswith("_Common pairs:") for line in lines)
     csv = render(t, "csv").splitlines()
     assert csv[0] == ("dataset,method,n_common,mean_common,std_common,n_all,mean_all,diff_vs_reference,diff_ci_low,"
-                      "diff_ci_high,excluded,failed,std_all,unscored,segmenter,reference,best,metric")
-    assert csv[1] == "afhq,splice,1,0.5,,3,0.7,,,,1,1,0.2,0,maskrcnn,splice,True,iou"
+                      "diff_ci_high,excluded,failed,std_all,unscored,segmenter,reference,best,unfinished,metric")
+    assert csv[1] == "afhq,splice,1,0.5,,3,0.7,,,,1,1,0.2,0,maskrcnn,splice,True,0,iou"
     tex = render(t, "latex")
     assert r"afhq & splice & maskrcnn & \textbf{0.500 $\pm$ --} & 1 & 0.700 $\pm$ 0.200 & 3 & -- & 1 & 1 & 0 \\" in tex
     assert tex.startswith(r"\begin{tabular}{lllrrrrrrrr}") and r"\end{tabular}" in tex
