@@ -93,3 +93,22 @@ def test_sections_in_reading_order_and_provenance_as_tables(tmp_path):
             assert (page.parent / link).resolve().is_file(), (page, link)
     manifest = json.loads((rep / "report.json").read_text())
     assert "pairs/demo/p1.html" in manifest["files"] and "thumbs/demo/p1/00.jpg" in manifest["files"]
+
+
+def test_headline_shows_the_papers_table_2_beside_ours(tmp_path):
+    from tests.support.images import make_image
+    from tests.support.store import add_job, iou_rec
+
+    root = tmp_path / "run"
+    s, a = tmp_path / "s.png", tmp_path / "a.png"
+    make_image(96, 80, seed=1).save(s)
+    make_image(72, 72, seed=2).save(a)
+    for pair, (ours, theirs) in {"w1": (0.9, 0.8), "w2": (0.7, 0.6)}.items():
+        add_job(root, "wild-pairs", pair, "splice", iou=iou_rec(ours), structure=str(s), appearance=str(a))
+        add_job(root, "wild-pairs", pair, "strotss", iou=iou_rec(theirs), structure=str(s), appearance=str(a))
+    build_report(root, style=STYLE, pdf=False)
+    headline = re.search(r"<table class=headline>(.*?)</table>", (root / "report" / "index.html").read_text()).group(1)
+    assert "<th>paper (Table 2)</th>" in headline
+    assert ("<td>splice</td><td class=jobs>2/2 </td><td class='num best' title='2 common pairs'>0.800 ± 0.141</td>"
+            "<td class=num>0.88 ± 0.06</td>") in headline
+    assert "<td class='num' title='2 common pairs'>0.700 ± 0.141</td><td class=num>0.83 ± 0.11</td>" in headline
