@@ -124,7 +124,8 @@ class ScoreSummary:
 
 
 def select_jobs(store: RunStore, methods: Iterable[str] | None = None, datasets: Iterable[str] | None = None,
-                jobs: list[JobHealth] | None = None) -> tuple[list[tuple[JobKey, JobRecord]], list[JobKey]]:  # fmt: skip
+                jobs: list[JobHealth] | None = None
+                ) -> tuple[list[tuple[JobKey, JobRecord]], list[JobKey]]:  # fmt: skip
     """The finished jobs of ``store`` (:mod:`splice.core.health` state ``done``: an ok record and its output),
     and the ok jobs whose output is missing (``jobs``: the store's survey, when already made)."""
     jobs = select(survey(store) if jobs is None else jobs, methods, datasets)

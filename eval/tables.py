@@ -179,7 +179,8 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
             v = value.loc[idx]
             per_pair[str(method)] = v.dropna().groupby(gm.loc[v.notna(), "pair_id"]).mean()
             counts[str(method)] = (int(excluded.loc[idx].sum()), int(failed.loc[idx].sum()),
-                                   int(unscored.loc[idx].sum()), int(states.loc[idx].isin(UNFINISHED).sum()))  # fmt: skip
+                                   int(unscored.loc[idx].sum()),
+                                   int(states.loc[idx].isin(UNFINISHED).sum()))  # fmt: skip
             done = gm[states.loc[idx] == DONE]
             if done["config_hash"].nunique() > 1:
                 log.warning("%s/%s mixes %d configurations in one mean", dataset, method, done["config_hash"].nunique())

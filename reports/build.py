@@ -103,7 +103,8 @@ def _remove_stale(dest: Path, written: set[str]) -> None:
 
 def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: list[str] | None = None,
                  methods: list[str] | None = None, style: GridStyle | None = None,
-                 progress: Callable[[str], None] | None = None, pdf: bool = True) -> ReportSummary:  # fmt: skip
+                 progress: Callable[[str], None] | None = None, pdf: bool = True,
+                 extra: dict[str, str] | None = None) -> ReportSummary:  # fmt: skip
     """Build the report of the run at ``run_dir`` into ``dest`` (default ``run_dir/report``).
 
     Args:
@@ -113,6 +114,8 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
         style: grid sizes and rows per page.
         progress: called with one line per step (the CLI prints them on stderr).
         pdf: also write the PDFs of grids and plots (False: PNG only, faster).
+        extra: HTML for the page's open slots (:data:`reports.page.SLOTS`, e.g. ``{"metrics-overview": ...}``),
+            placed after the headline tables.
     """
     say = progress or (lambda msg: log.info(msg))
     style = style or GridStyle()
@@ -167,7 +170,7 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
 
     atomic_write_text(dest / "report.md", render_markdown(results, tables, plots, grids, generated, cost))
     atomic_write_text(dest / "index.html", render_index(results, tables, missing, plots, grids, generated, cost,
-                                                        cost_files))  # fmt: skip
+                                                        cost_files, extra))  # fmt: skip
     written += ["report.md", "index.html"]
     jobs = {s: n for s, n in Counter(j.state for j in results.health).items()}
     if results.incomplete:

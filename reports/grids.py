@@ -41,8 +41,8 @@ from PIL import Image, ImageDraw, ImageFont
 from splice.core.atomic import atomic_save_image, atomic_write_bytes
 from splice.core.errors import ImageError
 from splice.core.geometry import Geometry
-from splice.core.imageio import load_rgb
 from splice.core.health import CORRUPT, DONE, FAILED, LABELS, OUTPUT_MISSING
+from splice.core.imageio import load_rgb
 from splice.core.record import NOT_APPLICABLE
 
 UNCOVERED = (200, 200, 200)

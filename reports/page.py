@@ -166,7 +166,8 @@ def _value_html(value: Any, key: str = "", depth: int = 0) -> str:
                        for v in value)  # fmt: skip
         return f"<table class=kv><tr>{head}</tr>{body}</table>"
     if isinstance(value, dict) and value and depth < 2 and len(value) <= 16:
-        rows = "".join(f"<tr><th>{e(k)}</th><td>{_value_html(v, str(k), depth + 1)}</td></tr>" for k, v in value.items())
+        rows = "".join(f"<tr><th>{e(k)}</th><td>{_value_html(v, str(k), depth + 1)}</td></tr>"
+                       for k, v in value.items())  # fmt: skip
         return f"<table class=kv>{rows}</table>"
     if isinstance(value, list) and all(_scalar(v) for v in value) and len(value) <= 30:
         return e(", ".join("null" if v is None else str(v) for v in value)) if value else "<code>[]</code>"
@@ -662,7 +663,8 @@ def render_markdown(results: RunResults, tables: list[TableFiles], plots: list[P
         lines += ["## Jobs without a result", ""]
         for j in results.incomplete:
             fix = results.fixer.command(j) if results.fixer else None
-            lines.append(f"- {j.label}: `{j.path}`" + (f" ({j.why})" if j.why else "") + (f"; fix: `{fix}`" if fix else ""))
+            lines.append(f"- {j.label}: `{j.path}`" + (f" ({j.why})" if j.why else "")
+                         + (f"; fix: `{fix}`" if fix else ""))  # fmt: skip
         lines.append("")
     lines += ["## Provenance", ""]
     for mm in results.method_models:

@@ -4,8 +4,8 @@ one-line error."""
 
 from __future__ import annotations
 
-import pytest
 import click
+import pytest
 from click.testing import CliRunner
 
 from eval.scoring import ScoreOptions, score_run
@@ -47,7 +47,8 @@ def test_table_counts_and_names_jobs_without_a_result(broken):
     # dummy: p2 done, p3 failed, p0 corrupt and p1 output missing unfinished (not failed); nomaxside: nothing done
     assert "| toy | dummy | – | 0 | 0.0 ± – | 1 | – | 0 | 1 | 2 |" in lines
     assert "| toy | nomaxside | – | 0 | – | 0 | – | 0 | 0 | 4 |" in lines
-    assert "toy: no common pairs (nomaxside has no value); leave methods out with --methods to compare the rest" in lines
+    assert "toy: no common pairs (nomaxside has no value); leave methods out with --methods to compare the rest" \
+        in lines  # fmt: skip
     assert lines[-1] == ("Not in these numbers: 1 stale claim, 3 pending, 1 corrupt record, 1 output missing (jobs "
                          "without a result yet; `splice bench status` names each with the command that fixes it).")
     err = r.stderr

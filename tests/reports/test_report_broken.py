@@ -112,3 +112,11 @@ def test_headline_shows_the_papers_table_2_beside_ours(tmp_path):
     assert ("<td>splice</td><td class=jobs>2/2 </td><td class='num best' title='2 common pairs'>0.800 ± 0.141</td>"
             "<td class=num>0.88 ± 0.06</td>") in headline
     assert "<td class='num' title='2 common pairs'>0.700 ± 0.141</td><td class=num>0.83 ± 0.11</td>" in headline
+
+
+def test_an_open_slot_takes_a_section_after_the_tables(tmp_path):
+    run = build_store(tmp_path)
+    build_report(run, style=STYLE, pdf=False, extra={"metrics-overview": "<h2>Metrics overview</h2><p>x</p>"})
+    html = (run / "report" / "index.html").read_text()
+    slot = html.index('<section id="metrics-overview"><h2>Metrics overview</h2>')
+    assert html.index('<section id="tables">') < slot < html.index('<section id="grids">')
