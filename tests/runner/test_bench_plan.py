@@ -66,7 +66,7 @@ def test_plan_is_method_x_dataset_x_pair_x_seed_with_config_hashes(tmp_path):
         ("p0", "dummy", 0), ("p0", "dummy", 1), ("p0", "identity", 0), ("p0", "identity", 1)]  # fmt: skip
     dummy = jobs[0]
     expected = {"method": "dummy", "version": "1", "log": None, "sleep": 0.0, "block_on": None, "fail_on": [],
-                "oom_above": None, "die_on": [], "oom_once": [], "max_side": None}
+                "oom_above": None, "die_on": [], "oom_once": [], "scratch": False, "max_side": None}
     assert dummy.config == expected and dummy.key.config_hash == config_hash(expected)
     assert dummy.method_target == "tests.support.dummies:Dummy"
     assert dummy.pair.structure == (tmp_path / "data" / "toy" / "p0" / "structure.png").absolute()
