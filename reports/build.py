@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
 from splice.core.errors import UserError
-from splice.core.health import DONE, LABELS, NOT_APPLICABLE
+from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES
 
 from .grids import GridStyle, build_grid, write_grid
 from .page import GridFiles, render_index, render_markdown
@@ -172,7 +172,8 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
     atomic_write_text(dest / "index.html", render_index(results, tables, missing, plots, grids, generated, cost,
                                                         cost_files, extra))  # fmt: skip
     written += ["report.md", "index.html"]
-    jobs = {s: n for s, n in Counter(j.state for j in results.health).items()}
+    counter = Counter(j.state for j in results.health)
+    jobs = {s: counter[s] for s in STATES if counter[s]}
     if results.incomplete:
         say(f"incomplete run: {len(results.incomplete)} of {len(results.health)} jobs have no result ("
             + ", ".join(f"{n} {LABELS[s]}" for s, n in jobs.items() if s not in (DONE, NOT_APPLICABLE)) + ")")
