@@ -248,6 +248,24 @@ def _command_from_settings(s: dict[str, Any]) -> list[str]:
     return argv
 
 
+def _with_out(argv: list[str], root: Path, cwd: str) -> list[str]:
+    """``argv`` with its ``--out``/``-o`` naming ``root`` (a run folder moved or copied since its bench ran
+    is fixed where it is now, not where it was)."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        value = None
+        if a in ("--out", "-o") and i + 1 < len(out):
+            value, at = out[i + 1], i + 1
+        elif a.startswith("--out="):
+            value, at = a[len("--out="):], i
+        if value is None:
+            continue
+        if os.path.abspath(os.path.join(cwd, value)) != os.path.abspath(root):
+            out[at] = str(root) if at == i + 1 else f"--out={root}"
+        break
+    return out
+
+
 class Fixer:
     """The command that fixes a job that is not done: the ``splice bench`` invocation of ``run.json`` that
     planned it (the newest whose methods and data sets include the job's), as the user typed it (or rebuilt
@@ -275,8 +293,9 @@ class Fixer:
         argv = chosen.get("command")
         argv = [a for a in argv if a != "--dry-run"] if _is_bench_command(argv) else \
             _command_from_settings(chosen["settings"])  # fmt: skip
-        text = shlex.join(argv)
         cwd = chosen.get("cwd")
+        argv = _with_out(argv, self.store.root, cwd if isinstance(cwd, str) and cwd else os.getcwd())
+        text = shlex.join(argv)
         if isinstance(cwd, str) and cwd and os.path.abspath(cwd) != os.getcwd():
             text = f"cd {shlex.quote(cwd)} && {text}"
         return text

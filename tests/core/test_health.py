@@ -97,9 +97,9 @@ def test_fix_commands_come_from_the_bench_that_planned_the_job(store, tmp_path, 
     # no run.json: a command spelled from the job
     assert fixer.command(jobs["pending"]) == f"splice bench --methods m --datasets d --root DATA --out {store.root}"
     other = {"methods": ["x"], "datasets": ["d"], "root": "data", "out": str(store.root)}
-    typed = ["splice", "bench", "--methods", "m", "--datasets", "d", "--root", "data", "--out", "runs/r"]
+    typed = ["splice", "bench", "--methods", "m", "--datasets", "d", "--root", "data", "--out", "run"]
     # recorded by a test harness, not the splice command: rebuilt from the recorded settings
-    rebuilt = {"methods": ["m", "n"], "datasets": ["d"], "root": "data", "out": "runs/r", "preset": "smoke",
+    rebuilt = {"methods": ["m", "n"], "datasets": ["d"], "root": "data", "out": "run", "preset": "smoke",
                "seeds": [0, 1], "allow_random_weights": True, "options": {"m": {"steps": 3}}}  # fmt: skip
     atomic_write_json(store.root / "run.json", {"invocations": [
         {"command": typed, "cwd": str(tmp_path), "settings": {**other, "methods": ["m"]}},
@@ -107,7 +107,7 @@ def test_fix_commands_come_from_the_bench_that_planned_the_job(store, tmp_path, 
         {"command": ["splice", "bench", "--methods", "x"], "cwd": str(tmp_path / "elsewhere"), "settings": other},
     ]})  # fmt: skip
     fixer = Fixer(store)
-    assert fixer.command(jobs["pending"]) == ("splice bench --methods m,n --datasets d --root data --out runs/r "
+    assert fixer.command(jobs["pending"]) == ("splice bench --methods m,n --datasets d --root data --out run "
                                               "--preset smoke --seeds 0,1 --allow-random-weights "
                                               "--method-args m.steps=3")  # fmt: skip
     assert fixer.command(jobs["failed"]).endswith(" --retry-failed")
@@ -115,6 +115,13 @@ def test_fix_commands_come_from_the_bench_that_planned_the_job(store, tmp_path, 
     assert fixer.command(jobs["not-applicable"]) is None
     x = JobKey("d", "p", "x", 0, "h")  # planned by the last bench, run from another folder
     assert fixer.bench_command(x) == f"cd {tmp_path / 'elsewhere'} && splice bench --methods x"
+    # a run folder copied or moved since its bench ran is fixed where it is now
+    moved = {"command": typed[:-1] + ["runs/old"], "cwd": str(tmp_path), "settings": {**other, "methods": ["m"]}}
+    atomic_write_json(store.root / "run.json", {"invocations": [moved]})
+    assert Fixer(store).command(jobs["pending"]) == f"splice bench --methods m --datasets d --root data --out {store.root}"
+    moved["command"] = typed[:-2] + ["--out=runs/old"]
+    atomic_write_json(store.root / "run.json", {"invocations": [moved]})
+    assert Fixer(store).command(jobs["pending"]).endswith(f" --out={store.root}")
     groups = attention(survey(store), fixer)
     assert [g.state for g in groups] == ["failed", "running", "stale", "pending", "corrupt", "output-missing"]
     corrupt = next(g for g in groups if g.state == "corrupt")
