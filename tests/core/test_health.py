@@ -118,7 +118,8 @@ def test_fix_commands_come_from_the_bench_that_planned_the_job(store, tmp_path, 
     # a run folder copied or moved since its bench ran is fixed where it is now
     moved = {"command": typed[:-1] + ["runs/old"], "cwd": str(tmp_path), "settings": {**other, "methods": ["m"]}}
     atomic_write_json(store.root / "run.json", {"invocations": [moved]})
-    assert Fixer(store).command(jobs["pending"]) == f"splice bench --methods m --datasets d --root data --out {store.root}"
+    expected = f"splice bench --methods m --datasets d --root data --out {store.root}"
+    assert Fixer(store).command(jobs["pending"]) == expected
     moved["command"] = typed[:-2] + ["--out=runs/old"]
     atomic_write_json(store.root / "run.json", {"invocations": [moved]})
     assert Fixer(store).command(jobs["pending"]).endswith(f" --out={store.root}")
