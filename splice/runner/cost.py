@@ -111,6 +111,16 @@ class Reference:
     pixels: int = 512 * 512
     source: str = "estimate"
     step_fixed_share: float = 0.0  # the share of a step at ``pixels`` that does not grow with them (Splice's ViT)
+    #: the configuration the figures were measured with, in what the shape does not scale (a backbone, the
+    #: network widths): a job whose configuration differs there gets no estimate from this row
+    applies: tuple[tuple[str, Any], ...] = ()
+
+    def mismatch(self, config: dict[str, Any]) -> str | None:
+        """None when the row describes ``config``; else which setting differs, for the "unknown" reason."""
+        for key, value in self.applies:
+            if config.get(key, value) != value:
+                return f"{key}={config.get(key)}, the reference figure is for {key}={value}"
+        return None
 
     def seconds(self, steps: float, pixels: float) -> float:
         share = self.step_fixed_share
@@ -144,16 +154,29 @@ def _cuda_from_cpu(ref: "Reference", gpu: bool = True) -> "Reference":
     (colour transfer runs on the CPU, identity copies): the same seconds, no GPU memory."""
     if not gpu:
         return Reference(ref.seconds_fixed, ref.seconds_per_step, 0.0, 0.0, ref.pixels,
-                         "no GPU work, " + ref.source, ref.step_fixed_share)  # fmt: skip
+                         "no GPU work, " + ref.source, ref.step_fixed_share, ref.applies)  # fmt: skip
     return Reference(ref.seconds_fixed * _CPU_TO_CUDA, ref.seconds_per_step * _CPU_TO_CUDA,
                      max(1.0, ref.memory_mb - _LIBS_MB), ref.memory_per_mpx, ref.pixels, CUDA_ESTIMATE,
-                     ref.step_fixed_share)  # fmt: skip
+                     ref.step_fixed_share, ref.applies)  # fmt: skip
+
+
+#: what the paper-preset rows were measured with, beyond what the shapes scale
+_SPLICE_B8 = (("backbone", "vit_base_patch8_224"), ("vit_short_side", 224))
+_SA_DEFAULT = (("nfc", 32), ("min_nfc", 32), ("nfc_max", 128), ("min_size", 18))
+#: the smoke preset's rows (``make benchmark-smoke``: S/16 at 112 px; structural-analogy's 8-channel nets on 32 px)
+_SPLICE_SMOKE = (("backbone", "vit_small_patch16_224"), ("vit_short_side", 112))
+_SA_SMOKE = (("nfc", 8), ("min_nfc", 8), ("nfc_max", 16), ("min_size", 16))
+#: how the smoke rows were measured: ``splice bench --methods M --datasets demo --root datasets --preset smoke
+#: --devices cpu --allow-random-weights`` (2 pairs; 12 steps for splice, niter=10 for structural-analogy), means
+#: of 2 runs; the first job of a process pays about 15 s more than the next
+BENCH_SMOKE = "smoke runs on a loaded 2-core CPU"
 
 
 _CPU: dict[str, Reference] = {
     # 65.21 s per step at 512 px (64.91 s crop steps, 87.69 s every 75th, full-image), 109.47 s at HD, so 90%
     # of a 512 px step does not grow with the image; peak 3471 MB at 512 px, 7180 MB at HD
-    "splice": Reference(0.0, 65.21, 3471.0, 2047.5, 512 * 512, MEASURED_CPU, step_fixed_share=0.902),
+    "splice": Reference(0.0, 65.21, 3471.0, 2047.5, 512 * 512, MEASURED_CPU, step_fixed_share=0.902,
+                        applies=_SPLICE_B8),
     "identity": Reference(0.0, 0.255, 53.0, 0.0, 512 * 512, MEASURED_CPU),
     "reinhard": Reference(0.0, 0.684, 92.7, 0.0, 512 * 512, MEASURED_CPU),
     "histogram": Reference(0.0, 0.162, 55.3, 0.0, 512 * 512, MEASURED_CPU),
@@ -161,21 +184,35 @@ _CPU: dict[str, Reference] = {
     # 473.0 s for iters_per_scale=5 (20 steps) at long side 512
     "strotss": Reference(0.0, 23.65, 2255.4, 0.0, 512 * 512, MEASURED_CPU),
     # 1544.9 s for niter=3 (33 steps over 11 scales) at 220 px
-    "structural-analogy": Reference(0.0, 46.81, 7221.9, 0.0, 220 * 220, MEASURED_CPU),
+    "structural-analogy": Reference(0.0, 46.81, 7221.9, 0.0, 220 * 220, MEASURED_CPU, applies=_SA_DEFAULT),
     # 1304.2 s for 20 iterations (n_epochs=1, n_epochs_decay=0, iters_per_epoch=20), crops 16 x 64x64
     "sincut": Reference(0.0, 65.21, 3646.4, 0.0, 64 * 64 * 16, MEASURED_CPU),
     "precomputed": Reference(0.0, 0.10, 60.0, 0.0, 512 * 512, "measured by make benchmark-smoke"),
 }
 
-#: (method, device kind) -> reference cost. After a run, the store's own records replace these.
-REFERENCE: dict[tuple[str, str], Reference] = {
+# measured: splice 18.6 s and 2.8 s (first and second job), 87.4 s and 3.8 s in a busier run: about 8 s fixed
+# (averaged over a process's jobs) and 0.2 s per step at 128 px; structural-analogy 17.1/34.3 s and 5.8/3.4 s
+# for its 110 steps at 32 px; peaks (process RSS) about 1 GB
+_CPU_SMOKE: dict[str, Reference] = {
+    "splice": Reference(8.0, 0.2, 1010.0, 0.0, 128 * 128, BENCH_SMOKE, applies=_SPLICE_SMOKE),
+    "structural-analogy": Reference(0.0, 0.138, 1040.0, 0.0, 32 * 32, BENCH_SMOKE,
+                                    applies=_SA_SMOKE),
+}
+
+#: (method, device kind) -> reference costs, the first that applies to a job's configuration
+#: (:meth:`Reference.mismatch`). After a run, the store's own records replace these.
+REFERENCE: dict[tuple[str, str], Reference | tuple[Reference, ...]] = {
     **{(m, "cpu"): ref for m, ref in _CPU.items()},
     **{(m, "cuda"): _cuda_from_cpu(ref, gpu=m not in ("reinhard", "histogram", "identity", "precomputed"))
        for m, ref in _CPU.items()},  # fmt: skip
     # Splice's own CUDA row from its FLOPs rather than through the ratio (the same figures, by construction)
     ("splice", "cuda"): Reference(0.0, 0.08508, 3471.0 - _LIBS_MB, 2047.5, 512 * 512, CUDA_ESTIMATE,
-                                  step_fixed_share=0.902),
+                                  step_fixed_share=0.902, applies=_SPLICE_B8),
 }
+for (_m, _kind), _ref in list(REFERENCE.items()):
+    if _m in _CPU_SMOKE:
+        smoke = _CPU_SMOKE[_m] if _kind == "cpu" else _cuda_from_cpu(_CPU_SMOKE[_m])
+        REFERENCE[(_m, _kind)] = (_ref, smoke)
 
 
 # --------------------------------------------------------------------------------------
@@ -269,10 +306,24 @@ class CostModel:
         store = store if isinstance(store, RunStore) else RunStore(store)
         return cls((rec for _, rec in store.iter_records()), **kw)
 
+    def _reference(self, method: str, kind: str, config: dict[str, Any]) -> tuple[Reference | None, str]:
+        """The reference row that describes a job of ``config`` (None, and why not, when none does)."""
+        rows = self.reference.get((method, kind))
+        if rows is None:
+            return None, "no record, no reference figure"
+        rows = rows if isinstance(rows, tuple) else (rows,)
+        reasons = []
+        for row in rows:
+            why = row.mismatch(config)
+            if why is None:
+                return row, ""
+            reasons.append(why)
+        return None, "no record, and no reference figure for this configuration (" + "; ".join(reasons) + ")"
+
     # -- the shape: seconds and memory as functions of (pixels, steps) ---------------------------
     def _seconds_shape(self, method: str, kind: str, pixels: int, config: dict[str, Any]) -> float:
         shape = self.shapes.get(method, Shape())
-        ref = self.reference.get((method, kind))
+        ref, _ = self._reference(method, kind, config)
         steps = shape.steps(config)
         if ref is None:
             return steps * shape.pixels(pixels, config, 1e6) / 1e6
@@ -280,7 +331,7 @@ class CostModel:
 
     def _memory_shape(self, method: str, kind: str, pixels: int, config: dict[str, Any]) -> float:
         shape = self.shapes.get(method, Shape())
-        ref = self.reference.get((method, kind))
+        ref, _ = self._reference(method, kind, config)
         return 1.0 if ref is None else ref.memory(shape.pixels(pixels, config, ref.pixels))
 
     def estimate(self, job: Job, device: str) -> Estimate:
@@ -289,7 +340,7 @@ class CostModel:
         if cache_key in self._cache:
             return self._cache[cache_key]
         method = job.key.method
-        ref = self.reference.get((method, kind))
+        ref, why_not = self._reference(method, kind, job.config)
         size = image_size(job.pair.structure) or manifest_size(job)  # the image's header, else its manifest's
         assumed = size is None
         if size is None:
@@ -317,7 +368,7 @@ class CostModel:
                            self._memory_shape(method, kind, pixels, job.config), f"reference table ({ref.source})",
                            assumed)  # fmt: skip
         else:
-            est = Estimate(None, None, "unknown: no record, no reference figure", assumed)
+            est = Estimate(None, None, f"unknown: {why_not}", assumed)
         self._cache[cache_key] = est
         return est
 

@@ -153,8 +153,35 @@ def test_every_registered_benchmark_method_has_a_shape_and_splice_a_reference():
 
     assert set(METHODS) <= set(SHAPES)  # the suite's own methods (tests register dummies beside them)
     for kind in ("cpu", "cuda"):
-        ref = REFERENCE[("splice", kind)]
-        assert ref.seconds_per_step > 0 and ref.memory_mb > 0 and ref.source
+        paper, smoke = REFERENCE[("splice", kind)]
+        for ref in (paper, smoke):
+            assert ref.seconds_per_step > 0 and ref.memory_mb > 0 and ref.source
+
+
+def test_a_reference_row_speaks_only_for_the_configuration_it_was_measured_with(toy):
+    """A smoke run (ViT-S/16 at 112 px) is not priced as ViT-B/8 at 224 px, nor a B/8 run as a smoke one."""
+    _, jobs, _, _ = toy
+    b8 = Reference(0.0, 10.0, 500.0, source="b8", applies=(("backbone", "B/8"),))
+    s16 = Reference(0.0, 1.0, 100.0, source="s16", applies=(("backbone", "S/16"),))
+    model = CostModel([], reference={("dummy", "cuda"): (b8, s16)}, shapes={"dummy": Shape(lambda c: 3.0)})
+    job = jobs[0]
+    for backbone, seconds, source in (("B/8", 30.0, "b8"), ("S/16", 3.0, "s16")):
+        model._cache.clear()
+        job.config["backbone"] = backbone
+        est = model.estimate(job, "cuda")
+        assert est.seconds == pytest.approx(seconds) and est.source == f"reference table ({source})"
+    model._cache.clear()
+    job.config["backbone"] = "L/14"
+    est = model.estimate(job, "cuda")
+    assert est.seconds is None and est.memory_mb is None
+    assert est.source == ("unknown: no record, and no reference figure for this configuration (backbone=L/14, the "
+                          "reference figure is for backbone=B/8; backbone=L/14, the reference figure is for "
+                          "backbone=S/16)")  # fmt: skip
+    # the suite's own rows: the smoke preset's Splice is priced by the smoke row, not the paper's B/8 one
+    suite = CostModel([])
+    assert suite._reference("splice", "cpu", {"backbone": "vit_small_patch16_224", "vit_short_side": 112})[0].pixels \
+        == 128 * 128
+    assert suite._reference("splice", "cuda", {"backbone": "vit_base_patch8_224"})[0].pixels == 512 * 512
 
 
 def test_dry_run_prints_the_cost_from_a_store_with_known_records(toy, tmp_path, monkeypatch):
