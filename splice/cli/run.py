@@ -64,6 +64,13 @@ def command(structure, appearance, outdir, preset, steps, backbone, weights, all
       splice run s.png a.png -o out/x --weights ~/dino_vitbase8_pretrain.pth --precision bf16
       splice run s.png a.png -o out/x --method-args lambda_structure=2 --method-args entire_every=50
     """
+    from splice.core.imageio import load_rgb
+
+    # the inputs first, with Pillow alone: a missing or unreadable image is an error in a fraction of a second,
+    # not after torch and the model have loaded (the pipeline reads them again)
+    load_rgb(structure, role="structure image")
+    load_rgb(appearance, role="appearance image")
+
     from splice.core.atomic import atomic_save_image, atomic_write_json, read_json
     from splice.core.devices import resolve_device
     from splice.core.options import assign, parse_assignments
