@@ -34,10 +34,17 @@ iou_scored, panoptic_scored, vit_scored   that metric record exists
 structure_distance,        ViT metrics (NaN when not scored)
 appearance_distance,
 appearance_cosine
+<measure>, <measure>_scored  every other metric of the registry (``lpips_vgg``, ``clip``, ...): its
+                           ``value``, and whether the job has its record
 metrics_random_weights     some metric record of the job was made with random weights
 detector, panoptic_model,  model names of the metric records, or None
 backbone
 =========================  =====================================================================
+
+The metric columns are made from the registry (:data:`eval.scorers.SPECS`): for each record, a column per
+number (:attr:`eval.scorers.Number.column`; NaN when the job is excluded or has no record), ``<record>_scored``,
+``<record>_excluded`` and ``<record>_exclusion_reason`` when the record can exclude a job, and its model
+column when it declares one. A metric added to the registry gets its columns here with no change.
 """
 
 from __future__ import annotations
@@ -55,24 +62,39 @@ from splice.core.health import JobHealth, survey
 from splice.core.record import JobRecord
 from splice.core.store import RunStore
 
+from .scorers import SPECS
+
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    "dataset", "pair_id", "method", "seed", "config_hash", "status", "job_dir", "output", "structure", "appearance",
-    "geometry", "seconds", "peak_memory_mb", "random_weights", "error", "iou", "iou_excluded", "iou_exclusion_reason",
-    "matched_iou", "iou_scored", "structure_distance", "appearance_distance", "appearance_cosine", "vit_scored",
-    "metrics_random_weights", "detector", "backbone", "panoptic_iou", "pixel_accuracy", "panoptic_excluded",
-    "panoptic_exclusion_reason", "panoptic_scored", "panoptic_model", "state", "device",
-]  # fmt: skip
+JOB_COLUMNS = ["dataset", "pair_id", "method", "seed", "config_hash", "status", "job_dir", "output", "structure",
+               "appearance", "geometry", "seconds", "peak_memory_mb", "random_weights", "error"]  # fmt: skip
+HEALTH_COLUMNS = ["state", "device"]
 
+
+def _metric_columns() -> tuple[list[str], list[str], list[str], list[str]]:
+    """(every metric column, the float ones, the boolean ones, the object ones), from the registry."""
+    cols, floats, flags, objects = [], [], [], []
+    for spec in SPECS.values():
+        floats += [n.column for n in spec.numbers]
+        flags.append(f"{spec.name}_scored")
+        cols += [n.column for n in spec.numbers]
+        if spec.excludable:
+            cols += [f"{spec.name}_excluded", f"{spec.name}_exclusion_reason"]
+            flags.append(f"{spec.name}_excluded")
+            objects.append(f"{spec.name}_exclusion_reason")
+        cols.append(f"{spec.name}_scored")
+        if spec.model_column:
+            cols.append(spec.model_column[0])
+            objects.append(spec.model_column[0])
+    return cols + ["metrics_random_weights"], floats, flags + ["metrics_random_weights"], objects
+
+
+_METRIC_COLUMNS, _METRIC_FLOATS, _METRIC_FLAGS, _METRIC_OBJECTS = _metric_columns()
+COLUMNS = JOB_COLUMNS + _METRIC_COLUMNS + HEALTH_COLUMNS
 OBJECT_COLUMNS = ["dataset", "pair_id", "method", "config_hash", "status", "job_dir", "output", "structure",
-                  "appearance", "geometry", "error", "iou_exclusion_reason", "detector", "backbone",
-                  "panoptic_exclusion_reason", "panoptic_model", "state", "device"]  # fmt: skip
-
-FLOAT_COLUMNS = ["seconds", "peak_memory_mb", "iou", "matched_iou", "structure_distance", "appearance_distance",
-                 "appearance_cosine", "panoptic_iou", "pixel_accuracy"]  # fmt: skip
-BOOL_COLUMNS = ["random_weights", "iou_excluded", "iou_scored", "vit_scored", "metrics_random_weights",
-                "panoptic_excluded", "panoptic_scored"]  # fmt: skip
+                  "appearance", "geometry", "error", *_METRIC_OBJECTS, *HEALTH_COLUMNS]  # fmt: skip
+FLOAT_COLUMNS = ["seconds", "peak_memory_mb", *_METRIC_FLOATS]
+BOOL_COLUMNS = ["random_weights", *_METRIC_FLAGS]
 
 NAN = float("nan")
 
@@ -124,31 +146,20 @@ def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
         "random_weights": rec.random_weights,
         "error": rec.error,
     }
-    iou = read_metric_record(job_dir, "iou")
-    pan = read_metric_record(job_dir, "panoptic")
-    vit = read_metric_record(job_dir, "vit")
-    excluded = bool(iou.get("excluded", False)) if iou else False
-    pan_excluded = bool(pan.get("excluded", False)) if pan else False
-    row.update(
-        iou=NAN if excluded or not iou else _float(iou.get("iou")),
-        iou_excluded=excluded,
-        iou_exclusion_reason=(iou or {}).get("exclusion_reason"),
-        matched_iou=NAN if excluded or not iou else _float(iou.get("matched_iou")),
-        iou_scored=iou is not None,
-        structure_distance=_float((vit or {}).get("structure_distance")),
-        appearance_distance=_float((vit or {}).get("appearance_distance")),
-        appearance_cosine=_float((vit or {}).get("appearance_cosine")),
-        vit_scored=vit is not None,
-        metrics_random_weights=any(bool(r.get("random_weights", False)) for r in (iou, pan, vit) if r),
-        detector=(iou or {}).get("detector"),
-        backbone=(vit or {}).get("backbone"),
-        panoptic_iou=NAN if pan_excluded or not pan else _float(pan.get("iou")),
-        pixel_accuracy=NAN if pan_excluded or not pan else _float(pan.get("pixel_accuracy")),
-        panoptic_excluded=pan_excluded,
-        panoptic_exclusion_reason=(pan or {}).get("exclusion_reason"),
-        panoptic_scored=pan is not None,
-        panoptic_model=(pan or {}).get("model"),
-    )
+    random = False
+    for spec in SPECS.values():
+        metric = read_metric_record(job_dir, spec.name)
+        excluded = bool(metric.get("excluded", False)) if metric else False
+        for n in spec.numbers:
+            row[n.column] = NAN if excluded or not metric else _float(metric.get(n.key))
+        row[f"{spec.name}_scored"] = metric is not None
+        if spec.excludable:
+            row[f"{spec.name}_excluded"] = excluded
+            row[f"{spec.name}_exclusion_reason"] = (metric or {}).get("exclusion_reason")
+        if spec.model_column:
+            row[spec.model_column[0]] = (metric or {}).get(spec.model_column[1])
+        random = random or bool((metric or {}).get("random_weights", False))
+    row["metrics_random_weights"] = random
     return row
 
 

@@ -52,6 +52,36 @@ def _iopath_cache() -> Path:
     return Path(os.environ.get("FVCORE_CACHE") or Path.home() / ".torch" / "iopath_cache")
 
 
+def find_cached(config: str) -> tuple[str, str, Path | None]:
+    """(URL, file name, the file found on this machine or None) of the model-zoo weights of ``config``; no download."""
+    from splice.core.paths import weights_dir
+
+    url = checkpoint_url(config)
+    rel = url[len(S3_PREFIX):] if url.startswith(S3_PREFIX) else url.rsplit("/", 1)[-1]
+    file = rel.rsplit("/", 1)[-1]
+    candidates = [weights_dir() / file, weights_dir() / "detectron2" / rel, _iopath_cache() / "detectron2" / rel]
+    return url, file, next((p for p in candidates if p.is_file()), None)
+
+
+def requirements(config: str, spec: str, option: str, allow_random: bool) -> list:
+    """detectron2 and the weights ``spec`` (``model_zoo``, a file, ``random``) of ``config``, for readiness;
+    nothing downloaded."""
+    from splice.core.method import Requirement
+    from splice.core.paths import weights_dir
+
+    if not available():
+        return [Requirement("Python package detectron2", "install detectron2 (see its install guide)", False)]
+    if spec == "random":
+        return [Requirement(f"{option} random", "random weights (smoke runs and tests only)", allow_random)]
+    if spec != "model_zoo":
+        path = Path(spec).expanduser()
+        return [Requirement(f"{option} {spec}", "pass an existing detectron2 .pkl/.pth file", path.is_file(),
+                            str(path))]  # fmt: skip
+    url, file, found = find_cached(config)
+    return [Requirement(f"detectron2 model-zoo weights {file}", f"download {url} and put it in {weights_dir()}/",
+                        found is not None or allow_random, str(found) if found else None)]  # fmt: skip
+
+
 def resolve_weights(config: str, spec: str, *, allow_random: bool, explicit: bool, option: str) -> dict[str, Any]:
     """The weights identity for ``spec`` (``model_zoo``, a file, ``random``), with ``path`` when there is a file.
 
@@ -75,11 +105,7 @@ def resolve_weights(config: str, spec: str, *, allow_random: bool, explicit: boo
                                "'model_zoo' or 'random'")  # fmt: skip
         return {**base, "spec": "file", "random": False, "path": str(path), "file": path.name,
                 "sha256": sha256_file(path)}  # fmt: skip
-    url = checkpoint_url(config)
-    rel = url[len(S3_PREFIX):] if url.startswith(S3_PREFIX) else url.rsplit("/", 1)[-1]
-    file = rel.rsplit("/", 1)[-1]
-    candidates = [weights_dir() / file, weights_dir() / "detectron2" / rel, _iopath_cache() / "detectron2" / rel]
-    found = next((p for p in candidates if p.is_file()), None)
+    url, file, found = find_cached(config)
     if found is None:
         from .detector import _download
 

@@ -52,6 +52,12 @@ DOWNLOAD_TIMEOUT_S = 20
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".pkl", ".ckpt")
 UNUSED_NAMES = ("N/A", "__background__")
 D2_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+TAG_URLS = {
+    "maskrcnn_resnet50_fpn_v2": {"COCO_V1": "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth"},
+    "maskrcnn_resnet50_fpn": {"COCO_V1": "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"},
+}  # fmt: skip
+"""torchvision's weights tags and URLs (``MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url`` ...), written out so that
+readiness needs no import of torchvision's detection models (seconds); a test checks them against torchvision."""
 
 
 def _weights_enum(arch: str):
@@ -384,3 +390,33 @@ def load_detector(
         raise WeightsError(f"{found} is corrupt (sha256 {digest[:8]}... does not start with {prefix}); "
                            f"delete it and download {url} again")  # fmt: skip
     return make(tag.name, found, {"file": file, "sha256": digest})
+
+
+def requirements(name: str = DEFAULT_DETECTOR, weights: str | None = None, allow_random: bool = False) -> list:
+    """What :func:`load_detector` needs here, as readiness (:class:`splice.core.method.Requirement`): the
+    backend and the weights, found on this machine; nothing is downloaded or built."""
+    from splice.core.method import Requirement
+
+    if name not in DETECTORS:
+        raise ConfigError(f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
+    if name == "detectron2":
+        from . import d2
+
+        return d2.requirements(D2_CONFIG, weights or "model_zoo", "--detector-weights", allow_random)
+    spec = weights or DEFAULT_TAG
+    if spec == "random":
+        return [Requirement("--detector-weights random", "random weights (smoke runs and tests only); needs "
+                            "--allow-random-weights", allow_random)]  # fmt: skip
+    if _is_file_spec(spec):
+        path = Path(spec).expanduser()
+        return [Requirement(f"Mask R-CNN weights {spec}", "pass an existing state-dict file with --detector-weights",
+                            path.is_file(), str(path))]  # fmt: skip
+    tag = spec.split(".")[-1]
+    url = TAG_URLS[name].get(tag)
+    if url is None:
+        raise WeightsError(f"--detector-weights {spec!r} is not a torchvision tag of {name} "
+                           f"({', '.join(TAG_URLS[name])}), a local file, or 'random'")  # fmt: skip
+    file = url.rsplit("/", 1)[-1]
+    found = next((p for p in (_weights_dir() / file, _hub_checkpoints() / file) if p.is_file()), None)
+    return [Requirement(f"COCO Mask R-CNN weights {name}.{tag}", _missing_tag_message(name, tag, file, url),
+                        found is not None or (allow_random and weights is None), str(found) if found else None)]

@@ -167,7 +167,7 @@ def cached_segmenter(segmenter: Segmenter, cache_dir: str | None = None) -> Cach
                                                    f"{segmenter.name}-{_label(segmenter.identity)}"))  # fmt: skip
 
 
-def detector_scorer(opts: Any, cache_root) -> CachedDetector:
+def detector_scorer(opts: Any, cache_root, **_: Any) -> CachedDetector:
     """The ``iou`` scorer of :class:`eval.scoring.ScoreOptions` (registered in :data:`eval.scorers.FACTORIES`)."""
     from .detector import load_detector
 
@@ -177,7 +177,7 @@ def detector_scorer(opts: Any, cache_root) -> CachedDetector:
     return cached_detector(det, str(cache_root))
 
 
-def segmenter_scorer(opts: Any, cache_root) -> CachedSegmenter:
+def segmenter_scorer(opts: Any, cache_root, **_: Any) -> CachedSegmenter:
     """The ``panoptic`` scorer of :class:`eval.scoring.ScoreOptions`."""
     from .segmenter import load_segmenter
 
@@ -185,6 +185,20 @@ def segmenter_scorer(opts: Any, cache_root) -> CachedSegmenter:
                          allow_random=opts.allow_random_weights, size=opts.panoptic_size,
                          batch_size=opts.batch_size)  # fmt: skip
     return cached_segmenter(seg, str(cache_root))
+
+
+def detector_requirements(opts: Any, **_: Any) -> list:
+    """What the ``iou`` scorer needs with these options (readiness; nothing built)."""
+    from .detector import requirements
+
+    return requirements(opts.detector, opts.detector_weights, opts.allow_random_weights)
+
+
+def segmenter_requirements(opts: Any, **_: Any) -> list:
+    """What the ``panoptic`` scorer needs with these options (readiness; nothing built)."""
+    from .segmenter import requirements
+
+    return requirements(opts.panoptic_model, opts.panoptic_weights, opts.allow_random_weights)
 
 
 def iou_record(base: dict[str, Any], scores: LayoutScores, aligned: str) -> dict[str, Any]:

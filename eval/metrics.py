@@ -1,10 +1,11 @@
 """Metric keys of the tables and their meaning, shared by tables, reports and the study.
 
 Following PROTOCOL.md (and the Splice paper, Tumanyan et al. CVPR 2022, Table 2 for the layout IoU), each
-table metric declares where its numbers live in :func:`eval.aggregate.load_results` (per layout segmenter
-when it has several), whether higher is better, and how to print it. Reports import the ``KEY_*``
-constants instead of spelling metric names. What the metric *records* are is declared in
-:mod:`eval.scorers`.
+table metric says where its numbers live in :func:`eval.aggregate.load_results` (per layout segmenter
+when it has several), whether higher is better, what the output is compared with, and how to print it.
+They are made from the metric registry (:mod:`eval.scorers`: every number of every record, one table
+metric per :attr:`eval.scorers.Number.table` name), plus two job fields (seconds, memory); nothing here
+names a metric of the registry except the ``KEY_*`` constants older callers use.
 
 ``iou`` is the layout number of Table 2: the class-agnostic Mask R-CNN IoU (``iou.json``) on data sets
 scored with the ``maskrcnn`` segmenter, the layout mIoU of COCO-panoptic label maps (``panoptic.json``) on
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from splice.core.errors import ConfigError
+
+from .scorers import SPECS
 
 KEY_IOU = "iou"
 KEY_MATCHED_IOU = "matched_iou"
@@ -61,14 +64,21 @@ class Metric:
         higher_is_better: direction, for marking the best method.
         sources: segmenter -> :class:`Source` (``maskrcnn``/``panoptic``), or ``{"": Source}`` for a metric
             that does not depend on a segmenter.
-        digits: decimals when printed.
+        digits: decimals when printed (None: 3 significant digits).
+        compares: what the output is compared with (``structure``, ``appearance``), or "" for job fields.
     """
 
     key: str
     label: str
     higher_is_better: bool
     sources: dict[str, Source] = field(default_factory=dict)
-    digits: int = 3
+    digits: int | None = 3
+    compares: str = ""
+
+    @property
+    def scored(self) -> bool:
+        """A number of a metric record (not a job field such as seconds)."""
+        return any(s.record for s in self.sources.values())
 
     @property
     def by_segmenter(self) -> bool:
@@ -103,23 +113,43 @@ def _plain(column: str, record: str | None) -> dict[str, Source]:
     return {NO_SEGMENTER: Source(column, f"{record}_scored" if record else None, None, record)}
 
 
+def source_of(record: str, column: str) -> Source:
+    """Where a number of ``record`` lives in :func:`eval.aggregate.load_results`."""
+    spec = SPECS[record]
+    return Source(column, f"{record}_scored", f"{record}_excluded" if spec.excludable else None, record)
+
+
+def _registry_metrics() -> list[Metric]:
+    """One table metric per ``Number.table`` name of the registry, its sources by segmenter."""
+    found: dict[str, Metric] = {}
+    for spec in SPECS.values():
+        for n in spec.numbers:
+            seg = spec.segmenter or NO_SEGMENTER
+            m = found.get(n.table)
+            if m is None:
+                found[n.table] = Metric(n.table, n.label, n.higher_is_better, {seg: source_of(spec.name, n.column)},
+                                        n.digits, n.compares)  # fmt: skip
+            elif m.higher_is_better != n.higher_is_better or seg in m.sources or NO_SEGMENTER in (seg, *m.sources):
+                raise ValueError(f"table metric {n.table!r}: records {spec.name} and {m.record} disagree")
+            else:
+                m.sources[seg] = source_of(spec.name, n.column)
+    return list(found.values())
+
+
 METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
-        Metric(KEY_IOU, "layout IoU", True, {"maskrcnn": MASKRCNN, "panoptic": PANOPTIC}),
-        Metric(KEY_MATCHED_IOU, "instance-matched IoU (Mask R-CNN)", True,
-               {"maskrcnn": Source("matched_iou", "iou_scored", "iou_excluded", "iou")}),
-        Metric(KEY_PIXEL_ACCURACY, "pixel accuracy (COCO panoptic label maps)", True,
-               {"panoptic": Source("pixel_accuracy", "panoptic_scored", "panoptic_excluded", "panoptic")}),
-        Metric(KEY_STRUCTURE, "structure distance (DINO self-similarity MSE)", False,
-               _plain("structure_distance", "vit"), digits=4),
-        Metric(KEY_APPEARANCE, "appearance distance (DINO CLS MSE)", False, _plain("appearance_distance", "vit"),
-               digits=4),
-        Metric(KEY_COSINE, "appearance cosine (DINO CLS)", True, _plain("appearance_cosine", "vit")),
+        *_registry_metrics(),
         Metric(KEY_SECONDS, "seconds per pair", False, _plain("seconds", None), digits=1),
         Metric(KEY_MEMORY, "peak memory (MB)", False, _plain("peak_memory_mb", None), digits=0),
     )
 }  # fmt: skip
+"""Every table metric: the registry's numbers (layout IoU first), then the job fields seconds and memory."""
+
+
+def scored_metrics() -> list[str]:
+    """The keys of :data:`METRICS` that come from metric records (every registered number, no job fields)."""
+    return [k for k, m in METRICS.items() if m.scored]
 
 SEGMENTER_LABELS = {"maskrcnn": "COCO Mask R-CNN, class-agnostic union IoU",
                     "panoptic": "COCO panoptic label maps, mIoU over the structure image's classes"}  # fmt: skip

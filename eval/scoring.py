@@ -8,6 +8,9 @@ the ViT losses it is built on). Metrics come from the registry :mod:`eval.scorer
   or ``panoptic.json`` (``panoptic``, objects and stuff). ``--segmenter`` chooses; without it each data set
   uses its default (:data:`eval.segmenter.DEFAULT_BY_DATASET`: Mountains ``panoptic``, others ``maskrcnn``).
 - ``--metrics vit`` writes ``vit.json``.
+- ``--metrics NAME`` writes ``NAME.json`` for any other registered metric (``splice metrics`` lists them: the
+  measures of :mod:`eval.measures`, LPIPS, DISTS, CLIP, DINO, ...); ``--metrics all`` writes every family.
+  The measures share one feature store (:mod:`eval.measures.features`): each image meets each model once.
 
 Every metric record stores the sha256 of each image file it read (``images``: structure, appearance,
 output). A stored record is kept only when its ``settings_hash`` (protocol version, metric, model identity,
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +46,7 @@ from . import scorers
 from .aggregate import read_metric_record
 from .cache import resolve_cache_dir
 from .detector import DEFAULT_DETECTOR
-from .scorers import FAMILIES, SPECS
+from .scorers import DEFAULT_METRICS, FAMILIES, SPECS, check_metrics, records_of
 from .segmenter import check_segmenter, default_segmenter
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ ROLES = ("structure", "appearance", "output")
 class ScoreOptions:
     """What ``splice score`` run mode does (CLI options map one to one)."""
 
-    metrics: tuple[str, ...] = ALL_METRICS
+    metrics: tuple[str, ...] = DEFAULT_METRICS  # families, record names, or "all"
     methods: list[str] | None = None
     datasets: list[str] | None = None
     force: bool = False
@@ -77,25 +81,38 @@ class ScoreOptions:
     # ViT
     backbone: str | None = None
     weights: str | None = None
+    # the measures of eval.measures: their preset (paper or smoke) and options ({metric: {option: text}})
+    preset: str = "paper"
+    metric_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     # relative input paths in records are resolved against this folder (default: cwd)
     root: str | None = None
 
     def __post_init__(self):
-        bad = [m for m in self.metrics if m not in ALL_METRICS]
-        if bad or not self.metrics:
-            raise ConfigError(f"unknown metric(s) {', '.join(bad) or '(none)'}; use --metrics {','.join(ALL_METRICS)}")
+        self.metrics = check_metrics(self.metrics)
         check_segmenter(self.segmenter)
+        unknown = sorted(set(self.metric_args) - set(self.metrics))
+        if unknown:
+            raise ConfigError(f"--metric-args for {', '.join(unknown)}, which --metrics does not select")
 
     def segmenter_for(self, dataset: str) -> str:
         return self.segmenter or default_segmenter(dataset)
 
     def records_for(self, dataset: str) -> list[str]:
-        """The metric records a job of ``dataset`` gets (``iou`` or ``panoptic``, then ``vit``)."""
-        return [scorers.record_name(m, self.segmenter_for(dataset)) for m in self.metrics]
+        """The metric records a job of ``dataset`` gets (``iou`` or ``panoptic``, then ``vit``, ...)."""
+        return list(dict.fromkeys(scorers.record_name(m, self.segmenter_for(dataset)) for m in self.metrics))
+
+    @property
+    def records(self) -> list[str]:
+        """Every record these options may write (both layout records when the ``iou`` family is selected)."""
+        return records_of(self.metrics)
 
 
 def _counts() -> dict[str, int]:
     return {name: 0 for name in SPECS}
+
+
+def _zeros(names: Iterable[str]) -> dict[str, int]:
+    return {n: 0 for n in names}
 
 
 @dataclass
@@ -112,6 +129,7 @@ class ScoreSummary:
     model_calls: dict[str, int] = field(default_factory=_counts)
     cache: dict[str, dict[str, int]] = field(default_factory=dict)
     segmenters: dict[str, str] = field(default_factory=dict)  # data set -> layout segmenter used
+    seconds: dict[str, float] = field(default_factory=dict)  # record -> wall seconds in its scorer (build + score)
     random_weights: bool = False
     not_scored: dict[str, int] = field(default_factory=dict)  # jobs of the selection without a result, per state
 
@@ -193,16 +211,24 @@ class Scorers:
         self.opts = opts
         self.cache_root = cache_root
         self.built: dict[str, Any] = dict(given or {})
+        self.shared: dict[str, Any] = {}  # what the scorers of this run share (the measures' feature store)
         self._hashes: dict[str, str] = {}
+
+        self.seconds: Counter[str] = Counter()
 
     def __getitem__(self, name: str):
         if name not in self.built:
-            self.built[name] = scorers.build(name, self.opts, self.cache_root)
+            t0 = time.perf_counter()
+            self.built[name] = scorers.build(name, self.opts, self.cache_root, self.shared)
+            self.seconds[name] += time.perf_counter() - t0
         return self.built[name]
 
     def settings_hash(self, name: str) -> str:
         if name not in self._hashes:
-            self._hashes[name] = self[name].settings_hash()
+            scorer = self[name]
+            t0 = time.perf_counter()
+            self._hashes[name] = scorer.settings_hash()
+            self.seconds[name] += time.perf_counter() - t0
         return self._hashes[name]
 
 
@@ -233,7 +259,9 @@ def score_run(
     check_selection("--methods", opts.methods, (j.key.method for j in everything), f"run {root}")
     check_selection("--datasets", opts.datasets, (j.key.dataset for j in everything), f"run {root}")
     jobs, missing = select_jobs(store, opts.methods, opts.datasets, everything)
-    summary = ScoreSummary(jobs=len(jobs), missing_outputs=[str(k) for k in missing])
+    names = opts.records
+    summary = ScoreSummary(jobs=len(jobs), missing_outputs=[str(k) for k in missing], scored=_zeros(names),
+                           skipped=_zeros(names), excluded=_zeros(names), model_calls=_zeros(names))  # fmt: skip
     for j in select(everything, opts.methods, opts.datasets):
         if j.state not in (DONE, NOT_APPLICABLE):
             summary.not_scored[j.state] = summary.not_scored.get(j.state, 0) + 1
@@ -267,8 +295,9 @@ def score_run(
             bar.close()
     for name, scorer in live.built.items():
         summary.model_calls[name] = scorer.model_calls
-        summary.cache[name] = scorer.cache.stats()
+        summary.cache[name] = scorer.cache_stats() if hasattr(scorer, "cache_stats") else scorer.cache.stats()
         summary.random_weights |= bool(scorer.random)
+        summary.seconds[name] = round(live.seconds[name], 3)
     return summary
 
 
@@ -309,6 +338,7 @@ def _visit(store: RunStore, key: JobKey, rec: JobRecord, live: Scorers, hasher: 
         return
     for name, reason in todo:
         spec = SPECS[name]
+        t0 = time.perf_counter()
         try:
             record = live[name].score({r: images[r] for r in spec.reads}, rec.geometry, where=where)
         except UserError as e:
@@ -319,6 +349,8 @@ def _visit(store: RunStore, key: JobKey, rec: JobRecord, live: Scorers, hasher: 
             summary.errors.append({"job": where, "metric": name, "error": f"{type(e).__name__}: {e}"})
             log.exception("%s: scoring %s failed", where, name)
             continue
+        finally:
+            live.seconds[name] += time.perf_counter() - t0
         record["images"] = {r: {"path": shown[r], "sha256": hashes[r]} for r in spec.reads}
         record["job"] = key.to_dict()
         atomic_write_json(job_dir / "metrics" / f"{name}.json", record)
@@ -330,14 +362,14 @@ def _visit(store: RunStore, key: JobKey, rec: JobRecord, live: Scorers, hasher: 
 
 def summary_lines(summary: ScoreSummary, metrics: Iterable[str]) -> list[str]:
     """What ``splice score`` prints on stderr: one line per metric record, then missing outputs and errors."""
-    families = set(metrics)
+    wanted = set(records_of(check_metrics(metrics)))
     lines = [f"{summary.jobs} finished jobs"]
     if summary.segmenters:
         by_seg = Counter(summary.segmenters.values())
         lines[0] += "; layout segmenter: " + ", ".join(
             f"{seg} ({', '.join(sorted(d for d, s in summary.segmenters.items() if s == seg))})" for seg in by_seg)
     for name, spec in SPECS.items():
-        if spec.family not in families:
+        if name not in wanted or name not in summary.scored:
             continue
         used = summary.scored[name] + summary.skipped[name]
         if not used and spec.segmenter is not None:
@@ -345,7 +377,7 @@ def summary_lines(summary: ScoreSummary, metrics: Iterable[str]) -> list[str]:
         why = summary.reasons.get(name, {})
         detail = f" ({', '.join(f'{n} {r}' for r, n in sorted(why.items()))})" if why else ""
         line = (f"{name}: {summary.scored[name]} scored{detail}, {summary.skipped[name]} up to date, "
-                f"{summary.model_calls[name]} model calls")  # fmt: skip
+                f"{summary.model_calls[name]} model calls, {summary.seconds.get(name, 0.0):.1f} s")  # fmt: skip
         if spec.excludable and summary.excluded[name]:
             line += f"; {summary.excluded[name]} of the scored excluded (nothing to compare in the structure image)"
         lines.append(line)

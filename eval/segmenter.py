@@ -323,3 +323,34 @@ def load_segmenter(
                               "(or pip install transformers)")  # fmt: skip
         identity = _mask2former_identity(weights or DEFAULT_MASK2FORMER, allow_random, explicit=weights is not None)
     return Segmenter(model, identity, settings, device=device, batch_size=batch_size)
+
+
+def requirements(model: str = "auto", weights: str | None = None, allow_random: bool = False) -> list:
+    """What :func:`load_segmenter` needs here, as readiness (:class:`splice.core.method.Requirement`): the
+    backend and the weights, found on this machine (the local Hugging Face cache); nothing is downloaded or built."""
+    from splice.core.method import Requirement
+
+    if model not in PANOPTIC_MODELS:
+        raise ConfigError(f"unknown panoptic model {model!r}; use one of {', '.join(PANOPTIC_MODELS)}")
+    if model == "auto":
+        model = "panoptic_fpn" if d2.available() else "mask2former"
+    if model == "panoptic_fpn":
+        return d2.requirements(D2_PANOPTIC_CONFIG, weights or "model_zoo", "--panoptic-weights", allow_random)
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:  # importing it would take seconds
+        return [Requirement("Python package transformers", "pip install 'splice-bench[panoptic]' (or pip install "
+                            "transformers)", False)]  # fmt: skip
+    spec = weights or DEFAULT_MASK2FORMER
+    if spec == "random":
+        return [Requirement("--panoptic-weights random", "random weights (smoke runs and tests only); needs "
+                            "--allow-random-weights", allow_random)]  # fmt: skip
+    path = Path(spec).expanduser()
+    if path.is_dir() or _looks_like_path(spec):
+        ok = path.is_dir() and (path / "config.json").is_file() and _weights_file(path) is not None
+        return [Requirement(f"Mask2Former weights {spec}", "pass a folder written by save_pretrained()", ok, str(path))]
+    folder = _hub_folder(spec, local_only=True)
+    how = (f"run 'hf download {spec} --local-dir DIR' on a machine with internet and pass --panoptic-weights DIR "
+           "(or let it download when online)")
+    return [Requirement(f"Mask2Former weights {spec}", how, folder is not None or (allow_random and weights is None),
+                        str(folder) if folder else None)]  # fmt: skip

@@ -262,24 +262,32 @@ def _paper_notes(dataset: str, names: list[str]) -> list[str]:
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
-def _fmt(x: float | None, digits: int) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def number_text(x: float, digits: int | None, sign: bool = False) -> str:
+    """``x`` with ``digits`` decimals, or 3 significant digits when ``digits`` is None (a metric whose values
+    span orders of magnitude, such as the Gram distance)."""
+    spec = ".3g" if digits is None else f".{digits}f"
+    return format(x, ("+" if sign else "") + spec)
 
 
-def mean_std_text(mean: float, std: float, digits: int, pm: str = "±") -> str:
+def _fmt(x: float | None, digits: int | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else number_text(x, digits)
+
+
+def mean_std_text(mean: float, std: float, digits: int | None, pm: str = "±") -> str:
     """``0.512 ± 0.103``; ``0.512 ± –`` with one value; ``–`` with none."""
     if mean is None or math.isnan(mean):
         return "–"
     return f"{_fmt(mean, digits)} {pm} {_fmt(std, digits)}"
 
 
-def diff_text(r, digits: int, dash: str = "–") -> str:
+def diff_text(r, digits: int | None, dash: str = "–") -> str:
     """``+0.012 [-0.020, +0.041]``, or ``–``."""
     d = r["diff_vs_reference"]
     if d is None or math.isnan(d):
         return dash
-    ci = "" if math.isnan(r["diff_ci_low"]) else f" [{r['diff_ci_low']:+.{digits}f}, {r['diff_ci_high']:+.{digits}f}]"
-    return f"{d:+.{digits}f}{ci}"
+    ci = "" if math.isnan(r["diff_ci_low"]) else \
+        f" [{number_text(r['diff_ci_low'], digits, True)}, {number_text(r['diff_ci_high'], digits, True)}]"  # fmt: skip
+    return f"{number_text(d, digits, True)}{ci}"
 
 
 def paper_text(r, pm: str = "±") -> str:
@@ -351,7 +359,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
             buf.write(f"# {RANDOM_WARNING}\n")
         out = table.copy()
         out.insert(len(TABLE_COLUMNS), "metric", metric.key)
-        out.to_csv(buf, index=False, float_format=f"%.{max(digits, 6)}g", lineterminator="\n")
+        out.to_csv(buf, index=False, float_format=f"%.{max(digits or 0, 6)}g", lineterminator="\n")
         return buf.getvalue()
     show_unscored = bool(len(table)) and int(table["unscored"].sum()) > 0
     show_unfinished = bool(len(table)) and "unfinished" in table and int(table["unfinished"].sum()) > 0

@@ -129,7 +129,7 @@ def cached_vit(extractor, cache_dir: str | Path | None = None, memory_only: bool
     return vit
 
 
-def vit_scorer(opts: Any, cache_root) -> CachedViT:
+def vit_scorer(opts: Any, cache_root, **_: Any) -> CachedViT:
     """The ``vit`` scorer of :class:`eval.scoring.ScoreOptions` (registered in :data:`eval.scorers.FACTORIES`)."""
     from splice.model.vit import load_vit
 
@@ -137,6 +137,37 @@ def vit_scorer(opts: Any, cache_root) -> CachedViT:
     if opts.backbone:
         kwargs["backbone"] = opts.backbone
     return cached_vit(load_vit(**kwargs), cache_root)
+
+
+def vit_requirements(opts: Any, **_: Any) -> list:
+    """What the ``vit`` scorer needs with these options (readiness): timm and the DINO weights, found on this
+    machine (``$SPLICE_WEIGHTS_DIR`` under DINO's file name, or timm's cache); nothing built or downloaded."""
+    from splice.core.method import Requirement
+    from splice.core.paths import weights_dir
+    from splice.core.weightfiles import WEIGHT_SUFFIXES
+    from splice.model.weights import (
+        DEFAULT_BACKBONE,
+        DINO_FILES,
+        _missing_message,
+        _timm_cached_file,
+        canonical_backbone,
+        default_weights,
+    )
+
+    arch = canonical_backbone(opts.backbone or DEFAULT_BACKBONE)
+    spec = opts.weights or default_weights(arch)
+    random_ok = bool(opts.allow_random_weights)
+    if spec == "random":
+        return [Requirement(f"ViT weights random ({arch})", "random weights (smoke runs and tests only)", True)]
+    path = Path(spec).expanduser()
+    if path.suffix in WEIGHT_SUFFIXES or "/" in spec:
+        return [Requirement(f"ViT weights {spec}", "pass an existing state-dict file with --weights", path.is_file(),
+                            str(path))]  # fmt: skip
+    tag_arch, _, tag = spec.partition(".")
+    local = weights_dir() / DINO_FILES.get(arch, "-")
+    found = local if local.is_file() else (_timm_cached_file(arch, tag) if tag_arch == arch and tag else None)
+    return [Requirement(f"DINO ViT weights {spec}", _missing_message(arch, spec), found is not None or random_ok,
+                        str(found) if found else None)]  # fmt: skip
 
 
 def score_vit(

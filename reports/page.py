@@ -328,7 +328,7 @@ def headline_html(results: RunResults, tables: list[TableFiles]) -> str:
     return f"<table class=headline>{''.join(head)}{''.join(rows)}</table>"
 
 
-def table_html(t: TableFiles, digits: int) -> str:
+def table_html(t: TableFiles, digits: int | None) -> str:
     """A metric table (:func:`eval.tables.metric_table`): common pairs first, the best of each data set marked."""
     from eval.tables import diff_text, footer, paper_text
 

@@ -8,9 +8,11 @@ A *measure* turns a job's output and one reference image into a number:
 
 Each measure class declares ``name``, ``label``, ``compares``, ``higher_is_better``,
 ``protocol_version`` (bump when the computation changes), ``reference`` (the paper that defines
-it), ``packages`` (the pip distributions that compute it: their versions enter the cache key),
+it), ``default_model`` (its model and weights in words), ``digits`` (decimals in tables), ``packages`` (the pip distributions that compute it: their versions enter the cache key),
 ``persist`` (whether its per-image features are small enough for the disk cache) and its
 options as a dataclass with presets (typed by :mod:`splice.core.options`, like a method's).
+:func:`eval.scorers.measure_spec` turns that declaration into the measure's entry of the one metric
+registry (:data:`eval.scorers.SPECS`).
 
 The computation is split where the defining library's own forward splits: :meth:`Measure._extract`
 (one image, the library's feature extractor) and :meth:`Measure._compare` (two feature sets, the
@@ -90,6 +92,10 @@ class Measure(abc.ABC):
     higher_is_better: ClassVar[bool] = False
     protocol_version: ClassVar[str] = "1"
     reference: ClassVar[str] = ""
+    #: the default model and weights, in words (``splice metrics``)
+    default_model: ClassVar[str] = ""
+    #: decimals when tables print the value (None: 3 significant digits)
+    digits: ClassVar[int | None] = 3
     #: pip distribution -> import name, of the libraries that compute the measure
     packages: ClassVar[Mapping[str, str]] = {}
     #: per-image features are small (embeddings, Gram matrices): keep them on disk too
@@ -104,7 +110,8 @@ class Measure(abc.ABC):
         self.device = device
         self.allow_random = allow_random
         self.store = store if store is not None else FeatureStore()
-        self.sources: dict[str, WeightsSource] = {}  # set by _load: role -> the weights actually used
+        self.sources: dict[str, WeightsSource] = {}  # role -> the weights used (resolved_sources)
+        self._resolved: dict[str, WeightsSource] | None = None
         self._loaded = False
         self._identity: dict[str, Any] | None = None
 
@@ -133,6 +140,7 @@ class Measure(abc.ABC):
             "higher_is_better": self.higher_is_better,
             "protocol_version": self.protocol_version,
             "reference": self.reference,
+            "default_model": self.default_model,
             "packages": list(self.packages),
             "options": _options.to_dict(self.opts),
             "preset": self.preset,
@@ -145,14 +153,32 @@ class Measure(abc.ABC):
         """Options that change a value, weights excepted (those enter through :meth:`identity`)."""
         return {k: v for k, v in _options.to_dict(self.opts).items() if k not in ("weights", "alpha_beta")}
 
+    def check_packages(self) -> None:
+        """A one-line UserError when a library the measure needs is not installed."""
+        for dist, module in self.packages.items():
+            need = package_requirement(dist, module)
+            if not need.ready:
+                raise UserError(f"metric {self.name}: {need.name} is missing; {need.how}")
+
+    def resolved_sources(self) -> dict[str, WeightsSource]:
+        """Role -> the weights this measure uses: each of :meth:`weight_sources` present (fetched where its
+        library can), or a warned random fallback with ``allow_random``; resolved once, without building a
+        model, so that :meth:`identity` (hence the cache key) is known before any model is built. ``_load``
+        builds from these."""
+        if self._resolved is None:
+            self.check_packages()
+            self._resolved = {role: s.require(self.allow_random) for role, s in self.weight_sources().items()}
+            self.sources = dict(self._resolved)
+        return self._resolved
+
     def identity(self) -> dict[str, Any]:
-        """Everything a value depends on besides the two images (loads the model to hash its weights)."""
+        """Everything a value depends on besides the two images (weights hashed, no model built)."""
         if self._identity is None:
-            self.load()
+            sources = self.resolved_sources()
             self._identity = {
                 "measure": self.name,
                 "protocol_version": self.protocol_version,
-                "weights": {role: s.key() for role, s in sorted(self.sources.items())},
+                "weights": {role: s.key() for role, s in sorted(sources.items())},
                 "settings": self.settings(),
                 "versions": versions(self.packages),
             }
@@ -169,8 +195,7 @@ class Measure(abc.ABC):
 
     @property
     def random_weights(self) -> bool:
-        self.load()
-        return any(s.random for s in self.sources.values())
+        return any(s.random for s in self.resolved_sources().values())
 
     def record_base(self) -> dict[str, Any]:
         """The fields every record of this measure starts with."""
@@ -180,7 +205,7 @@ class Measure(abc.ABC):
             "protocol_version": self.protocol_version,
             "compares": self.compares,
             "higher_is_better": self.higher_is_better,
-            "weights": {role: s.identity() for role, s in sorted(self.sources.items())},
+            "weights": {role: s.identity() for role, s in sorted(self.resolved_sources().items())},
             "random_weights": self.random_weights,
             "settings": ident["settings"],
             "versions": ident["versions"],
@@ -191,15 +216,12 @@ class Measure(abc.ABC):
     def load(self) -> None:
         """Build the model once (a one-line WeightsError when its weights are missing)."""
         if not self._loaded:
-            for dist, module in self.packages.items():
-                need = package_requirement(dist, module)
-                if not need.ready:
-                    raise UserError(f"metric {self.name}: {need.name} is missing; {need.how}")
+            self.resolved_sources()
             self._load()
             self._loaded = True
 
     def _load(self) -> None:
-        """Subclasses: build the model, set :attr:`sources`."""
+        """Subclasses: build the model from :meth:`resolved_sources`."""
 
     @property
     def model_slug(self) -> str:

@@ -33,6 +33,8 @@ def lab_pixels(image: Image.Image) -> np.ndarray:
 class LabEMD(Measure):
     name = "lab_emd"
     label = "Lab colour EMD to the appearance image"
+    default_model = "none (scikit-image rgb2lab + scipy wasserstein_distance)"
+    digits = 2
     compares = APPEARANCE
     higher_is_better = False
     reference = RUBNER_PAPER

@@ -86,6 +86,8 @@ class ClipOptions:
 class ClipCosine(_Embedding):
     name = "clip"
     label = "CLIP image cosine to the appearance image"
+    default_model = "open_clip ViT-B-32-quickgelu, pretrained tag openai"
+    digits = 4
     reference = CLIP_PAPER
     packages = {"open_clip_torch": "open_clip"}
     Options = ClipOptions
@@ -106,7 +108,7 @@ class ClipCosine(_Embedding):
             raise ConfigError(f"clip: the {self.opts.weights!r} weights were trained with quick_gelu="
                               f"{bool(tag_cfg.get('quick_gelu'))} but model {model_name} has "
                               f"{bool(model_cfg.get('quick_gelu', False))}; use clip.model={other}")  # fmt: skip
-        source = source.require(self.allow_random)
+        source = self.resolved_sources()["model"]
         tag_cfg = {} if source.random else tag_cfg
         kwargs = {PREPROCESS_KEYS[k]: v for k, v in tag_cfg.items() if k in PREPROCESS_KEYS}
         was = logging.root.manager.disable
@@ -122,7 +124,6 @@ class ClipCosine(_Embedding):
             logging.disable(was)
         self.model = model.eval().to(self.device)
         self.preprocess = preprocess
-        self.sources = {"model": source}
 
     def _embed(self, image: Image.Image):
         return self.model.encode_image(self.preprocess(image)[None].to(self.device))
@@ -153,6 +154,8 @@ class Dinov2Options(DinoOptions):
 class DinoCosine(_Embedding):
     name = "dino"
     label = "DINO CLS cosine to the appearance image"
+    default_model = "timm vit_small_patch16_224.dino (DINO ViT-S/16)"
+    digits = 4
     reference = DINO_PAPER
     packages = {"timm": "timm"}
     Options = DinoOptions
@@ -166,8 +169,8 @@ class DinoCosine(_Embedding):
         import timm
         from timm.data import create_transform, resolve_data_config
 
-        source, tag = timm_source(self.opts.model, self.opts.weights, f"{self.name} weights")
-        source = source.require(self.allow_random)
+        _, tag = timm_source(self.opts.model, self.opts.weights, f"{self.name} weights")
+        source = self.resolved_sources()["model"]
         name = f"{self.opts.model}.{tag or self.default_tag}"
         if not tag and not has_pretrained_cfg(name):  # a file or random weights for a ViT without that tag
             name = self.opts.model
@@ -185,7 +188,6 @@ class DinoCosine(_Embedding):
         self.data_config = resolve_data_config(args, model=model)
         self.transform = create_transform(**self.data_config)
         self.model = model.eval().to(self.device)
-        self.sources = {"model": source}
 
     def _embed(self, image: Image.Image):
         return self.model(self.transform(image)[None].to(self.device))
@@ -194,6 +196,7 @@ class DinoCosine(_Embedding):
 class Dinov2Cosine(DinoCosine):
     name = "dinov2"
     label = "DINOv2 CLS cosine to the appearance image"
+    default_model = "timm vit_small_patch14_dinov2.lvd142m (DINOv2 ViT-S/14)"
     reference = DINOV2_PAPER
     Options = Dinov2Options
     presets = {"paper": {}, "smoke": {"image_size": 224}}

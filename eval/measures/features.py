@@ -16,7 +16,8 @@ Two tiers:
   ``<root>/measures/<model>/`` through :class:`eval.cache.FeatureCache`, so a second scoring
   process runs no model on an image it has seen.
 
-``calls`` counts the computations per model: the counting tests assert one per distinct image.
+``calls`` counts the computations per model (``model_hits`` the answers from either tier): the counting
+tests assert one computation per distinct image.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class FeatureStore:
         self.root = Path(root).expanduser() if root is not None else None
         self.budget = int(memory_mb * 2**20)
         self.calls: Counter[str] = Counter()
+        self.model_hits: Counter[str] = Counter()
         self.hits = 0
         self.misses = 0
         self._memory: OrderedDict[str, tuple[Any, int]] = OrderedDict()
@@ -97,12 +99,14 @@ class FeatureStore:
         if key in self._memory:
             self._memory.move_to_end(key)
             self.hits += 1
+            self.model_hits[model] += 1
             return self._memory[key][0]
         disk = self.disk(model) if persist else None
         if disk is not None:
             arrays = disk.get(key)
             if arrays is not None:
                 self.hits += 1
+                self.model_hits[model] += 1
                 self._remember(key, arrays)
                 return arrays
         self.misses += 1

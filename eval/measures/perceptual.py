@@ -66,10 +66,12 @@ class _Lpips(Measure):
     arch: ClassVar[str] = "vgg16"
 
     def weight_sources(self) -> dict[str, WeightsSource]:
-        return {"trunk": torchvision_source(self.arch, self.opts.weights)}
+        return {"trunk": torchvision_source(self.arch, self.opts.weights),
+                "lin": WeightsSource("LPIPS v0.1 linear heads", "lpips-wheel", "file", lin_weights_file(self.net),
+                                     how="they ship inside the lpips wheel: pip install lpips")}  # fmt: skip
 
     def _load(self) -> None:
-        trunk = self.weight_sources()["trunk"].require(self.allow_random)  # before the slow import
+        trunk = self.resolved_sources()["trunk"]  # before the slow import
         import lpips
 
         with warnings.catch_warnings(), seeded():
@@ -80,9 +82,7 @@ class _Lpips(Measure):
             state = features_state(trunk, torchvision_features(self.arch))
             model.net.load_state_dict({k: state[k.split(".", 1)[1]] for k in own}, strict=True)
         self.model = model.eval().to(self.device)
-        self.lin_file = lin_weights_file(self.net)
-        self.sources = {"trunk": trunk, "lin": WeightsSource("LPIPS v0.1 linear heads", "lpips-wheel", "file",
-                                                             self.lin_file)}  # fmt: skip
+        self.lin_file = self.resolved_sources()["lin"].path
 
     def _extract(self, image: Image.Image) -> list[Any]:
         import lpips
@@ -107,17 +107,21 @@ class _Lpips(Measure):
 
 
 def lin_weights_file(net: str):
-    """The learned linear heads of LPIPS v0.1 for ``net``, inside the installed ``lpips`` package."""
+    """The learned linear heads of LPIPS v0.1 for ``net``, inside the installed ``lpips`` package (found
+    without importing it; None when it is not installed)."""
+    import importlib.util
     from pathlib import Path
 
-    import lpips
-
-    return Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1" / f"{net}.pth"
 
 
 class LpipsVGG(_Lpips):
     name = "lpips_vgg"
     label = "LPIPS (VGG16) to the structure image"
+    default_model = "VGG16 ImageNet trunk (torchvision IMAGENET1K_V1) + LPIPS v0.1 linear heads (lpips wheel)"
     net = "vgg"
     arch = "vgg16"
 
@@ -125,6 +129,7 @@ class LpipsVGG(_Lpips):
 class LpipsAlex(_Lpips):
     name = "lpips_alex"
     label = "LPIPS (AlexNet) to the structure image"
+    default_model = "AlexNet ImageNet trunk (torchvision IMAGENET1K_V1) + LPIPS v0.1 linear heads (lpips wheel)"
     net = "alex"
     arch = "alexnet"
 
@@ -198,6 +203,7 @@ class DistsOptions:
 class Dists(Measure):
     name = "dists"
     label = "DISTS (1 - similarity) to the structure image"
+    default_model = "VGG16 ImageNet trunk (torchvision IMAGENET1K_V1) + DISTS alpha/beta (dists-pytorch wheel)"
     compares = STRUCTURE
     higher_is_better = False
     reference = DISTS_PAPER
@@ -209,11 +215,10 @@ class Dists(Measure):
                 "alpha_beta": dists_source(self.opts.alpha_beta)}
 
     def _load(self) -> None:
-        sources = {role: s.require(self.allow_random) for role, s in self.weight_sources().items()}
+        sources = self.resolved_sources()
         features = load_torchvision_features("vgg16", sources["trunk"])
         alpha, beta = read_alpha_beta(sources["alpha_beta"])
         self.model = piq_dists(features, alpha, beta).to(self.device)
-        self.sources = sources
 
     def _extract(self, image: Image.Image) -> list[Any]:
         import torch

@@ -56,6 +56,8 @@ def gram(feature) -> np.ndarray:
 class GramDistance(Measure):
     name = "gram"
     label = "Gram-matrix style distance (VGG19) to the appearance image"
+    default_model = "VGG19 ImageNet (torchvision IMAGENET1K_V1), relu1_1 to relu5_1"
+    digits = None  # values span orders of magnitude with the weights and the image size
     compares = APPEARANCE
     higher_is_better = False
     reference = GATYS_PAPER
@@ -70,12 +72,11 @@ class GramDistance(Measure):
     def _load(self) -> None:
         import torch
 
-        source = self.weight_sources()["vgg19"].require(self.allow_random)
+        source = self.resolved_sources()["vgg19"]
         features = load_torchvision_features("vgg19", source)
         self.model = features[: max(GRAM_LAYERS.values()) + 1].to(self.device)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        self.sources = {"vgg19": source}
 
     def _extract(self, image: Image.Image) -> dict[str, np.ndarray]:
         import torch

@@ -20,10 +20,11 @@ from splice.core.errors import UserError
 #: command name -> "module:attribute" (relative to this package)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "Train Splice on one pair and write its output, record and checkpoint."),
-    "score": ("score", "Score outputs: ViT distances, Mask R-CNN layout IoU, or a whole run."),
+    "score": ("score", "Score outputs: ViT distances, Mask R-CNN layout IoU, or a whole run on any metric."),
     "bench": ("bench", "Run methods over data sets into a resumable run store."),
     "datasets": ("datasets", "List, check and import the evaluation data sets."),
     "methods": ("methods", "List the registered methods and whether each is ready here."),
+    "metrics": ("metrics", "List the registered metrics: what each compares, its direction, whether it is ready."),
     "table": ("table", "Print metric tables (mean ± std, counts) from a run's stored records."),
     "report": ("report", "Build grids, tables, plots and index.html from a run."),
     "study": ("study", "Plan, export, serve and analyse the 2AFC user study."),

@@ -19,8 +19,10 @@ VOCABULARY: dict[str, str] = {
     "--root": "the data root that manifest image paths are relative to",
     "--device": "one device: auto, cpu, cuda, cuda:N or mps",
     "--devices": "a list of devices for workers: auto, cpu, cuda, cuda:0,cuda:1, mps",
-    "--preset": "the named settings of every method: paper, paper-10k, fast, smoke",
+    "--preset": "the named settings of every method (or, in score and metrics, every metric): paper, ..., smoke",
     "--method-args": "a method option, k=v (every selected method that has k) or method.k=v",
+    "--metric-args": "a metric option, k=v (every selected metric that has k) or metric.k=v",
+    "--metrics": "a comma list of metric names of the registry (`splice metrics`), or all",
     "--methods": "a comma list of method names (--method is the same)",
     "--datasets": "a comma list of data-set names (--dataset is the same)",
     "--pairs": "a comma list of pair ids",
@@ -80,14 +82,29 @@ def devices() -> Callable:
                    help="auto, cpu, cuda, cuda:0,cuda:1 or mps; one worker per device.")  # fmt: skip
 
 
-def preset(default: str = "paper") -> Callable:
-    return _option("--preset", default=default, show_default=True,
-                   help="paper | paper-10k | fast | smoke (a method without it runs its paper settings).")  # fmt: skip
+def preset(default: str = "paper", help: str = "paper | paper-10k | fast | smoke (a method without it runs its "
+                                                 "paper settings).") -> Callable:  # fmt: skip
+    return _option("--preset", default=default, show_default=True, help=help)
 
 
 method_args = _option("--method-args", "method_args", multiple=True, metavar="K=V",
                       help="A method option: k=v (every selected method that has k) or method.k=v; repeatable. "
                            "`splice methods NAME` lists them.")  # fmt: skip
+
+
+metric_args = _option("--metric-args", "metric_args", multiple=True, metavar="K=V",
+                      help="A metric option: k=v (every selected metric that has k) or metric.k=v, e.g. "
+                           "clip.weights=/w/clip.safetensors; repeatable. `splice metrics NAME` lists them.")  # fmt: skip
+
+
+def metrics(help: str = "Comma list of metrics of the registry (`splice metrics` lists them), or all.",
+            default: str | None = None) -> Callable:
+    return _option("--metrics", default=default, show_default=default is not None, metavar="A,B|all", help=help)
+
+
+def metric_preset() -> Callable:
+    return preset("paper", "Settings of the metrics of eval.measures: paper (their published inputs) or smoke "
+                           "(small inputs, for pipeline checks).")  # fmt: skip
 
 
 def methods(help: str = "Comma list of methods (default: all).", required: bool = False) -> Callable:

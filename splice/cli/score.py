@@ -3,14 +3,16 @@
 \b
   splice score vit --structure S --appearance T --output O [--json]
   splice score iou --structure S --output O [--geometry G | --record R] [--segmenter maskrcnn|panoptic] [--json]
-  splice score --out runs/NAME [--metrics iou,vit] [--segmenter maskrcnn|panoptic]
+  splice score --out runs/NAME [--metrics iou,vit|all|NAME,...] [--segmenter maskrcnn|panoptic]
 
 Layout IoU follows PROTOCOL.md (the Splice paper, Tumanyan et al. CVPR 2022, Table 2); the ViT
-distances are Splice's losses on full images.
+distances are Splice's losses on full images; every other metric of the registry (`splice metrics`) is
+computed by the library that defines it (:mod:`eval.measures`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -72,8 +74,11 @@ def run_options(f):
     for o in reversed([
         opt.out("Run store to score (run mode): every finished job gets metrics/{iou|panoptic,vit}.json.",
                 required=False),
-        click.option("--metrics", default="iou,vit", show_default=True,
-                     help="Comma list: iou (layout, by the data set's segmenter), vit."),
+        opt.metrics("Comma list of metrics (`splice metrics` lists them): iou (layout, by the data set's "
+                    "segmenter), panoptic, vit, lpips_vgg, lpips_alex, dists, clip, dino, dinov2, gram, lab_emd; "
+                    "all = every one (the layout IoU by the data set's segmenter).", default="iou,vit"),
+        opt.metric_preset(),
+        opt.metric_args,
         opt.methods("Comma list of methods to score (default: all)."),
         opt.datasets("Comma list of data sets to score (default: all)."),
         opt.backbone(),
@@ -94,9 +99,11 @@ def command(ctx: click.Context, **kwargs) -> None:
     """Score outputs: ViT distances (`vit`), layout IoU (`iou`), or a whole run (`--out`).
 
     Run mode writes metrics/iou.json (Mask R-CNN, objects) or metrics/panoptic.json (COCO panoptic, objects
-    and stuff) as --segmenter says (default per data set: mountains panoptic, others maskrcnn), and
-    metrics/vit.json. A record is recomputed when its model or settings changed or when an image it read
-    changed (records keep each image's sha256); the summary says how many and why.
+    and stuff) as --segmenter says (default per data set: mountains panoptic, others maskrcnn),
+    metrics/vit.json, and metrics/NAME.json for every other metric --metrics names (all: every one). A record
+    is recomputed when its model or settings changed or when an image it read changed (records keep each
+    image's sha256); the summary says how many and why. Per-image features are cached by content hash: a
+    second run over the same outputs makes no model calls.
 
     \b
     Examples:
@@ -105,6 +112,9 @@ def command(ctx: click.Context, **kwargs) -> None:
       splice score --out runs/demo --metrics iou,vit
       splice score --out runs/smoke --allow-random-weights --detector-size 320 --panoptic-size 320
       splice score --out runs/paper --metrics iou --segmenter panoptic --datasets mountains --json
+      splice score --out runs/smoke --metrics all --preset smoke --allow-random-weights --backbone S/16 \\
+          --detector-size 320
+      splice score --out runs/paper --metrics lpips_vgg,clip --metric-args clip.weights=/w/clip.safetensors
     """
     if ctx.invoked_subcommand is None:
         if kwargs.get("out"):
@@ -114,35 +124,29 @@ def command(ctx: click.Context, **kwargs) -> None:
         ctx.exit(2)
 
 
+def score_options(kw: dict, metrics: tuple[str, ...]):
+    """The :class:`eval.scoring.ScoreOptions` of the options in ``kw`` (``splice score``, ``splice metrics``);
+    options a command does not take keep their defaults."""
+    from eval.scorers import check_metrics, metric_overrides
+    from eval.scoring import ScoreOptions
+    from splice.core.devices import resolve_device
+
+    metrics = check_metrics(metrics)
+    names = [f.name for f in dataclasses.fields(ScoreOptions)]
+    given = {k: v for k, v in kw.items() if k in names and k not in ("metrics", "metric_args", "methods", "datasets")}
+    if "device" in given:
+        given["device"] = resolve_device(given["device"])
+    return ScoreOptions(metrics=metrics, methods=opt.split(kw.get("methods")), datasets=opt.split(kw.get("datasets")),
+                        metric_args=metric_overrides(kw.get("metric_args") or (), metrics), **given)  # fmt: skip
+
+
 def run_mode(ctx: click.Context, **kw) -> None:
     """``splice score --out runs/NAME ...``: score a whole run (see :mod:`eval.scoring`)."""
-    from eval.scoring import ScoreOptions, score_run, summary_lines
-    from splice.core.devices import resolve_device
+    from eval.scoring import score_run, summary_lines
     from splice.core.paths import ensure_writable_dir
 
     metrics = tuple(opt.split(kw["metrics"]) or ())
-    opts = ScoreOptions(
-        metrics=metrics,
-        methods=opt.split(kw["methods"]),
-        datasets=opt.split(kw["datasets"]),
-        force=kw["force"],
-        device=resolve_device(kw["device"]),
-        allow_random_weights=kw["allow_random_weights"],
-        cache_dir=kw["cache_dir"],
-        segmenter=kw["segmenter"],
-        detector=kw["detector"],
-        detector_weights=kw["detector_weights"],
-        detector_size=kw["detector_size"],
-        score_threshold=kw["score_threshold"],
-        mask_threshold=kw["mask_threshold"],
-        batch_size=kw["batch_size"],
-        panoptic_model=kw["panoptic_model"],
-        panoptic_weights=kw["panoptic_weights"],
-        panoptic_size=kw["panoptic_size"],
-        backbone=kw["backbone"],
-        weights=kw["weights"],
-        root=kw["root"],
-    )
+    opts = score_options(kw, metrics)
     from splice.core.store import RunStore
 
     ensure_writable_dir(RunStore.open(kw["out"]).root, "--out")  # metric records go into the store

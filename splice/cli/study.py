@@ -49,6 +49,7 @@ def command() -> None:
       splice study analyze --results Batch_123_results.csv --results study/lab/results.csv \\
           --key study/private/answer_key.csv --dest study/analysis
       splice study analyze --votes docs/study/example_votes_synthetic.csv --dest /tmp/study-example --json
+      splice study agreement --out runs/paper --votes votes.csv --dest study/analysis
     """
 
 
@@ -170,6 +171,68 @@ def analyze_cmd(results, key, votes, methods, dest, export_votes, min_vigilance,
                f"{d['raters_skipped_vigilance']} skipped and {d['raters_without_vigilance']} never saw a catch trial "
                f"({d['judgments_of_dropped_raters']} judgments); repeats dropped: {d['repeat_judgments']}; "
                f"votes used: {d['votes_used']}", err=True)
+    if as_json:
+        click.echo(json.dumps(a.to_json(), default=str))
+    else:
+        click.echo(to_markdown(a), nl=False)
+    click.echo(f"written: {', '.join(a.files.values())}", err=True)
+
+
+@command.command("agreement")
+@opt.out("The scored run store the study was exported from (runs/NAME).", dest="run_dir")
+@click.option("--results", "results", multiple=True, type=click.Path(path_type=Path),
+              help="Results CSV from Mechanical Turk or <study>/lab/results.csv (repeatable; needs --key).")
+@click.option("--key", default=None, type=click.Path(path_type=Path), help="<study>/private/answer_key.csv")
+@click.option("--votes", default=None, type=click.Path(path_type=Path), metavar="FILE.csv",
+              help="Votes from any platform instead: rater,dataset,pair,a,b,chosen,correct (analyze --export-votes).")
+@opt.metrics("Comma list of table metrics to compare (default: every registered metric the run has values for).")
+@opt.dest("Folder for agreement.md, .csv and .json [default: <study>/analysis, or analysis/ next to --votes].")
+@click.option("--min-vigilance", default=1.0, show_default=True, type=float,
+              help="Share of answered catch trials a rater must get right (0 = keep every rater).")
+@_max_hits("Keep only each worker's first N HITs [default: the export's cap].")
+@click.option("--n-boot", default=10_000, show_default=True, type=click.IntRange(100, None),
+              help="Bootstrap resamples of the comparisons.")
+@opt.seed("Seed of the bootstrap resamples.")
+@opt.as_json("Print one JSON object (per data set: comparisons, split share; per metric: agreement, CI) on stdout.")
+def agreement_cmd(run_dir, results, key, votes, metrics, dest, min_vigilance, max_hits, n_boot, seed, as_json):
+    """Which automatic metric agrees with the raters: for every registered metric and data set, how often the
+    output it prefers is the one the raters preferred, with a bootstrap 95% interval over comparisons, and
+    the share of comparisons where the raters themselves were split.
+
+    Votes are filtered as `splice study analyze` filters them (vigilance, unanswered, repeats). A comparison
+    is a pair shown with two methods' outputs; the raters prefer the output with more than half of its votes,
+    a metric the one with the better value in its direction (a method's value on a pair: the mean over its
+    jobs). Agreement counts the comparisons where both prefer one output (50% = chance).
+
+    \b
+    Examples:
+      splice study agreement --out runs/paper --votes votes.csv
+      splice study agreement --out runs/paper --results Batch_4242_batch_results.csv \\
+          --key study/private/answer_key.csv --dest study/analysis
+      splice study agreement --out runs/smoke --votes votes.csv --metrics iou,lpips_vgg,clip --json
+    """
+    from splice.core.errors import ConfigError
+
+    if votes is None and key is None:
+        raise ConfigError("give --votes FILE.csv, or --results (Mechanical Turk or lab results) with --key "
+                          "<study>/private/answer_key.csv")
+    from eval.agreement import agreement_from_sources, to_markdown
+    from eval.study.analyze import AnalysisSettings
+    from splice.core.paths import ensure_writable_dir
+    from splice.core.store import RunStore
+
+    run_dir = RunStore.open(run_dir).root
+    if dest is None:
+        dest = (Path(key).resolve().parent.parent if votes is None else Path(votes).resolve().parent) / "analysis"
+    dest = ensure_writable_dir(dest, "--dest")
+    s = AnalysisSettings(results=list(results), key=key, votes=votes, dest=dest, min_vigilance=min_vigilance,
+                         max_hits_per_worker=max_hits)  # fmt: skip
+    a = agreement_from_sources(run_dir, s, opt.split(metrics), n_boot=n_boot, seed=seed)
+    if a.notice:
+        click.echo(f"WARNING: {a.notice}", err=True)
+    for _, d in a.datasets.iterrows():
+        click.echo(f"{d['dataset']}: {d['comparisons']} comparisons, {d['votes']} votes, raters split on "
+                   f"{100 * d['split_share']:.0f}%", err=True)
     if as_json:
         click.echo(json.dumps(a.to_json(), default=str))
     else:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import click
 
+from eval.metrics import METRICS
 from splice.cli import options as opt
 from splice.core.errors import ConfigError
 
-METRIC_CHOICES = ["iou", "matched_iou", "pixel_accuracy", "structure", "appearance", "cosine", "seconds", "memory"]
+METRIC_CHOICES = list(METRICS)  # every number of the metric registry (`splice metrics`), seconds and memory
 
 
 @click.command("table")
 @opt.out("The run store (runs/NAME).")
 @click.option("--metric", "-m", "metrics", multiple=True, type=click.Choice(METRIC_CHOICES), default=["iou"],
-              show_default=True, help="Metric to tabulate; repeat for several tables.")
+              show_default=True, help="Metric to tabulate (every number of `splice metrics`, seconds, memory); "
+                                      "repeat for several tables.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True)
 @opt.methods("Comma list of methods, in the order to show (default: all, sorted). Common pairs are those "
              "every listed method has a value for.")
@@ -51,6 +53,7 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
       splice table --out runs/paper --metric iou --metric structure --format latex
       splice table --out runs/paper --metric iou --format csv --reference paper-ours > iou.csv
       splice table --out runs/paper --metric appearance --methods splice,strotss,wct2 --format csv > app.csv
+      splice table --out runs/smoke --metric lpips_vgg --metric clip --metric lab_emd
     """
     from eval.aggregate import load_results
     from eval.tables import metric_table, render

@@ -157,7 +157,7 @@ def test_default_segmenter_per_data_set(tmp_path):
     models = fakes(tmp_path / "cache")
     s = score_run(root, ScoreOptions(metrics=("iou",)), models=models)
     assert s.segmenters == {"d": "maskrcnn", "mountains": "panoptic"}
-    assert s.scored == {"iou": 3, "panoptic": 1, "vit": 0}
+    assert s.scored == {"iou": 3, "panoptic": 1}  # only the records --metrics selects
     job = root / "outputs/mountains/k1/m1/s0-abc123/metrics"
     assert not (job / "iou.json").exists()
     rec = json.loads((job / "panoptic.json").read_text())
@@ -167,7 +167,7 @@ def test_default_segmenter_per_data_set(tmp_path):
     assert rec["iou"] == pytest.approx((50 / 60 + 0.8) / 2) and rec["pixel_accuracy"] == pytest.approx(0.9)
     # --segmenter panoptic on every data set: d gets panoptic.json beside its iou.json
     s = score_run(root, ScoreOptions(metrics=("iou",), segmenter="panoptic"), models=models)
-    assert s.scored == {"iou": 0, "panoptic": 3, "vit": 0} and s.skipped["panoptic"] == 1
+    assert s.scored == {"iou": 0, "panoptic": 3} and s.skipped["panoptic"] == 1
     df = load_results(root)
     row = df[(df.dataset == "mountains")].iloc[0]
     assert row.panoptic_scored and row.panoptic_iou == pytest.approx(rec["iou"]) and row.pixel_accuracy == 0.9
@@ -193,7 +193,7 @@ def test_scores_reach_the_table(tmp_path):
 def test_filters_errors_and_options(tmp_path):
     root = make_run(tmp_path)
     s = score_run(root, ScoreOptions(metrics=("iou",), methods=["m2"]), models=fakes(tmp_path / "c"))
-    assert s.jobs == 1 and s.scored["iou"] == 1 and s.scored["vit"] == 0
+    assert s.jobs == 1 and s.scored["iou"] == 1 and "vit" not in s.scored
     # a missing input image is one error entry; the other jobs are scored
     (tmp_path / "inputs" / "s2.png").unlink()
     s = score_run(root, ScoreOptions(metrics=("iou",), force=True), models=fakes(tmp_path / "c"))

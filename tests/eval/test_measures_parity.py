@@ -8,7 +8,6 @@ and require the same number to 1e-6.
 from __future__ import annotations
 
 import copy
-import json
 import types
 import warnings
 
@@ -150,19 +149,13 @@ def test_dists_alpha_beta_from_the_wheel_sum_to_one():
 
 # -- CLIP -----------------------------------------------------------------------------------------------------------
 
-TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16,
-                                             "head_width": 32},
-             "text_cfg": {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1}}  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     """A 0.2 M-parameter open_clip model registered as ``splice-tiny-clip``."""
-    open_clip = pytest.importorskip("open_clip")
-    folder = tmp_path_factory.mktemp("clip-config")
-    (folder / "splice-tiny-clip.json").write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(folder)
-    return "splice-tiny-clip"
+    pytest.importorskip("open_clip")
+    from tests.support.measures import register_tiny_clip
+
+    return register_tiny_clip(tmp_path_factory.mktemp("clip-config"))
 
 
 def _clip_cosine(open_clip, name, pretrained, a, b):
