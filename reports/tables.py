@@ -12,23 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.metrics import (
-    KEY_APPEARANCE,
-    KEY_COSINE,
-    KEY_IOU,
-    KEY_MATCHED_IOU,
-    KEY_PIXEL_ACCURACY,
-    KEY_SECONDS,
-    KEY_STRUCTURE,
-    get_metric,
-)
+from eval.metrics import KEY_APPEARANCE, KEY_COSINE, KEY_IOU, KEY_SECONDS, KEY_STRUCTURE, get_metric, scored_metrics
 from eval.tables import job_states, metric_table, render
 from splice.core.atomic import atomic_write_text
 from splice.core.health import DONE
 
-#: metrics a report tabulates, in this order
-REPORT_METRICS = (KEY_IOU, KEY_MATCHED_IOU, KEY_PIXEL_ACCURACY, KEY_STRUCTURE, KEY_APPEARANCE, KEY_COSINE, KEY_SECONDS)
-#: metrics of the report's headline table (one column each)
+#: metrics a report tabulates, in this order: every number of the metric registry (`splice metrics`), then seconds
+REPORT_METRICS = (*scored_metrics(), KEY_SECONDS)
+#: metrics of the report's headline table (one column each; every metric is in the full tables and the overview)
 HEADLINE_METRICS = (KEY_IOU, KEY_STRUCTURE, KEY_APPEARANCE, KEY_COSINE)
 COST_COLUMNS = ["dataset", "method", "jobs", "seconds_median", "seconds_mean", "seconds_total", "peak_memory_mb_median",
                 "peak_memory_mb_max", "devices"]  # fmt: skip
