@@ -9,8 +9,12 @@ benchmark, and one self-contained ``index.html`` tying them together (PROTOCOL.m
       grids/<dataset>-p01.png ...  grids/<dataset>.pdf      the grids as figures (pages of PNG, one PDF)
       thumbs/<dataset>/<pair>/<column>.jpg                  the grid's cells on the page
       pairs/<dataset>/<pair>.html  pairs/<dataset>/<pair>/  a page per pair, every image at full size
-      tables/<metric>.csv .md .tex  tables/cost.csv .md
+      tables/<metric>.csv .md .tex  tables/cost.csv .md  tables/overview.csv
       plots/<metric>.png .pdf   plots/seconds.png .pdf
+
+After the headline tables, a metrics overview (:mod:`reports.overview`, in the page's ``metrics-overview``
+slot): one table per data set with every metric of the registry as a column; each pair page shows each
+output's value of every metric.
 
 The page puts results first (:mod:`reports.page`: summary, headline tables, grids, plots, cost, the jobs
 without a result, provenance last); a run with jobs that have no result (pending, failed, corrupt, ...:
@@ -35,7 +39,8 @@ from splice.core.errors import UserError
 from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES
 
 from .grids import GridStyle, build_grid, write_grid
-from .page import GridFiles, render_index, render_markdown
+from .overview import overview, overview_csv, overview_html, overview_markdown
+from .page import GridFiles, random_banner_text, render_index, render_markdown
 from .pairs import safe_stem, write_pair_pages, write_thumbnails
 from .plots import write_plots
 from .results import RunResults, load_run
@@ -163,12 +168,20 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
         pair_taken: set[str] = set()
         pair_stems = {p: safe_stem(p, pair_taken) for page in pages for p in page.row_labels}
         written += write_thumbnails(g, dest, stem, pair_stems)
-        written += write_pair_pages(df, g, dest, stem, pair_stems, health, results.fixer, results.run_dir.name)
+        written += write_pair_pages(df, g, dest, stem, pair_stems, health, results.fixer, results.run_dir.name,
+                                    random_banner_text(results) if random else None)
         n_pairs = sum(len(p.row_labels) for p in pages)
         say(f"grid {dataset}: {n_pairs} pairs x {len(pages[0].columns)} columns, {len(pages)} page(s), "
             f"{n_pairs} pair pages")  # fmt: skip
 
-    atomic_write_text(dest / "report.md", render_markdown(results, tables, plots, grids, generated, cost))
+    summaries = overview(tables, results.methods)
+    if summaries:
+        atomic_write_text(dest / "tables" / "overview.csv", overview_csv(summaries))
+        written.append("tables/overview.csv")
+        say(f"metrics overview: {len(summaries[0].values.columns)} metrics, {len(summaries)} data set(s)")
+        extra = {"metrics-overview": overview_html(summaries), **(extra or {})}
+    atomic_write_text(dest / "report.md", render_markdown(results, tables, plots, grids, generated, cost,
+                                                          overview_markdown(summaries)))  # fmt: skip
     atomic_write_text(dest / "index.html", render_index(results, tables, missing, plots, grids, generated, cost,
                                                         cost_files, extra))  # fmt: skip
     written += ["report.md", "index.html"]

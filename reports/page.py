@@ -51,7 +51,7 @@ from .tables import HEADLINE_METRICS, TableFiles
 
 RANDOM_BANNER = "RANDOMLY INITIALISED MODELS"
 SLOTS = ("metrics-overview",)
-"""Sections other modules may fill through ``render_index(extra={slot: html})``; they go after the tables."""
+"""Sections other modules fill through ``render_index(extra={slot: html})``; they go after the tables."""
 
 
 @dataclass
@@ -133,12 +133,14 @@ window.addEventListener("load", function () {
     b.hidden = false;
   }
 });
-function openTarget() {  /* a link into folded details opens them */
+function openTarget() {  /* a link into folded details, or to a section that folds its content, opens them */
   var t = location.hash && document.getElementById(location.hash.slice(1));
   for (var n = t; n; n = n.parentElement) { if (n.tagName === "DETAILS") { n.open = true; } }
+  if (t && t.firstElementChild && t.firstElementChild.tagName === "DETAILS") { t.firstElementChild.open = true; }
   if (t) { t.scrollIntoView(); }
 }
 window.addEventListener("hashchange", openTarget);
+window.addEventListener("load", openTarget);
 """
 
 
@@ -390,9 +392,15 @@ def tables_html(results: RunResults, tables: list[TableFiles], missing_tables: l
         for t in tables:
             out.append(table_html(t, get_metric(t.metric).digits))
         out.append("</details>")
-    if missing_tables:
-        labels = ", ".join(get_metric(k).label for k in missing_tables)
+    headline = [k for k in missing_tables if k in HEADLINE_METRICS]
+    others = len(missing_tables) - len(headline)
+    if headline:
+        labels = ", ".join(get_metric(k).label for k in headline)
         out.append(f"<p class=muted>No values yet for: {e(labels)} (run <code>splice score</code>).</p>")
+    if others:  # the rest of the registry: counted, not listed (`splice metrics` lists them)
+        out.append(f"<p class=muted>{others} more metric{'s' if others != 1 else ''} of the registry without values "
+                   "(<code>splice metrics</code> lists them; <code>splice score --metrics all</code> computes "
+                   "them).</p>")  # fmt: skip
     out.append("</section>")
     return "\n".join(out)
 
@@ -605,7 +613,9 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
     out.append('<div class="banner broken" id="banner-broken" hidden></div>')
     out.append("<main>")
     out.append(summary_html(results, generated))
-    nav = [("tables", "Results"), ("grids", "Grids"), ("plots", "Plots"), ("cost", "Cost")]
+    nav = [("tables", "Results")] + [(slot, slot.replace("-", " ").capitalize()) for slot in SLOTS
+                                     if (extra or {}).get(slot)]  # fmt: skip
+    nav += [("grids", "Grids"), ("plots", "Plots"), ("cost", "Cost")]
     if incomplete:
         nav.append(("health", f"Jobs without a result ({len(incomplete)})"))
     nav.append(("provenance", "Provenance"))
@@ -625,9 +635,10 @@ def render_index(results: RunResults, tables: list[TableFiles], missing_tables: 
 
 
 def render_markdown(results: RunResults, tables: list[TableFiles], plots: list[PlotFile], grids: list[GridFiles],
-                    generated: str, cost: pd.DataFrame | None = None) -> str:  # fmt: skip
+                    generated: str, cost: pd.DataFrame | None = None,
+                    overview: list[str] | None = None) -> str:  # fmt: skip
     """``report.md``: the same report as text, in the same order; its first line names random weights when
-    any were used."""
+    any were used; ``overview``: the lines of the metrics overview (after the tables)."""
     from eval.tables import render
 
     lines: list[str] = []
@@ -648,6 +659,9 @@ def render_markdown(results: RunResults, tables: list[TableFiles], plots: list[P
         while body and (body[0].startswith("> ") or not body[0].strip()):  # the warning is on line 1 already
             body.pop(0)
         lines += [f"### {t.label}", "", *body, ""]
+    if overview:
+        lines += ["## Metrics overview", "", "Mean over the common pairs, best in bold; ↑ higher / ↓ lower is "
+                  "better.", "", *overview]  # fmt: skip
     lines += ["## Comparison grids", ""]
     for g in grids:
         pdf_link = f"[PDF]({g.pdf}), " if g.pdf else ""

@@ -4,8 +4,11 @@ For each data set of a report, :func:`write_thumbnails` saves every image cell o
 (inputs, and outputs already placed in the structure image's frame by :mod:`reports.grids`) as a small
 JPEG under ``thumbs/<data set>/<pair>/``, and :func:`write_pair_pages` writes ``pairs/<data set>/<pair>.html``
 with the structure and appearance images and every job of the pair (every method configuration and seed)
-at full size, with its state, seconds, peak memory and metric values; a job without a result shows its
-state, why, and the command that fixes it (:mod:`splice.core.health`).
+at full size, with its state, seconds, peak memory and its value of every metric of the registry
+(:mod:`eval.scorers`, those with a value in the data set; layout metrics by the data set's segmenter, as in the
+tables; the best of the pair's outputs in bold, arrows for the better direction); a job without a result shows
+its state, why, and the command that fixes it (:mod:`splice.core.health`). Nothing here names a metric: a
+metric added to the registry appears on every pair page.
 
 The images of a pair page are linked into ``pairs/<data set>/<pair>/`` (a hard link when the run store is on
 the same file system, else a copy), so the report folder stays self-contained: copied or zipped, every page
@@ -24,19 +27,19 @@ from typing import Any
 
 import pandas as pd
 
+from eval.metrics import METRICS, scored_metrics
+from eval.scorers import SPECS
+from eval.tables import metric_values, number_text
 from splice.core.atomic import atomic_write_bytes, atomic_write_text
 from splice.core.health import DONE, LABELS, Fixer, JobHealth
 from splice.core.record import JobKey
 
+from .overview import arrow
 from .page import CSS, SCRIPT, GridFiles, e, seeds_text
 
 THUMB_QUALITY = 88
-#: (label, column, digits) of the per-job values a pair page shows, when the column holds a value
-VALUES = (("layout IoU", "iou", 3), ("instance-matched IoU", "matched_iou", 3),
-          ("structure distance", "structure_distance", 4), ("appearance distance", "appearance_distance", 4),
-          ("appearance cosine", "appearance_cosine", 3), ("seconds", "seconds", 2),
-          ("peak memory MB", "peak_memory_mb", 0))  # fmt: skip
-
+#: (label, column, digits) of the job fields a pair page shows after the metric values, when they hold a value
+JOB_FIELDS = (("seconds", "seconds", 2), ("peak memory MB", "peak_memory_mb", 0))
 
 def safe_stem(name: str, taken: set[str]) -> str:
     """A file-name-safe stem for ``name``, unique within ``taken`` (which it joins)."""
@@ -78,24 +81,56 @@ def write_thumbnails(grid: GridFiles, dest: Path, stem: str, pair_stems: dict[st
     return written
 
 
-def _fmt(value: Any, digits: int) -> str | None:
+def _fmt(value: Any, digits: int | None) -> str | None:
     try:
         x = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(x) else f"{x:.{digits}f}"
+    return None if math.isnan(x) else number_text(x, digits)
 
 
-def job_values(row: pd.Series) -> list[tuple[str, str]]:
-    """(label, text) of what is known of one job: its metric values (or why there is none), seconds, memory."""
+def metric_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Each job's value of every registry metric with a value in ``df`` (columns: metric keys, index: ``df``'s;
+    NaN when not done, excluded or unscored); layout metrics by each data set's segmenter."""
+    keys = [k for k in scored_metrics() if len(df) and metric_values(df, k).notna().any()]
+    return pd.DataFrame({k: metric_values(df, k) for k in keys}, index=df.index)
+
+
+def best_values(values: pd.DataFrame) -> dict[str, float]:
+    """metric -> the best value among ``values``' rows (one pair's outputs), for metrics two or more have."""
+    best = {}
+    for k in values.columns:
+        v = values[k].dropna()
+        if len(v) > 1:
+            best[k] = float(v.max() if METRICS[k].higher_is_better else v.min())
+    return best
+
+
+def job_values(row: pd.Series, values: pd.Series | None = None, best: dict[str, float] | None = None
+               ) -> list[tuple[str, str, bool]]:  # fmt: skip
+    """(label, text, best) of what is known of one job: why a layout metric excluded it, its value of every
+    metric in ``values`` (its row of :func:`metric_frame`; ``best`` marks the pair's best), seconds, memory."""
     out = []
-    if bool(row.get("iou_scored")) and bool(row.get("iou_excluded")):
-        out.append(("layout IoU", f"excluded: {row.get('iou_exclusion_reason') or 'no detection in the structure'}"))
-    for label, column, digits in VALUES:
+    for spec in SPECS.values():
+        if spec.excludable and bool(row.get(f"{spec.name}_scored")) and bool(row.get(f"{spec.name}_excluded")):
+            why = row.get(f"{spec.name}_exclusion_reason") or "nothing to compare in the aligned structure image"
+            out.append((spec.numbers[0].label, f"excluded: {why}", False))
+    for k, v in (values if values is not None else pd.Series(dtype=float)).items():
+        m = METRICS[k]
+        text = _fmt(v, m.digits)
+        if text is not None:
+            out.append((f"{m.label} {arrow(k)}", text, (best or {}).get(k) == float(v)))
+    for label, column, digits in JOB_FIELDS:
         text = _fmt(row.get(column), digits)
         if text is not None:
-            out.append((label, text))
+            out.append((label, text, False))
     return out
+
+
+def values_html(values: list[tuple[str, str, bool]]) -> str:
+    """The key/value table of :func:`job_values` (the pair's best in bold)."""
+    rows = "".join(f"<tr><th>{e(k)}</th><td class='num{' best' if b else ''}'>{e(v)}</td></tr>" for k, v, b in values)
+    return f"<table class=kv>{rows}</table>" if rows else ""
 
 
 def _figure(head: str, src: str | None, alt: str, caption: str, anchor: str = "", state: str = "",
@@ -121,17 +156,21 @@ def _nav(grid: GridFiles, pairs: list[str], i: int, pair_stems: dict[str, str]) 
 
 
 def write_pair_pages(df: pd.DataFrame, grid: GridFiles, dest: Path, stem: str, pair_stems: dict[str, str],
-                     health: dict[JobKey, JobHealth], fixer: Fixer | None, title: str) -> list[str]:  # fmt: skip
+                     health: dict[JobKey, JobHealth], fixer: Fixer | None, title: str,
+                     random_banner: str | None = None) -> list[str]:  # fmt: skip
     """``pairs/<stem>/<pair>.html`` for every pair of ``grid`` and the images they show; fills
-    ``grid.pair_pages``; returns the files written (relative to ``dest``)."""
+    ``grid.pair_pages``; returns the files written (relative to ``dest``). ``random_banner``: the red banner of
+    a run with randomly initialised models, on every page."""
     written: list[str] = []
     columns = grid.pages[0].columns
     pairs = [p for page in grid.pages for p in page.row_labels]
     sub = df[df["dataset"] == grid.dataset]
+    metrics = metric_frame(sub)
     for i, pair in enumerate(pairs):
         pstem = pair_stems[pair]
         media = f"pairs/{stem}/{pstem}"
         jobs = sub[sub["pair_id"].astype(str) == pair]
+        best = best_values(metrics.loc[jobs.index])
 
         def put(src: str, name: str) -> str:
             link_or_copy(src, dest / media / name)
@@ -156,7 +195,7 @@ def write_pair_pages(df: pd.DataFrame, grid: GridFiles, dest: Path, stem: str, p
                                        "not-run"))  # fmt: skip
             for n, (_, row) in enumerate(sel.sort_values("seed", kind="stable").iterrows()):
                 state = row["state"] if isinstance(row.get("state"), str) else DONE
-                values = "".join(f"<tr><th>{e(k)}</th><td class=num>{e(v)}</td></tr>" for k, v in job_values(row))
+                values = values_html(job_values(row, metrics.loc[row.name], best))
                 facts = (f"{seeds_text([int(row['seed'])])} · <span class=\"st st-{e(state)}\">"
                          f"{e(LABELS.get(state, state))}</span>")  # fmt: skip
                 anchor = f"col-{c}" if n == 0 else ""
@@ -164,8 +203,7 @@ def write_pair_pages(df: pd.DataFrame, grid: GridFiles, dest: Path, stem: str, p
                 if state == DONE and out_path and Path(out_path).is_file():
                     src = put(out_path, f"{c:02d}-{safe_stem(col.method or 'method', set())}-s{int(row['seed'])}"
                                         f"{Path(out_path).suffix.lower() or '.png'}")  # fmt: skip
-                    table = f"<table class=kv>{values}</table>" if values else ""
-                    figures.append(_figure(head, src, f"{col.title} output", facts + table, anchor))
+                    figures.append(_figure(head, src, f"{col.title} output", facts + values, anchor))
                     continue
                 key = JobKey(grid.dataset, pair, str(row["method"]), int(row["seed"]), str(row["config_hash"]))
                 fix = fixer.command(health[key]) if fixer is not None and key in health else None
@@ -176,14 +214,16 @@ def write_pair_pages(df: pd.DataFrame, grid: GridFiles, dest: Path, stem: str, p
         html = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
                 '<meta name="viewport" content="width=device-width, initial-scale=1">',
                 f"<title>{e(grid.dataset)} / {e(pair)} · {e(title)}</title><style>{CSS}{PAIR_CSS}</style></head>",
-                "<body>", '<div class="banner broken" id="banner-broken" hidden></div>', "<main>",
+                "<body>", f'<div class="banner random">{e(random_banner)}</div>' if random_banner else "",
+                '<div class="banner broken" id="banner-broken" hidden></div>', "<main>",
                 _nav(grid, pairs, i, pair_stems), f"<h1>{e(grid.dataset)} / {e(pair)}</h1>",
                 "<p class=muted>Every image at full size (click to open the file); each output as the method "
-                "wrote it, with its metric values.</p>",
+                "wrote it, with its value of every metric (↑ higher / ↓ lower is better; bold: the best of this "
+                "pair's outputs).</p>",
                 f'<div class="outputs">{"".join(figures)}</div>',
                 "</main>", f"<script>{SCRIPT}</script></body></html>"]  # fmt: skip
         rel = f"pairs/{stem}/{pstem}.html"
-        atomic_write_text(dest / rel, "\n".join(html) + "\n")
+        atomic_write_text(dest / rel, "\n".join(x for x in html if x) + "\n")
         grid.pair_pages[pair] = rel
         written.append(rel)
     return written

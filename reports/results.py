@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: fields of a metric record that identify how it was made (the rest are per-job numbers)
 METRIC_IDENTITY_KEYS = ("protocol_version", "segmenter", "backbone", "detector", "model", "weights", "random_weights",
                         "score_threshold", "mask_threshold", "detector_size", "size", "max_size",
-                        "settings_hash")  # fmt: skip
+                        "settings", "versions", "settings_hash")  # fmt: skip
 
 
 @dataclass

@@ -92,10 +92,9 @@ class ClipCosine(_Embedding):
     packages = {"open_clip_torch": "open_clip"}
     Options = ClipOptions
 
-    def weight_sources(self) -> dict[str, WeightsSource]:
-        return {"model": open_clip_source(self.opts.model, self.opts.weights)[0]}
-
-    def _load(self) -> None:
+    def _source(self) -> tuple[WeightsSource, dict[str, Any]]:
+        """The weights of the model and the tag's configuration; a model that is not open_clip's, or a tag
+        trained with the other activation, is a one-line ConfigError (before any weights are looked for)."""
         import open_clip
 
         model_name = self.opts.model
@@ -108,6 +107,16 @@ class ClipCosine(_Embedding):
             raise ConfigError(f"clip: the {self.opts.weights!r} weights were trained with quick_gelu="
                               f"{bool(tag_cfg.get('quick_gelu'))} but model {model_name} has "
                               f"{bool(model_cfg.get('quick_gelu', False))}; use clip.model={other}")  # fmt: skip
+        return source, tag_cfg
+
+    def weight_sources(self) -> dict[str, WeightsSource]:
+        return {"model": self._source()[0]}
+
+    def _load(self) -> None:
+        import open_clip
+
+        model_name = self.opts.model
+        tag_cfg = self._source()[1]
         source = self.resolved_sources()["model"]
         tag_cfg = {} if source.random else tag_cfg
         kwargs = {PREPROCESS_KEYS[k]: v for k, v in tag_cfg.items() if k in PREPROCESS_KEYS}

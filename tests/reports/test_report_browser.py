@@ -135,6 +135,20 @@ def test_the_first_screen_holds_results_not_settings(report, browser, tmp_path):
         page.close()
 
 
+def test_the_metrics_overview_is_folded_and_its_link_opens_it(report, browser):
+    page = browser.new_page(viewport=SCREEN)
+    try:
+        page.goto((report / "index.html").as_uri())
+        page.wait_for_load_state("load")
+        assert not page.locator("table.overview").first.is_visible()  # folded: the grid keeps the first screen
+        page.locator("nav a", has_text="Metrics overview").click()
+        page.wait_for_function("document.querySelector('#metrics-overview details').open")
+        assert page.locator("table.overview").first.is_visible()
+        assert page.locator('table.overview[data-dataset="demo"] tr').count() == 1 + 3  # header and 3 methods
+    finally:
+        page.close()
+
+
 def test_a_pair_page_loads_with_all_images(report, browser):
     page = browser.new_page(viewport=SCREEN)
     try:
