@@ -7,7 +7,11 @@ distances that follow its losses.
 
 Modules (imported on use, so ``import eval`` never loads torch):
 
-- :mod:`eval.scorers`    the metric registry: what each metric record compares, its numbers and directions
+- :mod:`eval.scorers`    the one metric registry: every metric (layout IoU, ViT distances, the measures), what it
+                         compares, its numbers and directions, protocol version, needs, cache key
+- :mod:`eval.measures`   the field's metrics (LPIPS, DISTS, CLIP, DINO, DINOv2, Gram, Lab EMD), each computed by
+                         the library that defines it, with a shared content-hash feature store
+- :mod:`eval.agreement`  which metric agrees with the 2AFC study's raters (``splice study agreement``)
 - :mod:`eval.scoring`    ``splice score``: every finished job of a run, resumable, tied to image hashes
 - :mod:`eval.metrics`    table metric keys, where their numbers live, ``higher_is_better``
 - :mod:`eval.aggregate`  run store -> one pandas row per job (``load_results``)

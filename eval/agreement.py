@@ -46,6 +46,7 @@ from splice.core.atomic import atomic_write_json, atomic_write_text
 from splice.core.errors import ConfigError, UserError
 
 from .metrics import METRICS, scored_metrics
+from .study.analyze import _records  # rows as JSON-able dicts (NaN -> None), as analyze writes them
 from .tables import metric_values
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,6 @@ class Agreement:
         return {"notice": self.notice, "random_weights": self.random_weights, "resampled": RESAMPLED,
                 "settings": self.settings, "dropped": self.dropped, "datasets": _records(self.datasets),
                 "rows": _records(self.rows), "files": self.files}  # fmt: skip
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in df.to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and math.isnan(v) else
-                        v.item() if isinstance(v, np.generic) else v) for k, v in row.items()})  # fmt: skip
-    return out
 
 
 def comparison_table(votes: pd.DataFrame) -> pd.DataFrame:

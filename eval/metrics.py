@@ -50,10 +50,6 @@ class Source:
     record: str | None = None
 
 
-MASKRCNN = Source("iou", "iou_scored", "iou_excluded", "iou")
-PANOPTIC = Source("panoptic_iou", "panoptic_scored", "panoptic_excluded", "panoptic")
-
-
 @dataclass(frozen=True)
 class Metric:
     """One number per job that tables aggregate.

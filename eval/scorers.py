@@ -329,13 +329,17 @@ def metric_overrides(items: Iterable[str], selected: Iterable[str]) -> dict[str,
     if not items:
         return {}
     names = [n for n in selected if n in SPECS and SPECS[n].factory == MEASURE_FACTORY]
-    for item in items:  # name a metric where the parser would say "method"
+    known = {n: measure_option_names(n) for n in names}
+    for item in items:  # name a metric where the shared parser would say "method"
         key = str(item).partition("=")[0].strip()
-        head, dot, _ = key.rpartition(".")
+        head, dot, tail = key.rpartition(".")
         if dot and head not in SPECS:
             raise ConfigError(f"--metric-args {item!r}: {head!r} is not a metric; see `splice metrics`")
+        if not dot and "=" in str(item) and not any(tail in opts for opts in known.values()):
+            raise ConfigError(f"--metric-args {item!r}: no selected metric ({', '.join(names) or 'none'}) has an "
+                              f"option {tail!r}; `splice metrics NAME` lists them")  # fmt: skip
     assignments = options.parse_assignments(items, list(SPECS), option="--metric-args")
-    return options.assign(assignments, {n: measure_option_names(n) for n in names}, option="--metric-args")
+    return options.assign(assignments, known, option="--metric-args")
 
 
 class Scorer:

@@ -46,12 +46,11 @@ from . import scorers
 from .aggregate import read_metric_record
 from .cache import resolve_cache_dir
 from .detector import DEFAULT_DETECTOR
-from .scorers import DEFAULT_METRICS, FAMILIES, SPECS, check_metrics, records_of
+from .scorers import DEFAULT_METRICS, SPECS, check_metrics, records_of
 from .segmenter import check_segmenter, default_segmenter
 
 log = logging.getLogger(__name__)
 
-ALL_METRICS = FAMILIES
 ROLES = ("structure", "appearance", "output")
 
 

@@ -83,9 +83,9 @@ def options_of(opts: Any, name: str) -> dict[str, Any]:
 
 def build_measure(opts: Any, name: str, store: FeatureStore | None = None) -> Measure:
     """Measure ``name`` with the options of :class:`eval.scoring.ScoreOptions` ``opts``."""
+    allow_random = bool(getattr(opts, "allow_random_weights", False))
     return create(name, options_of(opts, name), getattr(opts, "preset", "paper") or "paper",
-                  device=getattr(opts, "device", "cpu"), allow_random=bool(getattr(opts, "allow_random_weights", False)),
-                  store=store)  # fmt: skip
+                  device=getattr(opts, "device", "cpu"), allow_random=allow_random, store=store)  # fmt: skip
 
 
 def measure_scorer(opts: Any, cache_root, *, name: str, shared: dict[str, Any]) -> MeasureScorer:

@@ -8,7 +8,8 @@ A *measure* turns a job's output and one reference image into a number:
 
 Each measure class declares ``name``, ``label``, ``compares``, ``higher_is_better``,
 ``protocol_version`` (bump when the computation changes), ``reference`` (the paper that defines
-it), ``default_model`` (its model and weights in words), ``digits`` (decimals in tables), ``packages`` (the pip distributions that compute it: their versions enter the cache key),
+it), ``default_model`` (its model and weights in words), ``digits`` (decimals in tables),
+``packages`` (the pip distributions that compute it: their versions enter the cache key),
 ``persist`` (whether its per-image features are small enough for the disk cache) and its
 options as a dataclass with presets (typed by :mod:`splice.core.options`, like a method's).
 :func:`eval.scorers.measure_spec` turns that declaration into the measure's entry of the one metric

@@ -19,6 +19,7 @@ import sys
 
 import click
 
+from eval.scorers import DEFAULT_METRICS, choices
 from splice.cli import options as opt
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ def run_options(f):
         opt.out("Run store to score (run mode): every finished job gets metrics/{iou|panoptic,vit}.json.",
                 required=False),
         opt.metrics("Comma list of metrics (`splice metrics` lists them): iou (layout, by the data set's "
-                    "segmenter), panoptic, vit, lpips_vgg, lpips_alex, dists, clip, dino, dinov2, gram, lab_emd; "
-                    "all = every one (the layout IoU by the data set's segmenter).", default="iou,vit"),
+                    f"segmenter), {', '.join(choices()[2:])}; all = every one (the layout IoU by the data set's "
+                    "segmenter).", default=",".join(DEFAULT_METRICS)),
         opt.metric_preset(),
         opt.metric_args,
         opt.methods("Comma list of methods to score (default: all)."),

@@ -16,13 +16,9 @@ from tests.support.study import build_store, export_settings, write_mturk_result
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
-    import huggingface_hub.constants as hf
+    from tests.support.measures import offline
 
-    monkeypatch.setenv("SPLICE_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SPLICE_OFFLINE", "1")
-    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    return tmp_path
+    return offline(tmp_path, monkeypatch)
 
 
 def test_metrics_lists_every_metric_with_direction_and_readiness(offline):

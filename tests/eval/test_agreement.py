@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.agreement import agreement_from_sources, comparison_table, metric_agreement, to_csv, to_markdown
 from eval.aggregate import load_results
+from eval.agreement import agreement_from_sources, comparison_table, metric_agreement, to_csv, to_markdown
 from eval.study.votes import VOTE_COLUMNS
 from splice.core.errors import ConfigError, UserError
 from tests.support.store import write_job
@@ -106,7 +106,7 @@ def test_a_study_exported_from_a_scored_run_with_simulated_votes(tmp_path):
     policy by hand. Scoring it again makes no model call."""
     from eval.scoring import ScoreOptions, score_run
     from eval.study.export import export_study
-    from tests.support.study import build_store, export_settings, good_answer, write_mturk_results
+    from tests.support.study import build_store, export_settings, write_mturk_results
 
     run = build_store(tmp_path)
     opts = ScoreOptions(metrics=("lab_emd", "dino"), preset="smoke", cache_dir=str(tmp_path / "cache"),

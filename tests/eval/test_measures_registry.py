@@ -19,13 +19,9 @@ MODEL_MEASURES = ("lpips_vgg", "lpips_alex", "dists", "clip", "dino", "dinov2", 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
     """No weights anywhere, no hub: an empty weights dir, torch hub cache and Hugging Face cache."""
-    import huggingface_hub.constants as hf
+    from tests.support.measures import offline
 
-    monkeypatch.setenv("SPLICE_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SPLICE_OFFLINE", "1")
-    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    return tmp_path
+    return offline(tmp_path, monkeypatch)
 
 
 def test_every_measure_declares_what_it_compares_and_its_direction():

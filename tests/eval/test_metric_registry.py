@@ -30,7 +30,7 @@ from splice.core.errors import ConfigError
 from splice.core.geometry import Geometry
 from tests.support.fakes import ColourDetector, ColourSegmenter, TinyExtractor
 from tests.support.images import make_image
-from tests.support.measures import TINY_OPTIONS, register_tiny_clip
+from tests.support.measures import TINY_OPTIONS, offline, register_tiny_clip
 from tests.support.store import add_job
 
 BUILTIN = ["iou", "panoptic", "vit"]
@@ -77,6 +77,8 @@ def test_metric_args_reach_the_selected_measures():
         metric_overrides(["clp.weights=x"], ["clip"])
     with pytest.raises(ConfigError, match="clip has no option 'wieghts'"):
         metric_overrides(["clip.wieghts=x"], ["clip"])
+    with pytest.raises(ConfigError, match=r"no selected metric \(clip\) has an option 'max_side'"):
+        metric_overrides(["max_side=3"], ["clip", "iou"])
     with pytest.raises(ConfigError, match="which --metrics does not select"):
         ScoreOptions(metrics=("iou",), metric_args={"clip": {"weights": "random"}})
 
@@ -84,12 +86,7 @@ def test_metric_args_reach_the_selected_measures():
 def test_readiness_of_every_metric_without_loading(tmp_path, monkeypatch):
     """Offline, with no weights: every model metric says what is missing and how to get it; with random weights
     allowed all are ready; the cache key is the scorer's settings_hash."""
-    import huggingface_hub.constants as hf
-
-    monkeypatch.setenv("SPLICE_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("SPLICE_OFFLINE", "1")
-    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    offline(tmp_path, monkeypatch)
     opts = ScoreOptions(metrics=("all", "panoptic"))
     rows = {n: describe(n, opts) for n in SPECS}
     assert [n for n, r in rows.items() if r["ready"]] == ["lab_emd"]

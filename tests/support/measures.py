@@ -27,6 +27,18 @@ TINY_OPTIONS = {
 """Options per measure (``lab_emd`` has none)."""
 
 
+def offline(tmp_path: Path, monkeypatch) -> Path:
+    """No weights anywhere and no hub: an empty weights dir, torch hub cache and Hugging Face cache under
+    ``tmp_path`` (for readiness and offline-error tests); returns ``tmp_path``."""
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setenv("SPLICE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SPLICE_OFFLINE", "1")
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    return tmp_path
+
+
 def register_tiny_clip(folder: Path) -> str:
     """Register :data:`TINY_CLIP` with open_clip (a JSON config in ``folder``); returns its model name."""
     import open_clip
