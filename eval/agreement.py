@@ -111,6 +111,7 @@ def pair_values(df: pd.DataFrame, metric: str) -> pd.Series:
 
 def metric_pick(comparisons: pd.DataFrame, values: pd.Series, higher_is_better: bool) -> np.ndarray:
     """Per comparison, the method ``values`` prefers; "" for a metric tie; None when a value is missing."""
+
     def value(method_col: str) -> np.ndarray:
         idx = pd.MultiIndex.from_arrays([comparisons["dataset"], comparisons["pair"], comparisons[method_col]])
         return values.reindex(idx).to_numpy(dtype=float)
@@ -149,8 +150,9 @@ def metric_agreement(df: pd.DataFrame, votes: pd.DataFrame, metrics: Iterable[st
         random_weights: the votes were cast on outputs of random models (the run's records are checked too).
     """
     if votes.empty:
-        raise UserError("no comparison vote is left to compare the metrics with (check the votes, or lower "
-                        "--min-vigilance)")
+        raise UserError(
+            "no comparison vote is left to compare the metrics with (check the votes, or lower --min-vigilance)"
+        )
     wanted = list(metrics) if metrics else [k for k in scored_metrics() if _has_values(df, k)]
     unknown = [m for m in wanted if m not in METRICS or not METRICS[m].scored]
     if unknown:
@@ -237,15 +239,20 @@ def to_markdown(a: Agreement) -> str:
         for _, r in part.iterrows():
             ci = "" if math.isnan(r["ci_low"]) else f" [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
             compares = {"structure": "aligned structure image", "appearance": "appearance image"}.get(
-                r["compares"], r["compares"])
-            lines.append(f"| {r['metric']} | {'↑' if r['higher_is_better'] else '↓'} | {compares} | "
-                         f"{_pct(r['agreement'])}{ci} | {r['used']} | {r['metric_ties']} | {r['no_value']} | "
-                         f"{_pct(r['vote_agreement'])} |")
+                r["compares"], r["compares"]
+            )
+            lines.append(
+                f"| {r['metric']} | {'↑' if r['higher_is_better'] else '↓'} | {compares} | "
+                f"{_pct(r['agreement'])}{ci} | {r['used']} | {r['metric_ties']} | {r['no_value']} | "
+                f"{_pct(r['vote_agreement'])} |"
+            )
         lines.append("")
     s = a.settings
-    lines += [f"_Agreement: share of the comparisons where raters and metric each prefer one output in which they "
-              f"prefer the same (50% = chance). {int(100 * s.get('level', LEVEL))}% bootstrap interval over "
-              f"{s.get('n_boot', N_BOOT)} resamples of {RESAMPLED} (seed {s.get('seed', BOOT_SEED)})._"]
+    lines += [
+        f"_Agreement: share of the comparisons where raters and metric each prefer one output in which they "
+        f"prefer the same (50% = chance). {int(100 * s.get('level', LEVEL))}% bootstrap interval over "
+        f"{s.get('n_boot', N_BOOT)} resamples of {RESAMPLED} (seed {s.get('seed', BOOT_SEED)})._"
+    ]
     if a.dropped:
         lines += ["", "Votes: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in a.dropped.items())]
     return "\n".join(lines) + "\n"

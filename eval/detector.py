@@ -418,5 +418,6 @@ def requirements(name: str = DEFAULT_DETECTOR, weights: str | None = None, allow
                            f"({', '.join(TAG_URLS[name])}), a local file, or 'random'")  # fmt: skip
     file = url.rsplit("/", 1)[-1]
     found = next((p for p in (_weights_dir() / file, _hub_checkpoints() / file) if p.is_file()), None)
-    return [Requirement(f"COCO Mask R-CNN weights {name}.{tag}", _missing_tag_message(name, tag, file, url),
-                        found is not None or (allow_random and weights is None), str(found) if found else None)]
+    ready = found is not None or (allow_random and weights is None)
+    return [Requirement(f"COCO Mask R-CNN weights {name}.{tag}", _missing_tag_message(name, tag, file, url), ready,
+                        str(found) if found else None)]  # fmt: skip

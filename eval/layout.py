@@ -106,8 +106,8 @@ class CachedDetector(_CachedModel):
 
     def instances(self, images: Sequence[Image.Image]) -> list[list[Instance]]:
         """Instances of every image; the cache misses go to the detector in batches."""
-        return self._through_cache(images, self.detector.detect, lambda inst, im: _encode(inst, (im.size[1], im.size[0])),
-                                   _decode)  # fmt: skip
+        return self._through_cache(images, self.detector.detect,
+                                   lambda inst, im: _encode(inst, (im.size[1], im.size[0])), _decode)  # fmt: skip
 
     def score(self, images: dict[str, Image.Image], geometry: Any = None, where: str = "") -> dict[str, Any]:
         return score_layout(images["structure"], images["output"], self, geometry, where)
@@ -171,9 +171,10 @@ def detector_scorer(opts: Any, cache_root, **_: Any) -> CachedDetector:
     """The ``iou`` scorer of :class:`eval.scoring.ScoreOptions` (registered in :data:`eval.scorers.FACTORIES`)."""
     from .detector import load_detector
 
-    det = load_detector(opts.detector, opts.detector_weights, device=opts.device, allow_random=opts.allow_random_weights,
-                        score_threshold=opts.score_threshold, mask_threshold=opts.mask_threshold,
-                        min_size=opts.detector_size, batch_size=opts.batch_size)  # fmt: skip
+    det = load_detector(opts.detector, opts.detector_weights, device=opts.device,
+                        allow_random=opts.allow_random_weights, score_threshold=opts.score_threshold,
+                        mask_threshold=opts.mask_threshold, min_size=opts.detector_size,
+                        batch_size=opts.batch_size)  # fmt: skip
     return cached_detector(det, str(cache_root))
 
 

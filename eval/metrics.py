@@ -147,6 +147,7 @@ def scored_metrics() -> list[str]:
     """The keys of :data:`METRICS` that come from metric records (every registered number, no job fields)."""
     return [k for k, m in METRICS.items() if m.scored]
 
+
 SEGMENTER_LABELS = {"maskrcnn": "COCO Mask R-CNN, class-agnostic union IoU",
                     "panoptic": "COCO panoptic label maps, mIoU over the structure image's classes"}  # fmt: skip
 

@@ -256,8 +256,10 @@ def requirements(name: str, opts: Any) -> list:
 
 
 # -- what `splice metrics` lists ---------------------------------------------------------------------------------
-CACHE_KEY = ("settings_hash: the first 16 hex digits of sha256 over the protocol version, the metric, the model "
-             "identity (weights sha256, or tag / random seed; library versions for the measures) and the settings")
+CACHE_KEY = (
+    "settings_hash: the first 16 hex digits of sha256 over the protocol version, the metric, the model "
+    "identity (weights sha256, or tag / random seed; library versions for the measures) and the settings"
+)
 
 
 def describe(name: str, opts: Any, *, key: bool = False, cache_root=None) -> dict[str, Any]:

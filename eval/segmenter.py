@@ -157,7 +157,8 @@ class Segmenter(Identified):
         def norm(s: str) -> str:
             return str(s).lower().replace("_", " ").replace("-", " ").strip()
 
-        bad = [(c.id, id2label.get(c.id), c.name) for c in coco_panoptic() if norm(id2label.get(c.id, "")) != norm(c.name)]
+        bad = [(c.id, id2label.get(c.id), c.name) for c in coco_panoptic()
+               if norm(id2label.get(c.id, "")) != norm(c.name)]  # fmt: skip
         if bad:
             log.warning("%s: %d class names differ from COCO panoptic's order (e.g. id %d is %r, expected %r); "
                         "things are merged by position", self.spec, len(bad), *bad[0])  # fmt: skip
@@ -351,6 +352,6 @@ def requirements(model: str = "auto", weights: str | None = None, allow_random: 
         return [Requirement(f"Mask2Former weights {spec}", "pass a folder written by save_pretrained()", ok, str(path))]
     folder = _hub_folder(spec, local_only=True)
     how = (f"run 'hf download {spec} --local-dir DIR' on a machine with internet and pass --panoptic-weights DIR "
-           "(or let it download when online)")
+           "(or let it download when online)")  # fmt: skip
     return [Requirement(f"Mask2Former weights {spec}", how, folder is not None or (allow_random and weights is None),
                         str(folder) if folder else None)]  # fmt: skip

@@ -169,7 +169,7 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
         pair_stems = {p: safe_stem(p, pair_taken) for page in pages for p in page.row_labels}
         written += write_thumbnails(g, dest, stem, pair_stems)
         written += write_pair_pages(df, g, dest, stem, pair_stems, health, results.fixer, results.run_dir.name,
-                                    random_banner_text(results) if random else None)
+                                    random_banner_text(results) if random else None)  # fmt: skip
         n_pairs = sum(len(p.row_labels) for p in pages)
         say(f"grid {dataset}: {n_pairs} pairs x {len(pages[0].columns)} columns, {len(pages)} page(s), "
             f"{n_pairs} pair pages")  # fmt: skip

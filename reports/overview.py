@@ -130,4 +130,3 @@ def overview_html(tables: list[OverviewTable]) -> str:
                    f"{''.join(body)}</table>")  # fmt: skip
     out.append("</details>")
     return "\n".join(out)
-

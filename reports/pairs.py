@@ -41,6 +41,7 @@ THUMB_QUALITY = 88
 #: (label, column, digits) of the job fields a pair page shows after the metric values, when they hold a value
 JOB_FIELDS = (("seconds", "seconds", 2), ("peak memory MB", "peak_memory_mb", 0))
 
+
 def safe_stem(name: str, taken: set[str]) -> str:
     """A file-name-safe stem for ``name``, unique within ``taken`` (which it joins)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "x"

@@ -73,8 +73,10 @@ def command(names, as_json, all_details, **kw):
                 click.echo(f"  {r['name']}: {p}")
     for r in rows if names else []:
         click.echo(f"\n{r['name']}: {r['description']}; model: {r['model'] or '-'}")
-        click.echo(f"  record metrics/{r['name']}.json, protocol {r['protocol_version']}, cache key "
-                   f"{r['cache_key'] or '(not ready)'}" + (" [RANDOM WEIGHTS]" if r.get("random_weights") else ""))
+        click.echo(
+            f"  record metrics/{r['name']}.json, protocol {r['protocol_version']}, cache key "
+            f"{r['cache_key'] or '(not ready)'}" + (" [RANDOM WEIGHTS]" if r.get("random_weights") else "")
+        )
         for o in r.get("options", []):
             value = o["presets"].get(r["preset"])
             click.echo(f"  {o['name']:<14} {o['type']:<14} {value!r:<18} {o['help']}".rstrip())

@@ -94,11 +94,12 @@ method_args = _option("--method-args", "method_args", multiple=True, metavar="K=
 
 metric_args = _option("--metric-args", "metric_args", multiple=True, metavar="K=V",
                       help="A metric option: k=v (every selected metric that has k) or metric.k=v, e.g. "
-                           "clip.weights=/w/clip.safetensors; repeatable. `splice metrics NAME` lists them.")  # fmt: skip
+                           "clip.weights=/w/clip.safetensors; repeatable. `splice metrics NAME` lists "
+                           "them.")  # fmt: skip
 
 
 def metrics(help: str = "Comma list of metrics of the registry (`splice metrics` lists them), or all.",
-            default: str | None = None) -> Callable:
+            default: str | None = None) -> Callable:  # fmt: skip
     return _option("--metrics", default=default, show_default=default is not None, metavar="A,B|all", help=help)
 
 

@@ -181,17 +181,19 @@ def analyze_cmd(results, key, votes, methods, dest, export_votes, min_vigilance,
 @command.command("agreement")
 @opt.out("The scored run store the study was exported from (runs/NAME).", dest="run_dir")
 @click.option("--results", "results", multiple=True, type=click.Path(path_type=Path),
-              help="Results CSV from Mechanical Turk or <study>/lab/results.csv (repeatable; needs --key).")
+              help="Results CSV from Mechanical Turk or <study>/lab/results.csv (repeatable; needs "
+                   "--key).")  # fmt: skip
 @click.option("--key", default=None, type=click.Path(path_type=Path), help="<study>/private/answer_key.csv")
 @click.option("--votes", default=None, type=click.Path(path_type=Path), metavar="FILE.csv",
-              help="Votes from any platform instead: rater,dataset,pair,a,b,chosen,correct (analyze --export-votes).")
+              help="Votes from any platform instead: rater,dataset,pair,a,b,chosen,correct (analyze "
+                   "--export-votes).")  # fmt: skip
 @opt.metrics("Comma list of table metrics to compare (default: every registered metric the run has values for).")
 @opt.dest("Folder for agreement.md, .csv and .json [default: <study>/analysis, or analysis/ next to --votes].")
 @click.option("--min-vigilance", default=1.0, show_default=True, type=float,
-              help="Share of answered catch trials a rater must get right (0 = keep every rater).")
+              help="Share of answered catch trials a rater must get right (0 = keep every rater).")  # fmt: skip
 @_max_hits("Keep only each worker's first N HITs [default: the export's cap].")
 @click.option("--n-boot", default=10_000, show_default=True, type=click.IntRange(100, None),
-              help="Bootstrap resamples of the comparisons.")
+              help="Bootstrap resamples of the comparisons.")  # fmt: skip
 @opt.seed("Seed of the bootstrap resamples.")
 @opt.as_json("Print one JSON object (per data set: comparisons, split share; per metric: agreement, CI) on stdout.")
 def agreement_cmd(run_dir, results, key, votes, metrics, dest, min_vigilance, max_hits, n_boot, seed, as_json):
@@ -215,7 +217,7 @@ def agreement_cmd(run_dir, results, key, votes, metrics, dest, min_vigilance, ma
 
     if votes is None and key is None:
         raise ConfigError("give --votes FILE.csv, or --results (Mechanical Turk or lab results) with --key "
-                          "<study>/private/answer_key.csv")
+                          "<study>/private/answer_key.csv")  # fmt: skip
     from eval.agreement import agreement_from_sources, to_markdown
     from eval.study.analyze import AnalysisSettings
     from splice.core.paths import ensure_writable_dir
@@ -232,7 +234,7 @@ def agreement_cmd(run_dir, results, key, votes, metrics, dest, min_vigilance, ma
         click.echo(f"WARNING: {a.notice}", err=True)
     for _, d in a.datasets.iterrows():
         click.echo(f"{d['dataset']}: {d['comparisons']} comparisons, {d['votes']} votes, raters split on "
-                   f"{100 * d['split_share']:.0f}%", err=True)
+                   f"{100 * d['split_share']:.0f}%", err=True)  # fmt: skip
     if as_json:
         click.echo(json.dumps(a.to_json(), default=str))
     else:

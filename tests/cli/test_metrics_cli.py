@@ -53,7 +53,8 @@ def test_score_any_metric_twice_then_table_then_agreement(tmp_path):
     model call), tabulated, exported as a study, judged by simulated workers, and compared with the votes."""
     run = build_store(tmp_path)
     args = ["score", "--out", str(run), "--metrics", "lab_emd,dino", "--preset", "smoke", "--metric-args",
-            "dino.weights=random", "--metric-args", "image_size=32", "--cache-dir", str(tmp_path / "c"), "--json"]
+            "dino.weights=random", "--metric-args", "image_size=32", "--cache-dir", str(tmp_path / "c"),
+            "--json"]  # fmt: skip
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     s1 = json.loads(first.stdout)
@@ -77,7 +78,8 @@ def test_score_any_metric_twice_then_table_then_agreement(tmp_path):
     write_mturk_results(s.dest, results, [("W1", None, "good"), ("W2", None, "good"), ("W3", None, "bad")])
     votes = tmp_path / "votes.csv"
     an = CliRunner().invoke(cli, ["study", "analyze", "--results", str(results), "--key",
-                                  str(s.dest / "private" / "answer_key.csv"), "--export-votes", str(votes)])
+                                  str(s.dest / "private" / "answer_key.csv"), "--export-votes",
+                                  str(votes)])  # fmt: skip
     assert an.exit_code == 0, an.output
     ag = CliRunner().invoke(cli, ["study", "agreement", "--out", str(run), "--votes", str(votes), "--n-boot", "200",
                                   "--json"])  # fmt: skip

@@ -133,6 +133,7 @@ def test_a_study_exported_from_a_scored_run_with_simulated_votes(tmp_path):
     for r in a.rows[a.rows["dataset"] != "all"].itertuples():
         agree = used = 0
         for pair in sorted(set(df.loc[df["dataset"] == r.dataset, "pair_id"])):
+
             def value(method):
                 path = df.loc[(df["dataset"] == r.dataset) & (df["pair_id"] == pair) & (df["method"] == method),
                               "job_dir"]  # fmt: skip
@@ -143,8 +144,12 @@ def test_a_study_exported_from_a_scored_run_with_simulated_votes(tmp_path):
                     return None
 
             for baseline, raters in (("strotss", "splice"), ("wct2", "wct2")):
-                shown = (a.comparisons["dataset"] == r.dataset) & (a.comparisons["pair"] == pair) & (
-                    a.comparisons["lo"] == min("splice", baseline)) & (a.comparisons["hi"] == max("splice", baseline))
+                shown = (
+                    (a.comparisons["dataset"] == r.dataset)
+                    & (a.comparisons["pair"] == pair)
+                    & (a.comparisons["lo"] == min("splice", baseline))
+                    & (a.comparisons["hi"] == max("splice", baseline))
+                )
                 if not shown.any():
                     continue
                 ours, theirs = value("splice"), value(baseline)

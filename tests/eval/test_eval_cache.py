@@ -133,7 +133,8 @@ def test_a_changed_image_rescores_only_its_jobs(tmp_path):
     assert json.loads((job / "metrics/iou.json").read_text())["iou"] == pytest.approx(39 / 40)  # was 0.6
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed == {job / "metrics/iou.json", job / "metrics/vit.json"}
-    assert summary_lines(s, ("iou", "vit"))[1].startswith("iou: 1 scored (1 output image changed), 2 up to date, 1 model")
+    line = summary_lines(s, ("iou", "vit"))[1]
+    assert line.startswith("iou: 1 scored (1 output image changed), 2 up to date, 1 model")
 
     # a changed structure image rescores every job that read it (p1: m1 and m2), but not p2's
     shapes_image((200, 100), red=(80, 30, 121, 70)).save(tmp_path / "inputs" / "s1.png")

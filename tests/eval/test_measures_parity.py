@@ -149,6 +149,7 @@ def test_dists_alpha_beta_from_the_wheel_sum_to_one():
 
 # -- CLIP -----------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     """A 0.2 M-parameter open_clip model registered as ``splice-tiny-clip``."""

@@ -44,7 +44,11 @@ def test_one_list_of_metrics_each_declaring_what_it_compares_and_its_direction()
         (number,) = spec.numbers
         assert (spec.family, spec.reads, spec.protocol_version) == (name, (cls.compares, "output"), "1")
         assert (number.key, number.higher_is_better, number.compares, number.table) == (
-            "value", cls.higher_is_better, cls.compares, name)
+            "value",
+            cls.higher_is_better,
+            cls.compares,
+            name,
+        )
         assert spec.model == cls.default_model and spec.model
     assert SPECS["vit"].values == {"structure_distance": False, "appearance_distance": False, "appearance_cosine": True}
     assert SPECS["vit"].compares == (STRUCTURE, APPEARANCE) and SPECS["iou"].compares == (STRUCTURE,)
@@ -122,8 +126,16 @@ def _run(tmp_path):
         for k, m in enumerate(("keep", "crop", "noise")):
             size = (64, 64) if m == "crop" else (96, 80)
             geo = Geometry.center_crop((96, 80), size) if m == "crop" else Geometry.identity((96, 80))
-            add_job(root, "demo", p, m, structure=str(inputs / f"{p}_s.png"), appearance=str(inputs / f"{p}_a.png"),
-                    output=make_image(*size, seed=30 + 10 * k + i), geometry=geo.to_dict())
+            add_job(
+                root,
+                "demo",
+                p,
+                m,
+                structure=str(inputs / f"{p}_s.png"),
+                appearance=str(inputs / f"{p}_a.png"),
+                output=make_image(*size, seed=30 + 10 * k + i),
+                geometry=geo.to_dict(),
+            )
     return root
 
 
