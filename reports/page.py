@@ -399,8 +399,8 @@ def tables_html(results: RunResults, tables: list[TableFiles], missing_tables: l
         out.append(f"<p class=muted>No values yet for: {e(labels)} (run <code>splice score</code>).</p>")
     if others:  # the rest of the registry: counted, not listed (`splice metrics` lists them)
         out.append(f"<p class=muted>{others} more metric{'s' if others != 1 else ''} of the registry without values "
-                   "(<code>splice metrics</code> lists them; <code>splice score --metrics all</code> computes "
-                   "them).</p>")  # fmt: skip
+                   "here (<code>splice metrics</code> lists them; <code>splice score --metrics NAME</code> computes "
+                   "one).</p>")  # fmt: skip
     out.append("</section>")
     return "\n".join(out)
 

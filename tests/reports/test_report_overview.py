@@ -51,6 +51,9 @@ def test_overview_one_table_per_data_set_every_metric_a_column(report):
     html = (dest / "index.html").read_text()
     assert html.index('id="tables"') < html.index('<section id="metrics-overview">') < html.index('id="plots"')
     assert '<a href="#metrics-overview">' in html
+    # registry metrics without values are counted, not listed one by one in the results section
+    results = html[html.index('<section id="tables">') : html.index('<section id="metrics-overview">')]
+    assert re.search(r"\d+ more metrics of the registry without values here", results) and "LPIPS" not in results
     rows = _overview(html, "demo")
     assert rows[0] == ["method", "iou ↑", "matched_iou ↑", "structure ↓", "appearance ↓", "cosine ↑", "clip ↑",
                        "lab_emd ↓"]  # fmt: skip
