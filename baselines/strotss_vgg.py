@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from splice.core.errors import WeightsError
-from splice.core.imageio import sha256_file
 from splice.core.paths import weights_dir
+from splice.core.weightfiles import file_sha256
 
 #: torchvision's VGG16 layout ("D"): numbers are conv widths, "M" a 2x2 max-pool.
 VGG16_LAYOUT: tuple[int | str, ...] = (
@@ -126,17 +126,6 @@ def resolve_vgg_weights(spec: str | None) -> VGGWeights:
     return VGGWeights(spec=spec, kind="file", path=Path(spec).expanduser())
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = sha256_file(path)
-    return _HASHES[key]
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
@@ -214,5 +203,5 @@ def load_strotss_vgg(
         assert where.path is not None
         state = _features_state(_read_state_dict(where.path), where.path, model.features)
         model.features.load_state_dict(state, strict=True)
-        identity.update(path=str(where.path), sha256=_file_sha256(where.path))
+        identity.update(path=str(where.path), sha256=file_sha256(where.path))
     return model.to(device), identity

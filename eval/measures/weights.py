@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from splice.core.errors import ConfigError, WeightsError
-from splice.core.imageio import sha256_file
 from splice.core.method import Requirement
 from splice.core.paths import weights_dir
-from splice.core.weightfiles import WEIGHT_SUFFIXES, hf_hub_reachable, read_state_dict
+from splice.core.weightfiles import WEIGHT_SUFFIXES, file_sha256, hf_hub_reachable, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +51,6 @@ def seeded(seed: int = RANDOM_SEED) -> Iterator[None]:
 
 def is_file_spec(spec: str) -> bool:
     return Path(spec).suffix in WEIGHT_SUFFIXES or os.sep in spec
-
-
-_SHA: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a weights file, computed once per (path, size, mtime) in this process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA:
-        _SHA[key] = sha256_file(path)
-    return _SHA[key]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,21 @@ from splice.core.errors import WeightsError
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
 
+_SHA: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a weights file, computed once per (path, size, mtime) in this process (records name the weights
+    they ran with; hashing a 300 MB file for every job would cost more than some jobs)."""
+    from splice.core.imageio import sha256_file
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA:
+        _SHA[key] = sha256_file(path)
+    return _SHA[key]
+
+
 def read_state_dict(path: Path) -> dict:
     """A state dict from a ``.safetensors`` file or a ``torch.save`` file (tensors only, no code)."""
     import torch

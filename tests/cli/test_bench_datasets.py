@@ -5,16 +5,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from splice.cli import main
-
-
-def invoke(capsys, *argv) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    got = capsys.readouterr()
-    return int(e.value.code or 0), got.out, got.err
+from tests.support.cli import invoke
 
 
 def test_swapping_autoencoder_per_data_set(capsys, tmp_path):

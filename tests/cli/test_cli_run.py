@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
+from tests.support.cli import invoke
 from tests.support.images import make_image
 from tests.support.tiny import TINY
 
@@ -18,9 +20,19 @@ PY = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def cli(*args, env=None):
-    return subprocess.run([PY, "-m", "splice", *map(str, args)], capture_output=True, text=True,
-                          env={**ENV, **(env or {})}, timeout=300)
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``splice ARGS`` in this process (a subprocess would import torch anew, 8 s each; the Ctrl-C test below and
+    the kill -9 test of tests/model run the real entry point): .returncode, .stdout, .stderr."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def run(*args, env=None):
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        code, out, err = invoke(capsys, *args)
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run
 
 
 def run_args(s, a, out, *extra):
@@ -28,7 +40,7 @@ def run_args(s, a, out, *extra):
             "--weights", "random", *extra]
 
 
-def test_run_writes_output_and_record_and_removes_its_checkpoint(tmp_path, tiny_pair):
+def test_run_writes_output_and_record_and_removes_its_checkpoint(tmp_path, tiny_pair, cli):
     s, a = tiny_pair
     out = tmp_path / "out"
     r = cli(*run_args(s, a, out))
@@ -70,7 +82,7 @@ def test_run_writes_output_and_record_and_removes_its_checkpoint(tmp_path, tiny_
     ("text", "not an image Pillow can read"),
     ("tiny", "at least 64 px"),
 ])
-def test_bad_inputs_one_line_errors(tmp_path, tiny_pair, case, message):
+def test_bad_inputs_one_line_errors(tmp_path, tiny_pair, case, message, cli):
     s, a = tiny_pair
     bad = tmp_path / "bad.png"
     if case == "text":
@@ -85,7 +97,7 @@ def test_bad_inputs_one_line_errors(tmp_path, tiny_pair, case, message):
     assert not (tmp_path / "o" / "record.json").exists()
 
 
-def test_missing_weights_offline_is_one_line(tmp_path, tiny_pair):
+def test_missing_weights_offline_is_one_line(tmp_path, tiny_pair, cli):
     s, a = tiny_pair
     r = cli("run", s, a, "-o", tmp_path / "o", "--steps", "1", "--backbone", "vit_small_patch16_224", "--quiet",
             env={"SPLICE_WEIGHTS_DIR": str(tmp_path / "nothing")})
@@ -96,7 +108,7 @@ def test_missing_weights_offline_is_one_line(tmp_path, tiny_pair):
     assert "dino_deitsmall16_pretrain.pth" in line and str(tmp_path / "nothing") in line
 
 
-def test_unfinished_run_needs_resume_and_output_folder_is_not_input_folder(tmp_path, tiny_pair):
+def test_unfinished_run_needs_resume_and_output_folder_is_not_input_folder(tmp_path, tiny_pair, cli):
     s, a = tiny_pair
     out = tmp_path / "o"
     out.mkdir()
@@ -106,10 +118,11 @@ def test_unfinished_run_needs_resume_and_output_folder_is_not_input_folder(tmp_p
     r = cli(*run_args(s, a, s.parent))
     assert r.returncode == 2 and "nothing is ever written into input folders" in r.stderr
     r = cli("run", s, a, "-o", tmp_path / "p", "--preset", "nope")
-    assert r.returncode == 2 and r.stderr == "error: --preset 'nope' is not a preset; choose from paper, paper-10k, fast, smoke\n"
+    assert r.returncode == 2
+    assert r.stderr == "error: --preset 'nope' is not a preset; choose from paper, paper-10k, fast, smoke\n"
 
 
-def test_score_vit_json(tmp_path, tiny_pair):
+def test_score_vit_json(tmp_path, tiny_pair, cli):
     from tests.support.vit import recipe_state_dict
 
     s, a = tiny_pair
@@ -119,17 +132,16 @@ def test_score_vit_json(tmp_path, tiny_pair):
     # smaller than S with no geometry given: S is resized to O (bicubic, as Pillow's default), and said so;
     # O is exactly that resize, so the structure distance is 0
     Image.open(s).convert("RGB").resize((48, 40), Image.Resampling.BICUBIC).save(o)
-    r = cli("score", "vit", "--structure", s, "--appearance", a, "--output", o, "--backbone", "vit_tiny_patch16_224", "--weights", w,
-            "--device", "cpu", "--json")
+    tiny = ["--backbone", "vit_tiny_patch16_224", "--weights", w]
+    r = cli("score", "vit", "--structure", s, "--appearance", a, "--output", o, *tiny, "--device", "cpu", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["aligned"] == "resize" and res["random_weights"] is False
     assert res["structure_distance"] == 0 and res["appearance_distance"] > 0 and -1 <= res["appearance_cosine"] <= 1
-    other = json.loads(cli("score", "vit", "--structure", s, "--appearance", a, "--output", a, "--geometry", "stretch 72x72",
-                           "--backbone", "vit_tiny_patch16_224", "--weights", w, "--json").stdout)
+    other = json.loads(cli("score", "vit", "--structure", s, "--appearance", a, "--output", a, "--geometry",
+                           "stretch 72x72", *tiny, "--json").stdout)
     assert other["aligned"] == "geometry" and other["structure_distance"] > 0 and other["appearance_distance"] == 0
-    same = json.loads(cli("score", "vit", "--structure", s, "--appearance", s, "--output", s, "--backbone", "vit_tiny_patch16_224",
-                          "--weights", w, "--json").stdout)
+    same = json.loads(cli("score", "vit", "--structure", s, "--appearance", s, "--output", s, *tiny, "--json").stdout)
     assert same["structure_distance"] == 0 and same["appearance_distance"] == 0 and same["aligned"] == "identity"
     assert same["appearance_cosine"] == pytest.approx(1, abs=1e-6)
 

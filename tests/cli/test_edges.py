@@ -10,18 +10,10 @@ import json
 
 import pytest
 
-from splice.cli import main
 from tests.support import PROJECT
+from tests.support.cli import invoke
 from tests.support.images import make_image
 from tests.support.tiny import TINY
-
-
-def invoke(capsys, *argv) -> tuple[int, str, str]:
-    """``splice ARGV`` in this process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    got = capsys.readouterr()
-    return int(e.value.code or 0), got.out, got.err
 
 
 def one_error(err: str) -> str:
