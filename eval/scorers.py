@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable
 
 from PIL import Image
 
-from splice.core.errors import ConfigError, UserError
+from splice.core.errors import ConfigError, UserError, near_names
 
 from . import PROTOCOL_VERSION
 
@@ -204,9 +204,7 @@ def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     items = [m for m in metrics]
     bad = [m for m in items if m != ALL and m not in FAMILIES and m not in SPECS]
     if bad or not items:
-        import difflib
-
-        near = [n for b in bad for n in difflib.get_close_matches(b, choices(), n=1)]
+        near = [n for b in bad for n in near_names(b, choices())]
         hint = f"did you mean {', '.join(near)}? " if near else ""
         raise ConfigError(f"unknown metric(s) {', '.join(bad) or '(none)'}; {hint}use --metrics all or a comma list "
                           f"of {', '.join(choices()[1:])} (`splice metrics` lists them)")  # fmt: skip

@@ -6,6 +6,8 @@ setting at fault and says how to fix it; no traceback is shown for these.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one line."""
@@ -31,3 +33,15 @@ class ManifestError(UserError):
 
 class ConfigError(UserError):
     """An unknown preset, option or value."""
+
+
+def near_names(name: object, known: Iterable[object], n: int = 1) -> list[str]:
+    """The names of ``known`` a user most likely meant by ``name``, for a "did you mean" hint: those that start
+    like it (its first four characters; ``lpipz`` -> ``lpips_vgg``) before those :mod:`difflib` finds close
+    (``smoek`` -> ``smoke``); at most ``n``."""
+    import difflib
+
+    name, known = str(name), list(dict.fromkeys(str(k) for k in known))
+    head = name[:4]
+    prefix = [k for k in known if len(head) >= 3 and k != name and k.startswith(head)]
+    return list(dict.fromkeys(prefix + difflib.get_close_matches(name, known, n=n)))[:n]

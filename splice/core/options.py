@@ -22,14 +22,13 @@ Every problem is one :class:`~splice.core.errors.ConfigError` line naming the op
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from splice.core.errors import ConfigError
+from splice.core.errors import ConfigError, near_names
 
 #: The preset names of the suite. A method defines ``paper`` and ``smoke`` and may define the
 #: others; a preset a method does not define runs the method's ``paper`` settings (recorded).
@@ -58,7 +57,7 @@ def check_preset(name: str, extra: Iterable[str] = (), option: str = "--preset")
     valid = list(dict.fromkeys([*PRESETS, *extra]))
     if name in valid:
         return name
-    near = difflib.get_close_matches(str(name), valid, n=1)
+    near = near_names(name, valid)
     hint = f"did you mean {near[0]}? " if near else ""
     raise ConfigError(f"{option} {name!r} is not a preset; {hint}choose from {', '.join(valid)}")
 
@@ -130,7 +129,7 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         for choice in args:
             if value == choice or str(value) == str(choice):
                 return choice
-        near = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        near = near_names(value, args)
         hint = f"did you mean {near[0]}? " if near else ""
         raise ConfigError(f"{name}: {value!r} is not a choice; {hint}use one of {', '.join(str(a) for a in args)}")
     if origin in (tuple, list):
@@ -202,7 +201,7 @@ def option_types(options_type: type) -> dict[str, Any]:
 
 def _did_you_mean(key: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    near = difflib.get_close_matches(key, known, n=2) or [k for k in known if k.startswith(key) or key in k][:2]
+    near = near_names(key, known, n=2) or [k for k in known if k.startswith(key) or key in k][:2]
     if near:
         return f"did you mean {' or '.join(near)}?"
     return f"options: {', '.join(known)}" if known else "it takes no options"
@@ -311,7 +310,7 @@ def parse_assignments(items: Iterable[str], method_names: Iterable[str], option:
                 raise ConfigError(f"{option} {item!r}: no option name after {head}.")
             out.append(Assignment(head, tail, value, str(item)))
         elif dot:
-            near = difflib.get_close_matches(head, sorted(names), n=1)
+            near = near_names(head, sorted(names))
             hint = f"did you mean {near[0]}.{tail}? " if near else ""
             raise ConfigError(f"{option} {item!r}: {head!r} is not a method; {hint}see `splice methods`")
         else:

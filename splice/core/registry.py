@@ -5,11 +5,10 @@ Adding a method touches two files: its own module and one line in :data:`METHODS
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Iterable
 
-from splice.core.errors import ConfigError
+from splice.core.errors import ConfigError, near_names
 from splice.core.method import Method
 
 METHODS: dict[str, str] = {
@@ -54,7 +53,7 @@ class Registry:
 
     def get_class(self, name: str) -> type:
         if name not in self._entries:
-            near = difflib.get_close_matches(name, self._entries, n=3)
+            near = near_names(name, self._entries, n=3)
             hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(self._entries)}"
             raise ConfigError(f"unknown {self._kind} {name!r}{hint}")
         module_name, _, attr = self._entries[name].partition(":")

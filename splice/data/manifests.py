@@ -15,7 +15,6 @@ This module loads and validates manifests (every problem is a one-line
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Literal
 
 from splice.core.atomic import atomic_write
-from splice.core.errors import ImageError, ManifestError, UserError
+from splice.core.errors import ImageError, ManifestError, UserError, near_names
 from splice.core.imageio import IMAGE_SUFFIXES, load_rgb, sha256_file
 from splice.core.method import Pair
 
@@ -103,7 +102,7 @@ class Manifest:
         for r in self.rows:
             if r.pair_id == pair_id:
                 return r
-        near = difflib.get_close_matches(pair_id, self.ids(), n=3)
+        near = near_names(pair_id, self.ids(), n=3)
         hint = f"; did you mean {', '.join(near)}?" if near else f"; see `splice datasets list` ({self.path})"
         raise ManifestError(f"pair {pair_id!r} is not in data set {self.name!r}{hint}")
 
@@ -322,7 +321,7 @@ def find_manifest(name_or_path: str, folder: str | os.PathLike | None = None) ->
         if p.is_file():
             return p
         raise ManifestError(f"manifest not found: {p}")
-    near = difflib.get_close_matches(name_or_path, known, n=3)
+    near = near_names(name_or_path, known, n=3)
     hint = f"did you mean {', '.join(near)}?" if near else f"known: {', '.join(known) or '(none)'}"
     raise ManifestError(f"unknown data set {name_or_path!r} (looked in {folder or datasets_dir()}); {hint} "
                         "or give a path to a manifest CSV")  # fmt: skip

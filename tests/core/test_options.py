@@ -146,3 +146,14 @@ def test_assignment_errors(items, message):
             options.parse_assignments(items, ["a", "b", "d", "splice"]), {"a": ["steps", "lr"], "b": ["steps", "size"]}
         )
     assert str(e.value).startswith(message)
+
+
+def test_did_you_mean_prefers_names_that_start_alike():
+    from splice.core.errors import near_names
+
+    metrics = ["iou", "vit", "lpips_vgg", "lpips_alex", "dists", "clip", "dino", "dinov2"]
+    assert near_names("lpipz", metrics) == ["lpips_vgg"]  # difflib alone says "clip"
+    assert near_names("lpipz", metrics, n=3) == ["lpips_vgg", "lpips_alex", "clip"]
+    assert near_names("smoek", ["paper", "paper-10k", "fast", "smoke"]) == ["smoke"]
+    assert near_names("splise", ["splice", "strotss"]) == ["splice"]
+    assert near_names("zzz", metrics) == [] and near_names("dino", metrics) == ["dinov2"]  # never the name itself
