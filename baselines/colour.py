@@ -98,7 +98,8 @@ def reinhard_transfer(structure: np.ndarray, appearance: np.ndarray) -> tuple[np
     rgb = lab_to_rgb(out_lab)
     clipped = float(np.mean((rgb < 0.0) | (rgb > 1.0)))
     out = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-    stats = {"structure_lab": s.to_dict(), "appearance_lab": t.to_dict(), "scale": scale.tolist(), "clipped_share": clipped}
+    stats = {"structure_lab": s.to_dict(), "appearance_lab": t.to_dict(), "scale": scale.tolist(),
+             "clipped_share": clipped}  # fmt: skip
     return out, stats
 
 
@@ -122,7 +123,7 @@ def histogram_transfer(structure: np.ndarray, appearance: np.ndarray) -> tuple[n
         lut = histogram_map(structure[..., c], appearance[..., c])
         out[..., c] = lut[structure[..., c]]
         luts.append(lut)
-    return out, {"luts_sha": [_short_hash(l) for l in luts]}
+    return out, {"luts_sha": [_short_hash(lut) for lut in luts]}
 
 
 def _short_hash(arr: np.ndarray) -> str:

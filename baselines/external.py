@@ -217,8 +217,12 @@ class ExternalSpec:
             if not data.get(key):
                 raise bad(f"'{key}:' is required")
         command = data["command"]
-        if isinstance(command, str) or not isinstance(command, list) or not all(isinstance(c, (str, int, float)) for c in command):
-            raise bad("'command:' must be a list of arguments, e.g. [\"{python}\", \"run.py\", \"--in\", \"{structure}\"]")
+        if (
+            isinstance(command, str)
+            or not isinstance(command, list)
+            or not all(isinstance(c, (str, int, float)) for c in command)
+        ):
+            raise bad('\'command:\' must be a list of arguments, e.g. ["{python}", "run.py", "--in", "{structure}"]')
         inputs = data.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise bad("'inputs:' must be a mapping with place:, structure:, appearance:")
@@ -481,7 +485,10 @@ def hub_alias_cache(dest: Path, model_id: str, folder: Path, cache: Path) -> Pat
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def device_values(device: str) -> dict[str, str]:
@@ -561,7 +568,9 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path,
                 start_new_session=True,  # its own process group: a timeout kills the method's children too
             )
         except FileNotFoundError:
-            raise ExternalError(f"command not found: {argv[0]}; set python= (--method-args) or fix command: in the YAML") from None
+            raise ExternalError(
+                f"command not found: {argv[0]}; set python= (--method-args) or fix command: in the YAML"
+            ) from None
         except PermissionError:
             raise ExternalError(f"command is not executable: {argv[0]}") from None
         timed_out = False
@@ -574,7 +583,8 @@ def run_command(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path,
             _kill_group(proc)
             raise
         seconds = time.perf_counter() - start
-        logf.write(f"\n[splice-bench] exit code {proc.returncode}{' (timed out)' if timed_out else ''} after {seconds:.1f} s\n".encode())
+        note = " (timed out)" if timed_out else ""
+        logf.write(f"\n[splice-bench] exit code {proc.returncode}{note} after {seconds:.1f} s\n".encode())
     return CommandResult(argv=argv, returncode=proc.returncode, seconds=seconds, timed_out=timed_out, log=log_path,
                          tail=_tail(log_path))
 
@@ -740,7 +750,8 @@ class ExternalMethod(Method):
         device_type = (settings.device or "cpu").split(":")[0].lower()
         if device_type not in spec.devices:
             raise ConfigError(
-                f"{spec.name} runs on {', '.join(spec.devices)} only (per {spec.source}); got --device {settings.device}"
+                f"{spec.name} runs on {', '.join(spec.devices)} only (per {spec.source}); "
+                f"got --device {settings.device}"
             )
         repo = spec.resolve_repo(settings)
         if repo is None or not repo.is_dir():
@@ -749,8 +760,8 @@ class ExternalMethod(Method):
         missing = [c.path for c in spec.check if not c.how and not (repo / c.path).exists()]
         if missing:
             raise CheckoutError(
-                f"{spec.name}: {repo} is not a checkout of {spec.repository or spec.name} (missing {', '.join(missing)}); "
-                f"{spec.clone_hint()}"
+                f"{spec.name}: {repo} is not a checkout of {spec.repository or spec.name} "
+                f"(missing {', '.join(missing)}); {spec.clone_hint()}"
             )
         for kind, req in self._requirements(settings)[1:]:
             if req.ready:
@@ -830,11 +841,13 @@ class ExternalMethod(Method):
         last = _last_line(result.tail)
         if result.timed_out:
             raise ExternalError(
-                f"{spec.name}: timed out after {timeout:.0f} s; see {log_path}; raise it with --method-args timeout=SECONDS"
+                f"{spec.name}: timed out after {timeout:.0f} s; see {log_path}; "
+                "raise it with --method-args timeout=SECONDS"
             )
         if result.returncode != 0:
             raise ExternalError(
-                f"{spec.name}: command exited with code {result.returncode}; see {log_path}" + (f" (last line: {last})" if last else "")
+                f"{spec.name}: command exited with code {result.returncode}; see {log_path}"
+                + (f" (last line: {last})" if last else "")
             )
         pattern = _fill(spec.output, values, spec.source)
         matches = sorted(p for p in (Path(pattern).parent.glob(Path(pattern).name) if Path(pattern).is_absolute()
@@ -846,8 +859,8 @@ class ExternalMethod(Method):
             )
         if len(matches) > 1:
             raise ExternalError(
-                f"{spec.name}: {len(matches)} files match {pattern!r} in {output_dir} ({', '.join(p.name for p in matches[:4])}); "
-                f"make output: in {spec.source} match exactly one"
+                f"{spec.name}: {len(matches)} files match {pattern!r} in {output_dir} "
+                f"({', '.join(p.name for p in matches[:4])}); make output: in {spec.source} match exactly one"
             )
         out = load_rgb(matches[0], role=f"{spec.name} output", min_side=0)
         try:

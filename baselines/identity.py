@@ -20,4 +20,6 @@ class IdentityMethod(Method):
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
         s = load_rgb(pair.structure, role="structure image")
         load_rgb(pair.appearance, role="appearance image")  # a bad appearance image fails here too
-        return MethodResult(image=s.image.copy(), geometry=Geometry.identity(s.size), info={"inputs": {"structure": s.record()}})
+        return MethodResult(
+            image=s.image.copy(), geometry=Geometry.identity(s.size), info={"inputs": {"structure": s.record()}}
+        )

@@ -35,7 +35,8 @@ benchmark runner exactly as for a fresh run::
     splice bench import --from ../shared/data/paper/afhq --dataset afhq --method-dir ours --out runs/paper
 
 Inside ``splice bench`` the method is simply ``precomputed`` (``--methods precomputed
---method-args precomputed.root=DIR precomputed.method_dir=ours``); its jobs are then filed under the method name ``precomputed``.
+--method-args precomputed.root=DIR precomputed.method_dir=ours``); its jobs are then filed under the
+method name ``precomputed``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class PrecomputedOptions:
         """The typed options, with ``root`` checked and expanded and ``label`` filled in."""
         opts = resolve_options(cls, PrecomputedMethod.presets, settings.preset, settings.options, "precomputed")
         if not opts.root:
-            raise ConfigError("precomputed needs the folder of stored outputs: --method-args root=DIR [method_dir=ours]")
+            raise ConfigError(
+                "precomputed needs the folder of stored outputs: --method-args root=DIR [method_dir=ours]"
+            )
         root = Path(os.path.expandvars(opts.root)).expanduser()
         if not root.is_dir():
             raise ConfigError(f"precomputed: root={root} is not a folder")
@@ -114,7 +117,9 @@ class Candidate:
 def _images_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def scan(root: Path) -> list[Candidate]:
@@ -244,8 +249,10 @@ def output_file(candidate: Candidate, opts: PrecomputedOptions) -> Path:
         images = [p for p in images if fnmatch.fnmatch(p.name, opts.file)]
     if not images:
         what = f"matching file={opts.file} " if opts.file else ""
-        raise PrecomputedError(f"precomputed: no image {what}in {folder}; check method_dir= (folders there: "
-                               f"{', '.join(sorted(p.name for p in candidate.folder.iterdir() if p.is_dir())) or 'none'})")
+        raise PrecomputedError(
+            f"precomputed: no image {what}in {folder}; check method_dir= (folders there: "
+            f"{', '.join(sorted(p.name for p in candidate.folder.iterdir() if p.is_dir())) or 'none'})"
+        )
     if len(images) > 1:
         raise PrecomputedError(
             f"precomputed: {len(images)} images in {folder} ({', '.join(p.name for p in images[:4])}); "
@@ -259,7 +266,9 @@ class PrecomputedMethod(Method):
 
     name = "precomputed"
     paper = "-"
-    summary = "Imports stored outputs (e.g. the authors' ours/sa/strotss images) matched by pair name or structure hash."
+    summary = (
+        "Imports stored outputs (e.g. the authors' ours/sa/strotss images) matched by pair name or structure hash."
+    )
     devices = ("cpu", "cuda", "mps")
     in_benchmark = False
     in_smoke = False
@@ -357,7 +366,9 @@ def pairs_from_folder(root: Path, manifest, data_root: Path | None = None, struc
             a_sha = file_sha(a)
             rows = [r for r in rows if r.appearance.sha256 == a_sha] or rows
         if not rows:
-            log.warning("precomputed: %s is not a pair of %s (no row has its structure image); skipped", c.folder, manifest.path)
+            log.warning(
+                "precomputed: %s is not a pair of %s (no row has its structure image); skipped", c.folder, manifest.path
+            )
             continue
         row = rows[0]
         pair = manifest.resolve(row, data_root) if data_root else Pair(row.pair_id, s, a, manifest.name)

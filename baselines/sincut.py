@@ -355,7 +355,8 @@ class SinCUT(Method):
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         cfg = resolve_config(settings)
-        return {"method": METHOD, "version": VERSION, "preset": preset_name(settings), "max_side": settings.max_side, **dataclasses.asdict(cfg)}
+        return {"method": METHOD, "version": VERSION, "preset": preset_name(settings), "max_side": settings.max_side,
+                **dataclasses.asdict(cfg)}  # fmt: skip
 
     def run(self, pair: Pair, settings: RunSettings) -> MethodResult:
         cfg = resolve_config(settings)

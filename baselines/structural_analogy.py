@@ -102,7 +102,8 @@ class StructuralAnalogyConfig:
     ker_size: int = 3
     num_layer: int = 5
     switch_res: int = 2  # the last switch_res scales use non-residual generators
-    output: Literal["real", "sample"] = "real"  # "real": G_B(real A) at the finest scale; "sample": the training's final A->B sample
+    # "real": G_B(real A) at the finest scale; "sample": the training's final A->B sample
+    output: Literal["real", "sample"] = "real"
 
 
 PRESETS: dict[str, StructuralAnalogyConfig] = {

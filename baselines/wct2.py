@@ -56,7 +56,9 @@ class WCT2Config:
     option_unpool: Literal["cat5", "sum"] = "cat5"
     transfer_at: str = field(default="encoder,decoder,skip", metadata={"help": "comma list of encoder, decoder, skip"})
     alpha: float = 1.0
-    reg: float = field(default=1.0, metadata={"help": "the '+ I' added to both covariances before the eigendecomposition"})
+    reg: float = field(
+        default=1.0, metadata={"help": "the '+ I' added to both covariances before the eigendecomposition"}
+    )
     multiple: int = field(default=16, metadata={"help": "both sides are centre-cropped to a multiple of this"})
 
     def __post_init__(self) -> None:

@@ -46,10 +46,10 @@ def display_size(box: FloatBox, long_side: int) -> tuple[int, int]:
 
 def box_in_output(geometry: Geometry, box: FloatBox) -> FloatBox:
     """``box`` (structure-image pixels) in the output's pixels, through ``geometry``."""
-    l, t, r, b = geometry.box
-    sx = geometry.output[0] / (r - l)
-    sy = geometry.output[1] / (b - t)
-    return ((box[0] - l) * sx, (box[1] - t) * sy, (box[2] - l) * sx, (box[3] - t) * sy)
+    left, top, right, bottom = geometry.box
+    sx = geometry.output[0] / (right - left)
+    sy = geometry.output[1] / (bottom - top)
+    return ((box[0] - left) * sx, (box[1] - top) * sy, (box[2] - left) * sx, (box[3] - top) * sy)
 
 
 def cut(image: Image.Image, box: FloatBox, size: tuple[int, int]) -> Image.Image:

@@ -101,12 +101,12 @@ class Geometry:
             raise ValueError(f"cannot compose: {self.output} -> {other.source}")
         sx = (self.box[2] - self.box[0]) / self.output[0]
         sy = (self.box[3] - self.box[1]) / self.output[1]
-        l, t, r, b = other.box
+        left, top, right, bottom = other.box
         box = (
-            round(self.box[0] + l * sx),
-            round(self.box[1] + t * sy),
-            round(self.box[0] + r * sx),
-            round(self.box[1] + b * sy),
+            round(self.box[0] + left * sx),
+            round(self.box[1] + top * sy),
+            round(self.box[0] + right * sx),
+            round(self.box[1] + bottom * sy),
         )
         kinds = [k for k in (self.kind, other.kind) if k != "identity"]
         kind = "+".join(kinds) if kinds else "identity"
@@ -115,7 +115,9 @@ class Geometry:
     def apply(self, image: Image.Image, resample: int = Image.Resampling.BICUBIC) -> Image.Image:
         """Apply to a PIL image of size ``source`` (use NEAREST for label masks)."""
         if tuple(image.size) != tuple(self.source):
-            raise ValueError(f"geometry expects a {self.source[0]}x{self.source[1]} image, got {image.size[0]}x{image.size[1]}")
+            raise ValueError(
+                f"geometry expects a {self.source[0]}x{self.source[1]} image, got {image.size[0]}x{image.size[1]}"
+            )
         if self.is_identity:
             return image
         out = image
@@ -130,7 +132,9 @@ class Geometry:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Geometry":
-        return cls(source=tuple(d["source"]), box=tuple(d["box"]), output=tuple(d["output"]), kind=d.get("kind", "resize"))
+        return cls(
+            source=tuple(d["source"]), box=tuple(d["box"]), output=tuple(d["output"]), kind=d.get("kind", "resize")
+        )
 
 
 def _same_aspect(a: Size, b: Size, tol: float = 0.01) -> bool:

@@ -44,7 +44,8 @@ class Pair:
     dataset: str = "adhoc"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pair_id": self.pair_id, "dataset": self.dataset, "structure": str(self.structure), "appearance": str(self.appearance)}
+        return {"pair_id": self.pair_id, "dataset": self.dataset, "structure": str(self.structure),
+                "appearance": str(self.appearance)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def _randint(g: torch.Generator, lo: int, hi_exclusive: int) -> int:
     return int(torch.randint(lo, hi_exclusive, (1,), generator=g))
 
 
-def color_jitter(img: torch.Tensor, g: torch.Generator, b: float, c: float, s: float, h: float) -> tuple[torch.Tensor, dict]:
+def color_jitter(
+    img: torch.Tensor, g: torch.Generator, b: float, c: float, s: float, h: float
+) -> tuple[torch.Tensor, dict]:
     """torchvision's ColorJitter semantics (random order, factors in [1-x, 1+x], hue in [-h, h])."""
     order = torch.randperm(4, generator=g).tolist()
     fb = _uniform(g, max(0.0, 1 - b), 1 + b)
@@ -103,6 +105,7 @@ class PairSampler:
         t, t_info = self.augment_appearance(self.appearance)
         s_crop, s_box = random_square_crop(s, self.generator, self.cfg.crop_min_cover)
         t_crop, t_box = random_square_crop(t, self.generator, self.cfg.crop_min_cover)
-        fmt = torch.channels_last if self.structure.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        channels_last = self.structure.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
         return Crops(step, s_crop.contiguous(memory_format=fmt), t_crop.contiguous(memory_format=fmt),
-                     {"structure": {"box": s_box, **s_info}, "appearance": {"box": t_box, **t_info}})
+                     {"structure": {"box": s_box, **s_info}, "appearance": {"box": t_box, **t_info}})  # fmt: skip

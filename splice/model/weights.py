@@ -41,7 +41,8 @@ DINO_FILES: dict[str, str] = {
     "vit_small_patch16_224": "dino_deitsmall16_pretrain.pth",
 }
 DINO_URL = "https://dl.fbaipublicfiles.com/dino/{stem}/{file}"
-ALIASES = {"B/8": "vit_base_patch8_224", "S/8": "vit_small_patch8_224", "B/16": "vit_base_patch16_224", "S/16": "vit_small_patch16_224"}
+ALIASES = {"B/8": "vit_base_patch8_224", "S/8": "vit_small_patch8_224",
+           "B/16": "vit_base_patch16_224", "S/16": "vit_small_patch16_224"}  # fmt: skip
 DEFAULT_BACKBONE = "vit_base_patch8_224"
 
 
@@ -79,7 +80,8 @@ class WeightsIdentity:
     random: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backbone": self.backbone, "spec": self.spec, "source": self.source, "sha256": self.sha256, "random": self.random}
+        return {"backbone": self.backbone, "spec": self.spec, "source": self.source, "sha256": self.sha256,
+                "random": self.random}  # fmt: skip
 
 
 def _missing_message(arch: str, spec: str) -> str:

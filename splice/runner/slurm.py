@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 ARRAY_FILE = "array-{array}.json"
 """``OUT/slurm/array-<id>.json``: the array's tasks and the jobs each runs (written at submission)."""
 ACTIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
-                    "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED", "RESV_DEL_HOLD"})  # fmt: skip
+                    "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED",
+                    "RESV_DEL_HOLD"})  # fmt: skip
 """squeue states (``%T``) in which a task may still produce its result."""
 GONE = "GONE"
 """The state of a task squeue no longer lists (purged ``MinJobAge`` seconds after it ended)."""
