@@ -54,7 +54,8 @@ if args.mode == "nothing":
 im = Image.open(args.struct).convert("RGB")
 w, h = im.size
 s = min(w, h)
-im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((args.size, args.size), Image.BICUBIC)
+im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+im = im.resize((args.size, args.size), Image.BICUBIC)
 os.makedirs(os.path.join(args.out, "res"), exist_ok=True)
 im.save(os.path.join(args.out, "res", "out_seed%d.png" % args.seed))
 if args.mode == "two":
@@ -144,7 +145,8 @@ def test_external_presets_and_method_args_override(tmp_path, tiny_pair, fake_yam
     assert m.run(_pair(tiny_pair), over).image.size == (48, 48)
     assert m.config(over) != m.config(smoke)
     # where the checkout lives and which python runs it do not change the output: same job
-    assert m.config(_settings(tmp_path, fake_yaml, repo="/elsewhere", python="py3")) == m.config(_settings(tmp_path, fake_yaml))
+    elsewhere = _settings(tmp_path, fake_yaml, repo="/elsewhere", python="py3")
+    assert m.config(elsewhere) == m.config(_settings(tmp_path, fake_yaml))
     with pytest.raises(ConfigError, match="fake-method: unknown option 'sizee'; did you mean size\\?"):
         m.config(_settings(tmp_path, fake_yaml, sizee="1"))
 
@@ -214,7 +216,9 @@ def _alive(pid: int) -> bool:
 def test_external_timeout_kills_the_whole_process_group(tmp_path, tiny_pair, fake_yaml):
     settings = _settings(tmp_path, fake_yaml, mode="sleep", timeout="1.5")
     t0 = time.perf_counter()
-    with pytest.raises(ExternalError, match=r"timed out after 2 s; see .*log\.txt; raise it with --method-args timeout="):
+    with pytest.raises(
+        ExternalError, match=r"timed out after 2 s; see .*log\.txt; raise it with --method-args timeout="
+    ):
         ExternalMethod().run(_pair(tiny_pair), settings)
     assert time.perf_counter() - t0 < 15
     pid = int((settings.workdir / "output" / "child.pid").read_text())
@@ -251,7 +255,9 @@ def test_external_missing_checkout(tmp_path, tiny_pair, monkeypatch):
         ExternalMethod().run(_pair(tiny_pair), _settings(tmp_path, path, repo=str(tmp_path / "gone")))
     wrong = tmp_path / "wrong"
     wrong.mkdir()
-    with pytest.raises(CheckoutError, match="is not a checkout of https://github.com/example/fake-method .missing run.py"):
+    with pytest.raises(
+        CheckoutError, match="is not a checkout of https://github.com/example/fake-method .missing run.py"
+    ):
         ExternalMethod().run(_pair(tiny_pair), _settings(tmp_path, path, repo=str(wrong)))
 
 
@@ -264,13 +270,17 @@ def test_external_repo_from_environment(tmp_path, tiny_pair, fake_repo, monkeypa
 
 def test_external_missing_weights_say_what_to_download(tmp_path, tiny_pair, fake_repo):
     path = tmp_path / "w.yaml"
-    need = {"path": "{repo}/checkpoints/{size}/model.pth", "how": "download model.pth from https://example.org/m into checkpoints/{size}/"}
+    need = {
+        "path": "{repo}/checkpoints/{size}/model.pth",
+        "how": "download model.pth from https://example.org/m into checkpoints/{size}/",
+    }
     path.write_text(yaml.safe_dump(_spec_dict(repo=str(fake_repo), requires=[need])))
     m = ExternalMethod()
     with pytest.raises(WeightsError) as e:
         m.run(_pair(tiny_pair), _settings(tmp_path, path))
     msg = _one_line(e.value)
-    assert f"missing {fake_repo}/checkpoints/64/model.pth" in msg and "https://example.org/m into checkpoints/64/" in msg
+    assert f"missing {fake_repo}/checkpoints/64/model.pth" in msg
+    assert "https://example.org/m into checkpoints/64/" in msg
     reqs = m.requirements(_settings(tmp_path, path))
     assert [r.ready for r in reqs] == [True, False]
     (fake_repo / "checkpoints" / "64").mkdir(parents=True)

@@ -119,7 +119,9 @@ def test_several_images_need_file_glob(layout):
         _run(pairs[0], root=str(paper), method_dir="sa")
     res = _run(pairs[0], root=str(paper), method_dir="sa", file="out_1000.png")
     assert res.info["precomputed"]["file"].endswith("out_1000.png")
-    with pytest.raises(PrecomputedError, match=r"no image in .*afhq/0/nope; check method_dir= .folders there: A, B, ours, sa, strotss"):
+    with pytest.raises(
+        PrecomputedError, match=r"no image in .*afhq/0/nope; check method_dir= .folders there: A, B, ours, sa, strotss"
+    ):
         _run(pairs[0], root=str(paper), method_dir="nope")
 
 

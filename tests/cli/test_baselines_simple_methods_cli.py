@@ -30,7 +30,9 @@ class NeedsGpuAndWeights(Method):
 
     def requirements(self, settings):
         where = self.options(settings).weights_dir
-        return [Requirement(name="fake weights", how=f"download fake.pth into {where}", ready=where == "/here", path=where)]
+        return [
+            Requirement(name="fake weights", how=f"download fake.pth into {where}", ready=where == "/here", path=where)
+        ]
 
     def run(self, pair, settings):  # pragma: no cover - never run
         raise NotImplementedError
@@ -50,7 +52,8 @@ def test_statuses_ready_and_not_ready(monkeypatch):
     assert "fake weights: download fake.pth into /nowhere" in fake.problems
     if "cuda" not in available_devices():
         assert fake.devices_here == [] and any(p.startswith("needs cuda; this machine has cpu") for p in fake.problems)
-    assert not st["broken"].ready and "cannot load baselines.no_such_module:Nope: ModuleNotFoundError" in st["broken"].problems[0]
+    assert not st["broken"].ready
+    assert "cannot load baselines.no_such_module:Nope: ModuleNotFoundError" in st["broken"].problems[0]
     assert not st["external"].ready and "--method-args config=path.yaml" in st["external"].needs[0]["how"]
     # --method-args reach the readiness checks
     fake2 = all_statuses(["fake-gpu"], overrides={"fake-gpu": {"weights_dir": "/here"}})[0]
@@ -70,7 +73,9 @@ def test_cli_table_json_and_errors(monkeypatch):
     assert "  fake-gpu: fake weights: download fake.pth into /nowhere" in res.stdout
     res = runner.invoke(command, ["fake-gpu", "--json", "--method-args", "weights_dir=/here"])
     data = json.loads(res.stdout)
-    assert data[0]["needs"] == [{"name": "fake weights", "ready": True, "how": "download fake.pth into /here", "path": "/here"}]
+    assert data[0]["needs"] == [
+        {"name": "fake weights", "ready": True, "how": "download fake.pth into /here", "path": "/here"}
+    ]
     res = runner.invoke(command, ["reinhardt"])
     assert res.exit_code != 0 and "did you mean reinhard" in str(res.exception)
 

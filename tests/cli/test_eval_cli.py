@@ -39,7 +39,8 @@ def test_score_iou_single_pair(tmp_path):
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
     assert rec["metric"] == "iou" and rec["segmenter"] == "maskrcnn" and rec["random_weights"] is True
-    assert rec["aligned"] == "geometry" and rec["geometry"]["kind"] == "stretch" and rec["geometry"]["output"] == [64, 64]
+    assert rec["aligned"] == "geometry"
+    assert rec["geometry"]["kind"] == "stretch" and rec["geometry"]["output"] == [64, 64]
     assert rec["n_structure"] > 0 and 0.0 <= rec["iou"] <= 1.0
     assert rec["images"]["output"]["sha256"] == sha256_file(o)
     assert "RANDOM WEIGHTS" in r.stderr
@@ -84,7 +85,8 @@ def test_score_run_then_table(tmp_path):
     assert iou["excluded"] or iou["iou"] == 1.0
     r2 = CliRunner().invoke(cli, args)
     second = json.loads(r2.stdout)
-    assert second["skipped"] == {"iou": 2, "panoptic": 0, "vit": 2} and second["model_calls"] == {"iou": 0, "panoptic": 0, "vit": 0}
+    assert second["skipped"] == {"iou": 2, "panoptic": 0, "vit": 2}
+    assert second["model_calls"] == {"iou": 0, "panoptic": 0, "vit": 0}
 
     t = run_cli(["table", "--out", str(root), "--metric", "structure"], tmp_path)
     assert t.returncode == 0, t.stderr
@@ -175,7 +177,8 @@ def test_table_formats_and_errors(tmp_path):
     add_job(root, "afhq", "a", "splice", iou=iou_rec(0.25))
     add_job(root, "afhq", "b", "splice", iou=iou_rec(0.75))
     r = run_cli(["table", "--out", str(root), "--format", "csv"], tmp_path)
-    assert r.returncode == 0 and r.stdout.splitlines()[1] == "afhq,splice,2,0.5,0.353553,2,0.5,,,,0,0,0.353553,0,maskrcnn,splice,False,0,iou"
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[1] == "afhq,splice,2,0.5,0.353553,2,0.5,,,,0,0,0.353553,0,maskrcnn,splice,False,0,iou"
     p = CliRunner().invoke(cli, ["table", "--out", str(root), "--paper"])
     assert p.exit_code == 0 and "afhq: the paper has no Table 2 row for AFHQ" in p.stdout and "| paper |" in p.stdout
     bad = run_cli(["table", "--out", str(tmp_path / "missing")], tmp_path)

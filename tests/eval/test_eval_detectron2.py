@@ -77,7 +77,9 @@ def test_mask_rcnn_is_fed_like_the_predictor_and_keeps_our_thresholds(d2):
     assert mask.shape == (60, 100) and mask[15, 20] and mask[45, 20] and not mask[20, 70]
 
     # a mask threshold of 0.7 reaches detector_postprocess and drops the dim box; a score threshold of 0.2 the dog
-    det2 = load_detector("detectron2", "random", allow_random=True, score_threshold=0.2, mask_threshold=0.7, min_size=40)
+    det2 = load_detector(
+        "detectron2", "random", allow_random=True, score_threshold=0.2, mask_threshold=0.7, min_size=40
+    )
     (found2,) = det2.detect([image])
     assert det2._d2[0].MODEL.ROI_HEADS.SCORE_THRESH_TEST == 0.2 and ("detector_postprocess", 60, 100, 0.7) in d2
     assert [i.name for i in found2] == ["cat", "dog"]
@@ -106,7 +108,8 @@ def test_model_zoo_weights_are_found_offline_or_named(d2, tmp_path):
     with pytest.raises(WeightsError) as e:
         load_detector("detectron2")
     msg = str(e.value)
-    assert "\n" not in msg and f"{D2}COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x/137849600/model_final_f10217.pkl" in msg
+    assert "\n" not in msg
+    assert f"{D2}COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x/137849600/model_final_f10217.pkl" in msg
     assert str(tmp_path / "weights") in msg and "--detector-weights /path/to/model_final_f10217.pkl" in msg
     fallback = load_detector("detectron2", allow_random=True)
     assert fallback.random and fallback.identity["note"] == "default weights unavailable"

@@ -22,7 +22,8 @@ def test_not_applicable_cells_show_a_dash_and_count_nowhere(tmp_path):
     t = metric_table(df, "iou", methods=["splice", "swapping-autoencoder"])
     assert t.attrs["not_applicable"] == [("wild-pairs", "swapping-autoencoder")]
     na = t[(t.dataset == "wild-pairs") & (t.method == "swapping-autoencoder")].iloc[0]
-    assert math.isnan(na.mean_common) and (na.n_common, na.n_all, na.failed, na.excluded, na.unscored) == (0, 0, 0, 0, 0)
+    assert math.isnan(na.mean_common)
+    assert (na.n_common, na.n_all, na.failed, na.excluded, na.unscored) == (0, 0, 0, 0, 0)
     # splice keeps its common pair on wild-pairs: the inapplicable method is not compared there
     sp = t[(t.dataset == "wild-pairs") & (t.method == "splice")].iloc[0]
     assert (sp.n_common, sp.mean_common) == (1, 0.5) and not sp.best

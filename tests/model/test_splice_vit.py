@@ -86,7 +86,8 @@ def test_vit_parameters_frozen():
 def test_state_dict_layouts(tmp_path):
     ext = tiny_extractor()
     sd = {k: v.clone() for k, v in ext.vit.state_dict().items()}
-    dino_ckpt = {"teacher": {f"module.backbone.{k}": v for k, v in sd.items()} | {"module.head.mlp.0.weight": torch.zeros(1)}}
+    teacher = {f"module.backbone.{k}": v for k, v in sd.items()} | {"module.head.mlp.0.weight": torch.zeros(1)}
+    dino_ckpt = {"teacher": teacher}
     assert set(normalise_state_dict(dino_ckpt)) == set(sd)
     p = tmp_path / "w.pth"
     torch.save(dino_ckpt, p)
