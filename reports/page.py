@@ -153,6 +153,11 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
+def _flat(value: Any) -> bool:
+    """A plain value, or a list of them (a table cell can show either)."""
+    return _scalar(value) or (isinstance(value, list) and len(value) <= 30 and all(_scalar(v) for v in value))
+
+
 def _value_html(value: Any, key: str = "", depth: int = 0) -> str:
     """A value for people: a command line as shell text, a small mapping as a key/value table, a list of
     plain values as a comma list, anything bigger folded as JSON."""
@@ -160,14 +165,17 @@ def _value_html(value: Any, key: str = "", depth: int = 0) -> str:
         return f"<code>{e(shlex.join(value))}</code>"
     if isinstance(value, dict) and value and all(v in ({}, [], None) for v in value.values()):
         return "<span class=muted>none</span>"  # e.g. options of every method: {splice: {}, ...}
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value) and len(value) <= 10 \
-            and depth < 2 and all(_scalar(x) for v in value for x in v.values()):  # fmt: skip
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value) and len(value) <= 12 \
+            and depth < 3 and all(_flat(x) for v in value for x in v.values()):  # fmt: skip
         keys = list(dict.fromkeys(k for v in value for k in v))
         head = "".join(f"<th>{e(k)}</th>" for k in keys)
         body = "".join("<tr>" + "".join(f"<td>{_value_html(v.get(k), str(k), depth + 1)}</td>" for k in keys) + "</tr>"
                        for v in value)  # fmt: skip
         return f"<table class=kv><tr>{head}</tr>{body}</table>"
-    if isinstance(value, dict) and value and depth < 2 and len(value) <= 16:
+    if isinstance(value, dict) and value and len(value) <= 6 and all(isinstance(v, (int, float)) and not
+                                                                    isinstance(v, bool) for v in value.values()):
+        return e(", ".join(f"{k} {_value_text(v)}" for k, v in value.items()))  # counts: "done 2, failed 1"
+    if isinstance(value, dict) and value and depth < 3 and len(value) <= 16:
         rows = "".join(f"<tr><th>{e(k)}</th><td>{_value_html(v, str(k), depth + 1)}</td></tr>"
                        for k, v in value.items())  # fmt: skip
         return f"<table class=kv>{rows}</table>"
@@ -180,7 +188,12 @@ def _value_html(value: Any, key: str = "", depth: int = 0) -> str:
         return f"<details><summary><code>{e(compact[:100])}…</code></summary>{_json_pre(value)}</details>"
     if value is None or isinstance(value, bool):
         return f"<code>{json.dumps(value)}</code>"
-    return e(value)
+    return e(_value_text(value))
+
+
+def _value_text(value: Any) -> str:
+    """A plain value as text; floats to six significant digits (96.64687280273438 s -> 96.6469)."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _entry_html(entry: dict[str, Any], caption: str) -> str:

@@ -263,3 +263,18 @@ def test_filter_without_jobs(run):
     assert load_run(run, methods=["cropper"]).datasets == ["demo"]
     with pytest.raises(UserError, match="has no job of methods cropper on data sets other; check"):
         load_run(run, datasets=["other"], methods=["cropper"])
+
+
+def test_provenance_values_are_readable_not_json():
+    """run.json's nested values: floats to six significant digits, a cost estimate's per-method list as a table
+    (its list cells as comma lists), a state count as "done 2" (they printed as JSON strings before)."""
+    from reports.page import _value_html
+
+    assert _value_html(96.64687280273438) == "96.6469"
+    assert _value_html({"done": 2, "failed": 1}) == "done 2, failed 1"
+    estimate = {"methods": [{"method": "splice", "seconds": 21.606250000000003, "sources": ["reference table"]}],
+                "wall_seconds": 96.64687280273438}  # fmt: skip
+    html = _value_html(estimate, "estimate", 1)
+    assert "<th>method</th><th>seconds</th><th>sources</th>" in html
+    assert "<td>splice</td><td>21.6063</td><td>reference table</td>" in html and "96.6469" in html
+    assert "{" not in html  # no JSON left
