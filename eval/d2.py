@@ -107,9 +107,9 @@ def resolve_weights(config: str, spec: str, *, allow_random: bool, explicit: boo
                 "sha256": sha256_file(path)}  # fmt: skip
     url, file, found = find_cached(config)
     if found is None:
-        from .detector import _download
+        from splice.core.weightfiles import download_weights
 
-        found = _download(url, weights_dir() / file)
+        found = download_weights(url, weights_dir() / file)
     if found is None:
         message = (f"detectron2 weights for {config} are not cached and could not be downloaded (offline?): "
                    f"download {url} and put it in {weights_dir()}/ (keep the name {file}), or pass "

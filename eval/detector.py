@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from splice.core.errors import ConfigError, WeightsError
+from splice.core.weightfiles import download_weights
 
 from .iou import Instance
 
@@ -48,7 +48,6 @@ DEFAULT_DETECTOR = "maskrcnn_resnet50_fpn_v2"
 DEFAULT_TAG = "COCO_V1"
 DETECTORS = ("maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn", "detectron2")
 DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 800, 1333
-DOWNLOAD_TIMEOUT_S = 20
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".pkl", ".ckpt")
 UNUSED_NAMES = ("N/A", "__background__")
 D2_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
@@ -88,26 +87,6 @@ def _hub_checkpoints() -> Path:
 
 def _is_file_spec(spec: str) -> bool:
     return spec.lower().endswith(WEIGHT_SUFFIXES) or os.sep in spec or spec.startswith(".")
-
-
-def _download(url: str, dest: Path) -> Path | None:
-    """Fetch ``url`` to ``dest`` with a short socket timeout; None when offline or refused."""
-    if os.environ.get("SPLICE_OFFLINE"):
-        return None
-    import torch
-
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        log.warning("downloading %s to %s", url, dest)
-        torch.hub.download_url_to_file(url, str(dest), hash_prefix=None, progress=False)
-        return dest
-    except Exception as e:  # DNS failure, timeout, HTTP error: all mean "not available here"
-        log.info("download of %s failed: %s", url, e)
-        return None
-    finally:
-        socket.setdefaulttimeout(old)
 
 
 def _sha256(path: Path) -> str:
@@ -376,7 +355,7 @@ def load_detector(
     url = tag.url
     file = url.rsplit("/", 1)[-1]
     candidates = [_weights_dir() / file, _hub_checkpoints() / file]
-    found = next((p for p in candidates if p.is_file()), None) or _download(url, _hub_checkpoints() / file)
+    found = next((p for p in candidates if p.is_file()), None) or download_weights(url, _hub_checkpoints() / file)
     if found is None:
         message = _missing_tag_message(name, tag.name, file, url)
         if allow_random and weights is None:

@@ -1,4 +1,5 @@
-"""Weight files: reading a state dict from any of the usual formats, and whether a hub is reachable.
+"""Weight files: reading a state dict from any of the usual formats, their sha256 (once per file), fetching one
+with a short timeout, and whether a hub is reachable.
 
 Shared by the Splice method's ViT, the baselines' networks and the metrics' models. Offline, a
 hub that cannot be reached must be found out in milliseconds (:func:`host_reachable`), never by
@@ -7,10 +8,13 @@ waiting for a download library's retries.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from splice.core.errors import WeightsError
+
+log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
@@ -28,6 +32,33 @@ def file_sha256(path: Path) -> str:
     if key not in _SHA:
         _SHA[key] = sha256_file(path)
     return _SHA[key]
+
+
+#: seconds a weights download may wait on the network before it counts as "not available here"
+DOWNLOAD_TIMEOUT_S = 20
+
+
+def download_weights(url: str, dest: Path) -> Path | None:
+    """Fetch ``url`` to ``dest`` with a short socket timeout; None when offline (``SPLICE_OFFLINE`` set, no
+    network) or refused, so that the caller says in one line where to put the file."""
+    if os.environ.get("SPLICE_OFFLINE"):
+        return None
+    import socket
+
+    import torch
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        log.warning("downloading %s to %s", url, dest)
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=None, progress=False)
+        return dest
+    except Exception as e:  # DNS failure, timeout, HTTP error: all mean "not available here"
+        log.info("download of %s failed: %s", url, e)
+        return None
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def read_state_dict(path: Path) -> dict:
