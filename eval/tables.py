@@ -172,6 +172,9 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
         seg = choose_segmenter(m, g, dataset, segmenter)
         src = m.source_for(seg)
         failed, excluded, unscored, value = _job_flags(g, src)
+        others = [s for s, o in m.sources.items() if s != seg and o.scored in g and bool(g[o.scored].any())]
+        if others:  # records of another segmenter exist: say so, or a reader may think these are the only ones
+            notes.append(f"{dataset}: {', '.join(others)} records exist too (--segmenter {others[0]} tabulates them)")
         per_pair: dict[str, pd.Series] = {}
         counts: dict[str, tuple[int, int, int, int]] = {}
         for method, gm in g.groupby("method", sort=False):

@@ -191,3 +191,24 @@ def test_random_weights_are_announced_first(tmp_path):
     assert render(t, "csv").startswith("# RANDOM WEIGHTS")
     assert render(t, "latex").startswith("% RANDOM WEIGHTS")
     assert t.iloc[0]["std_common"] == pytest.approx(math.sqrt(0.125))
+
+
+def test_a_table_says_when_another_segmenter_has_records(tmp_path):
+    """Scored with both segmenters: the table shows the data set's default and names the other, so a reader
+    does not take one for the only one (and --segmenter picks the other)."""
+    from tests.support.store import write_job
+
+    root = tmp_path / "r"
+    for method, (mask, pano) in {"a": (0.6, 0.9), "b": (0.4, 0.7)}.items():
+        write_job(root, "afhq", "p1", method, metrics={
+            "iou": {"metric": "iou", "protocol_version": "2", **iou_rec(mask)},
+            "panoptic": {"metric": "panoptic", "protocol_version": "2", "segmenter": "panoptic", "iou": pano,
+                         "pixel_accuracy": pano, "excluded": False, "model": "mask2former"}})  # fmt: skip
+    df = load_results(root)
+    t = metric_table(df, "iou", reference="a")
+    assert list(t["segmenter"]) == ["maskrcnn", "maskrcnn"] and list(t["mean_common"]) == pytest.approx([0.6, 0.4])
+    assert "afhq: panoptic records exist too (--segmenter panoptic tabulates them)" in t.attrs["notes"]
+    p = metric_table(df, "iou", reference="a", segmenter="panoptic")
+    assert list(p["mean_common"]) == pytest.approx([0.9, 0.7])
+    assert "afhq: maskrcnn records exist too (--segmenter maskrcnn tabulates them)" in p.attrs["notes"]
+    assert "panoptic records exist too" in render(t, "md")
