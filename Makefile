@@ -53,15 +53,17 @@ DATA_ROOT ?= data
 # jobs at once per GPU: auto = as many as fit in its memory (see README "On a GPU box"); 1 = one at a time
 JOBS_PER_DEVICE ?= auto
 # A failed job does not stop scoring and the report (which shows it); `splice bench status` lists failures.
+# bench exits 1 when some jobs failed (score and report the rest; the report lists the failures) and 2 on a
+# usage error (no data, a typo: stop there, with its one-line error)
 benchmark: install
-	-$(BIN)/splice bench --methods all --datasets wild-pairs,afhq,mountains --root $(DATA_ROOT) \
-		--out runs/paper --preset paper --devices $(DEVICE) --jobs-per-device $(JOBS_PER_DEVICE)
+	$(BIN)/splice bench --methods all --datasets wild-pairs,afhq,mountains --root $(DATA_ROOT) \
+		--out runs/paper --preset paper --devices $(DEVICE) --jobs-per-device $(JOBS_PER_DEVICE) || [ $$? -eq 1 ]
 	$(BIN)/splice score --out runs/paper --metrics iou,vit
 	$(BIN)/splice report --out runs/paper
 
 benchmark-smoke: install
-	-$(BIN)/splice bench --methods smoke --datasets demo --root datasets --out $(RUN) --preset smoke \
-		--devices cpu --allow-random-weights
+	$(BIN)/splice bench --methods smoke --datasets demo --root datasets --out $(RUN) --preset smoke \
+		--devices cpu --allow-random-weights || [ $$? -eq 1 ]
 	$(BIN)/splice score --out $(RUN) --metrics iou,vit --allow-random-weights --detector-size 320
 	$(BIN)/splice report --out $(RUN)
 	@echo "report: $(RUN)/report/index.html"
