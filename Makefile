@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed
 RUN    ?= runs/smoke
 DEVICE ?= auto
 
-.PHONY: install test test-fast lint demo perf gpu-check benchmark benchmark-smoke clean help
+.PHONY: install test lint demo perf gpu-check benchmark benchmark-smoke clean help
 
 help:
 	@echo "make demo             - set up, then run Splice (smoke preset) on the embedded demo pair"
 	@echo "make test             - set up, then lint (ruff) and run the test suite"
+	@echo "make lint             - ruff check only"
 	@echo "make perf             - seconds/step and peak memory, ours vs the reference way (ViT-S/8 and B/8, 512px and HD;"
 	@echo "                        DEVICE=cuda for a GPU, MEMORY_GB=8: the largest image that fits)"
 	@echo "make gpu-check        - every CUDA path end to end in minutes, one JSON summary (says so without a GPU)"

@@ -83,8 +83,8 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
     A job is (method, data set, pair, seed, config hash); its output and record.json go to
     OUT/outputs/<dataset>/<pair>/<method>/s<seed>-<hash>/. Jobs with an ok record are skipped,
     failures are recorded and do not stop the others, and two runners on one store never run
-    the same job. A job that ends ok keeps its output, record and log; its checkpoints and
-    scratch files (work/) are removed unless --keep-work. Exit code 0 when every job is done,
+    the same job. A job that ends ok keeps its output and record (and an external method's log); its
+    checkpoints and scratch files (work/) are removed unless --keep-work. Exit code 0 when every job is done,
     1 when some failed, 2 on bad input.
 
     \b
