@@ -270,6 +270,10 @@ def _devices(value: str, planning: bool) -> list[str]:
             out.append(item)
         else:
             return parse_devices(value)  # the same one-line error
+    if not out:
+        return parse_devices(value)  # "--devices is empty"
+    click.echo(f"note: --devices {value}: not all on this machine; planned as given (the costs assume them)",
+               err=True)  # fmt: skip
     return list(dict.fromkeys(out))
 
 
@@ -299,7 +303,12 @@ def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
 
     store = RunStore.open(out, option="--out")
     states = scan(store)
-    path = write_jobs_csv(store, states)
+    try:
+        path = write_jobs_csv(store, states)
+    except OSError as e:  # a read-only store (a finished run on a shared mount) still has a status
+        path = None
+        click.echo(f"warning: jobs.csv not updated ({e.strerror or e}: {Path(out) / 'jobs.csv'}); "
+                   "the status below is read from the store", err=True)  # fmt: skip
     tasks, note = scheduler_view(store, states)
     size, work = store.disk_usage(), store.work_usage()
     fixer = Fixer(store)
@@ -327,7 +336,8 @@ def status_cmd(out: str, show_failed: bool, as_json: bool) -> None:
                 task_log = s.row()["log"]  # the SLURM task's log, when an array task ran it
                 click.echo(f"failed {s.key}: {s.record.error if s.record else None}"
                            + (f" (log {task_log})" if task_log else ""))  # fmt: skip
-    click.echo(f"jobs: {path}", err=True)
+    if path is not None:
+        click.echo(f"jobs: {path}", err=True)
 
 
 @command.command(name="import")

@@ -261,7 +261,8 @@ def _with_out(argv: list[str], root: Path, cwd: str) -> list[str]:
         if value is None:
             continue
         if os.path.abspath(os.path.join(cwd, value)) != os.path.abspath(root):
-            out[at] = str(root) if at == i + 1 else f"--out={root}"
+            where = os.path.abspath(root)  # absolute: the command may start with `cd` to the bench's folder
+            out[at] = where if at == i + 1 else f"--out={where}"
         break
     return out
 

@@ -97,3 +97,20 @@ def test_study_export_refuses_a_data_set_the_run_does_not_hold(tmp_path):
     build_store(tmp_path / "x")
     with pytest.raises(ConfigError, match=r"data set\(s\) nope not in the run store"):
         export_study(export_settings(tmp_path, run_dir=tmp_path / "x" / "run", datasets=["nope"]))
+
+
+def test_status_of_a_read_only_store_still_prints(broken, monkeypatch):
+    """A finished run on a read-only mount: status is read from the store; jobs.csv not being rewritten is a
+    warning, not a traceback (root ignores file modes, so the write fails as a read-only mount makes it fail)."""
+    import errno
+
+    import splice.runner.status as status
+
+    def read_only(store, states):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(status, "write_jobs_csv", read_only)
+    r = invoke("bench", "status", "--out", broken.out)
+    assert r.exit_code == 0, r.output
+    assert f"warning: jobs.csv not updated (Read-only file system: {broken.out / 'jobs.csv'})" in r.stderr
+    assert "1 corrupt record" in r.stdout and "jobs: " not in r.stderr

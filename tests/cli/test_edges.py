@@ -214,3 +214,11 @@ def test_demo_command_twice(capsys, tmp_path):
         "demo" in (PROJECT / "Makefile").read_text().split("demo: install")[1].split("\n\n")[0]
         and "--resume" in (PROJECT / "Makefile").read_text().split("demo: install")[1].split("\n\n")[0]
     )
+
+
+@pytest.mark.parametrize("devices", ["", ",", " "])
+def test_dry_run_with_no_devices_is_the_same_one_line_error(capsys, tmp_path, demo, devices):
+    root, manifest = demo
+    code, _, err = invoke(capsys, "bench", "--methods", "identity", "--datasets", manifest, "--root", root, "--out",
+                          tmp_path / "run", "--dry-run", "--devices", devices)  # fmt: skip
+    assert code == 2 and one_error(err) == "error: --devices is empty; use auto, cpu or e.g. cuda:0,cuda:1"

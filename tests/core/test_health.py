@@ -123,6 +123,16 @@ def test_fix_commands_come_from_the_bench_that_planned_the_job(store, tmp_path, 
     moved["command"] = typed[:-2] + ["--out=runs/old"]
     atomic_write_json(store.root / "run.json", {"invocations": [moved]})
     assert Fixer(store).command(jobs["pending"]).endswith(f" --out={store.root}")
+    # opened by a relative path from elsewhere: the command cds to the bench's folder, so --out is absolute
+    elsewhere = tmp_path / "copies"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    moved["command"] = typed
+    moved["cwd"] = str(tmp_path / "bench-was-here")
+    atomic_write_json(store.root / "run.json", {"invocations": [moved]})
+    assert Fixer(RunStore(os.path.relpath(store.root))).command(jobs["pending"]) == (
+        f"cd {tmp_path / 'bench-was-here'} && splice bench --methods m --datasets d --root data --out {store.root}")
+    monkeypatch.chdir(tmp_path)
     groups = attention(survey(store), fixer)
     assert [g.state for g in groups] == ["failed", "running", "stale", "pending", "corrupt", "output-missing"]
     corrupt = next(g for g in groups if g.state == "corrupt")
