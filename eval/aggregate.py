@@ -37,6 +37,7 @@ appearance_cosine
 <measure>, <measure>_scored  every other metric of the registry (``lpips_vgg``, ``clip``, ...): its
                            ``value``, and whether the job has its record
 metrics_random_weights     some metric record of the job was made with random weights
+<record>_random            that metric record was made with random weights (e.g. ``lpips_vgg_random``)
 detector, panoptic_model,  model names of the metric records, or None
 backbone
 =========================  =====================================================================
@@ -82,7 +83,8 @@ def _metric_columns() -> tuple[list[str], list[str], list[str], list[str]]:
             cols += [f"{spec.name}_excluded", f"{spec.name}_exclusion_reason"]
             flags.append(f"{spec.name}_excluded")
             objects.append(f"{spec.name}_exclusion_reason")
-        cols.append(f"{spec.name}_scored")
+        cols += [f"{spec.name}_scored", f"{spec.name}_random"]
+        flags.append(f"{spec.name}_random")
         if spec.model_column:
             cols.append(spec.model_column[0])
             objects.append(spec.model_column[0])
@@ -158,7 +160,8 @@ def job_row(store: RunStore, key, rec: JobRecord) -> dict[str, Any]:
             row[f"{spec.name}_exclusion_reason"] = (metric or {}).get("exclusion_reason")
         if spec.model_column:
             row[spec.model_column[0]] = (metric or {}).get(spec.model_column[1])
-        random = random or bool((metric or {}).get("random_weights", False))
+        row[f"{spec.name}_random"] = bool((metric or {}).get("random_weights", False))
+        random = random or row[f"{spec.name}_random"]
     row["metrics_random_weights"] = random
     return row
 

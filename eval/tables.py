@@ -54,6 +54,17 @@ PAPER_COLUMNS = ["paper_mean", "paper_std", "paper_note"]
 COUNT_COLUMNS = ("n_common", "n_all", "excluded", "failed", "unscored", "unfinished")
 FORMATS = ("md", "csv", "latex")
 RANDOM_WARNING = "RANDOM WEIGHTS: metric models were randomly initialised; these numbers mean nothing."
+
+
+def random_warning(methods: list[str], metric: bool) -> str:
+    """The first line of a table made with random weights, naming what was random: the methods whose outputs
+    it holds, and/or the metric's model."""
+    what = []
+    if methods:
+        what.append(f"method{'s' if len(methods) > 1 else ''} {', '.join(methods)} ran with random weights")
+    if metric:
+        what.append("the metric's model had random weights")
+    return f"RANDOM WEIGHTS: {'; '.join(what)}; these numbers mean nothing." if what else RANDOM_WARNING
 DEFAULT_REFERENCE = "splice"
 N_BOOT = 10_000
 BOOT_SEED = 0
@@ -161,7 +172,8 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
     rows: list[dict] = []
     notes: list[str] = []
     not_applicable: list[tuple[str, str]] = []
-    random = False
+    random_methods: set[str] = set()  # methods whose outputs came from randomly initialised weights
+    random_metric = False  # the metric's own records were made with a randomly initialised model
     states = job_states(df)
     for dataset, g in df.groupby("dataset", sort=True):
         dataset = str(dataset)
@@ -172,7 +184,8 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
         seg = choose_segmenter(m, g, dataset, segmenter)
         src = m.source_for(seg)
         failed, excluded, unscored, value = _job_flags(g, src)
-        others = [s for s, o in m.sources.items() if s != seg and o.scored in g and bool(g[o.scored].any())]
+        others = [s for s, o in m.sources.items() if m.by_segmenter and s != seg and o.scored in g
+                  and bool(g[o.scored].any())]
         if others:  # records of another segmenter exist: say so, or a reader may think these are the only ones
             notes.append(f"{dataset}: {', '.join(others)} records exist too (--segmenter {others[0]} tabulates them)")
         per_pair: dict[str, pd.Series] = {}
@@ -187,9 +200,11 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
             done = gm[states.loc[idx] == DONE]
             if done["config_hash"].nunique() > 1:
                 log.warning("%s/%s mixes %d configurations in one mean", dataset, method, done["config_hash"].nunique())
-            random = random or bool(done["random_weights"].any())
-            if src.record is not None and src.scored in gm:
-                random = random or bool(gm.loc[gm[src.scored].astype(bool), "metrics_random_weights"].any())
+            if bool(done["random_weights"].any()):
+                random_methods.add(str(method))
+            flag = f"{src.record}_random" if src.record is not None else None
+            if flag in gm and src.scored in gm:
+                random_metric = random_metric or bool(gm.loc[gm[src.scored].astype(bool), flag].any())
         names = sorted(per_pair, key=lambda n: (rank.get(n, len(rank)), n))
         common = sorted(set.intersection(*(set(per_pair[n].index) for n in names))) if names else []
         empty = [n for n in names if per_pair[n].empty]
@@ -242,6 +257,8 @@ def metric_table(df: pd.DataFrame, metric: str, methods: list[str] | None = None
     table["best"] = table["best"].astype(bool)
     left = states[df["method"].isin(table["method"]) & states.isin(UNFINISHED)] if len(table) else states[:0]
     unfinished = {LABELS[s]: int((left == s).sum()) for s in UNFINISHED if (left == s).any()}
+    random = bool(random_methods) or random_metric
+    table.attrs.update(random_warning=random_warning(sorted(random_methods), random_metric) if random else "")
     table.attrs.update(metric=m.key, higher_is_better=m.higher_is_better, random_weights=random, reference=reference,
                        paper=paper, notes=notes, n_boot=n_boot, not_applicable=not_applicable,
                        unfinished=unfinished)  # fmt: skip
@@ -355,11 +372,12 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
     metric = METRICS.get(table.attrs.get("metric", ""), None) or get_metric("iou")
     digits = metric.digits
     random = bool(table.attrs.get("random_weights", False))
+    warning = table.attrs.get("random_warning") or RANDOM_WARNING
     paper = bool(table.attrs.get("paper", False))
     if fmt == "csv":
         buf = io.StringIO()
         if random:
-            buf.write(f"# {RANDOM_WARNING}\n")
+            buf.write(f"# {warning}\n")
         out = table.copy()
         out.insert(len(TABLE_COLUMNS), "metric", metric.key)
         out.to_csv(buf, index=False, float_format=f"%.{max(digits or 0, 6)}g", lineterminator="\n")
@@ -397,7 +415,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
     lines: list[str] = []
     if fmt == "md":
         if random:
-            lines += [f"> **{RANDOM_WARNING}**", ""]
+            lines += [f"> **{warning}**", ""]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * (2 + show_seg) + "---:|" * (len(head) - 2 - show_seg))
         for _, r in table.iterrows():
@@ -406,7 +424,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
             lines += ["", f"_{line}_" if i == 0 else line]
         return "\n".join(lines) + "\n"
     if random:
-        lines.append(f"% {RANDOM_WARNING}")
+        lines.append(f"% {warning}")
     lines.append(r"\begin{tabular}{" + "l" * (2 + show_seg) + "r" * (len(head) - 2 - show_seg) + "}")
     lines.append(r"\toprule")
     tex_head = [_latex_escape(h) for h in head]

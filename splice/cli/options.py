@@ -38,7 +38,7 @@ VOCABULARY: dict[str, str] = {
     "--cache-dir": "the feature cache folder",
     "--dry-run": "say what would be done; write nothing",
     "--segmenter": "the layout segmenter: maskrcnn (objects) or panoptic (objects and stuff); default per data set",
-    "--keep-work": "keep a finished job's checkpoints and scratch files (by default only the output, the record and an external method's log stay)",
+    "--keep-work": "keep a finished job's checkpoints and scratch files (by default only output and record stay)",
 }
 
 #: short flag -> the one long option it stands for, everywhere

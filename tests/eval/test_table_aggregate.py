@@ -212,3 +212,22 @@ def test_a_table_says_when_another_segmenter_has_records(tmp_path):
     assert list(p["mean_common"]) == pytest.approx([0.9, 0.7])
     assert "afhq: maskrcnn records exist too (--segmenter maskrcnn tabulates them)" in p.attrs["notes"]
     assert "panoptic records exist too" in render(t, "md")
+
+
+def test_the_random_weights_line_names_what_was_random(tmp_path):
+    """A table warns about random weights only when its own numbers came from them, and says whose: a method's
+    outputs, or the tabulated metric's model (a random LPIPS record elsewhere in the job does not taint Lab EMD)."""
+    from tests.support.store import write_job
+
+    root = tmp_path / "r"
+    for method, random_method in (("a", False), ("b", True)):
+        write_job(root, "demo", "p1", method, random_weights=random_method, metrics={
+            "lab_emd": {"metric": "lab_emd", "protocol_version": "1", "value": 3.0, "random_weights": False},
+            "lpips_vgg": {"metric": "lpips_vgg", "protocol_version": "1", "value": 0.2, "random_weights": True}})
+    df = load_results(root)
+    clean = metric_table(df[df["method"] == "a"], "lab_emd")
+    assert not clean.attrs["random_weights"] and not render(clean, "md").startswith(">")
+    assert render(metric_table(df, "lab_emd"), "md").splitlines()[0] == (
+        "> **RANDOM WEIGHTS: method b ran with random weights; these numbers mean nothing.**")
+    assert render(metric_table(df[df["method"] == "a"], "lpips_vgg"), "csv").splitlines()[0] == (
+        "# RANDOM WEIGHTS: the metric's model had random weights; these numbers mean nothing.")
