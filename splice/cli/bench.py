@@ -111,7 +111,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         raise ConfigError(f"splice bench needs {', '.join(missing)}; see `splice bench --help` for examples")
     from splice.core.paths import ensure_writable_dir
     from splice.data.manifests import parse_dataset_list
-    from splice.runner.bench import LaunchOptions, bench, estimate_cost, missing_inputs
+    from splice.runner.bench import RUNS, LaunchOptions, bench, estimate_cost, missing_inputs
     from splice.runner.bench import dry_run as plan_only
     from splice.runner.cost import CostModel
     from splice.runner.jobs import PlanRequest, expand_methods, method_overrides, parse_seeds, parse_weights
@@ -165,13 +165,13 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
 
         planned = plan_only(req, Path(out), retry_failed)
         model = CostModel.from_store(out)
-        to_run = [p.job for p in planned if p.state in ("pending", "stale", "retry")]
+        to_run = [p.job for p in planned if p.state in RUNS]
         cost = estimate_cost(to_run, launch, model)
         if as_json:
             rows = []
             for p in planned:
                 row = p.row()
-                if p.state in ("pending", "stale", "retry"):
+                if p.state in RUNS:
                     est = model.estimate(p.job, devs[0] if launcher == "local" else cost.devices[0])
                     row.update(expected_seconds=est.seconds, expected_memory_mb=est.memory_mb, cost_source=est.source)
                 rows.append(row)
@@ -191,7 +191,7 @@ def command(ctx: click.Context, methods, datasets, root, out, preset, seeds, pai
         from collections import Counter
 
         c = Counter(p.state for p in planned)
-        would = c["pending"] + c["stale"] + c["retry"] + c["corrupt"] + c["output-missing"]
+        would = sum(c[state] for state in RUNS)
         click.echo(f"dry run: {len(planned)} job(s); would run {would}, skip {c['done']} done, "
                    f"{c['failed']} failed, {c['running']} claimed elsewhere, "
                    f"{c['not-applicable']} not applicable", err=True)  # fmt: skip

@@ -79,6 +79,11 @@ class PlannedJob:
         return row
 
 
+#: the states of a planned job that ``bench`` runs ("retry": failed, with --retry-failed; corrupt and
+#: output-missing: their records are set aside first)
+RUNS = ("pending", "stale", "retry", "corrupt", "output-missing")
+
+
 def classify(jobs: list[Job], store: RunStore, retry_failed: bool = False) -> list[PlannedJob]:
     out = []
     for job in jobs:
@@ -203,7 +208,7 @@ def bench(req: PlanRequest, launch: LaunchOptions, argv: list[str] | None = None
     summary = BenchSummary(planned=len(planned))
 
     def runs(p: PlannedJob) -> bool:  # what the loop below hands to the launcher
-        if p.state not in ("pending", "stale", "retry", "corrupt", "output-missing"):
+        if p.state not in RUNS:
             return False
         return not (launch.skip_missing and not (p.job.pair.structure.exists() and p.job.pair.appearance.exists()))
 

@@ -114,3 +114,17 @@ def test_status_of_a_read_only_store_still_prints(broken, monkeypatch):
     assert r.exit_code == 0, r.output
     assert f"warning: jobs.csv not updated (Read-only file system: {broken.out / 'jobs.csv'})" in r.stderr
     assert "1 corrupt record" in r.stdout and "jobs: " not in r.stderr
+
+
+def test_dry_run_prices_every_job_it_would_run(broken):
+    """Corrupt records and missing outputs are rerun, so the dry run counts and prices them like pending ones."""
+    import json
+
+    r = invoke(*broken.argv[1:], "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {(row["method"], row["pair_id"]): row for row in json.loads(r.stdout)}
+    for key in (("dummy", "p0"), ("dummy", "p1"), ("nomaxside", "p0")):  # corrupt, output missing, pending
+        assert rows[key]["state"] in ("corrupt", "output-missing", "pending", "stale"), rows[key]
+        assert "expected_seconds" in rows[key] and rows[key]["cost_source"], rows[key]
+    assert "expected_seconds" not in rows[("dummy", "p2")]  # done: skipped
+    assert "would run 6, skip 1 done, 1 failed" in r.stderr
