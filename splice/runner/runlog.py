@@ -9,6 +9,7 @@ on file) and completed when it ends. Appends from concurrent runners are seriali
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -21,6 +22,8 @@ from typing import Any, Iterator
 
 from splice.core.atomic import atomic_write_json, read_json
 from splice.core.store import RUN_JSON, RunStore
+
+log = logging.getLogger(__name__)
 
 LOCK_STALE = 30.0
 
@@ -75,8 +78,15 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = read_json(path)
     except (OSError, ValueError):
-        # keep the unreadable file for inspection; start a new log
-        path.rename(path.with_name(f"{path.name}.corrupt-{int(time.time())}"))
+        # keep the unreadable file for inspection (never overwritten), say so, and start a new log
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside, n = path.with_name(f"run.corrupt-{stamp}.json"), 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"run.corrupt-{stamp}-{n}.json")
+        path.rename(aside)
+        log.warning("%s is not readable JSON; set aside as %s, and a new run log begins (the jobs' own records "
+                    "are untouched)", path, aside.name)  # fmt: skip
         return {"schema": 1, "invocations": []}
     if isinstance(data, list):  # tolerate a bare list
         data = {"schema": 1, "invocations": data}

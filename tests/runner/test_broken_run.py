@@ -117,3 +117,17 @@ def test_ctrl_c_in_bench_says_how_to_continue(tmp_path):
     assert last.startswith("interrupted; finished jobs are kept, running ones resume from their checkpoints: "
                            "splice bench --methods dummy")  # fmt: skip
     assert "Traceback" not in err
+
+
+def test_a_corrupt_run_log_is_set_aside_and_said(tmp_path, caplog):
+    from splice.runner.runlog import append_invocation
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"schema": 1, "invocations": [{"id": "a"')  # truncated
+    with caplog.at_level("WARNING"):
+        append_invocation(out, {"id": "b"})
+    [aside] = out.glob("run.corrupt-*.json")
+    assert aside.read_text() == '{"schema": 1, "invocations": [{"id": "a"'  # kept as it was
+    assert json.loads((out / "run.json").read_text())["invocations"] == [{"id": "b"}]
+    assert f"is not readable JSON; set aside as {aside.name}, and a new run log begins" in caplog.text
