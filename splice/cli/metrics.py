@@ -42,16 +42,28 @@ def command(names, as_json, all_details, **kw):
     """
     from eval.scorers import SPECS, check_metrics, describe
     from splice.cli.score import score_options
-    from splice.core.errors import ConfigError
+    from splice.core.errors import ConfigError, near_names
 
-    wanted = list(dict.fromkeys(names)) or list(SPECS)
-    for n in wanted:
-        if n not in SPECS:
-            check_metrics([n])  # "did you mean"
-            raise ConfigError(f"{n!r} is a metric family, not a metric; name one of "
-                              f"{', '.join(s.name for s in SPECS.values() if s.family == n)}")  # fmt: skip
+    # a name is a record (iou, vit, lpips_vgg, ...), `all`, or a table number of one (matched_iou -> iou)
+    tables = {num.table: spec.name for spec in SPECS.values() for num in spec.numbers}
+    wanted: list[str] = []
+    for n in names or ("all",):
+        if n == "all":
+            wanted += list(SPECS)
+        elif n in SPECS:
+            wanted.append(n)
+        elif n in tables:
+            wanted.append(tables[n])
+        else:
+            near = near_names(n, [*SPECS, *tables])
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ConfigError(f"unknown metric {n!r}; {hint}name a record ({', '.join(SPECS)}), one of their table "
+                              f"numbers ({', '.join(t for t in tables if t not in SPECS)}) or all")  # fmt: skip
+    wanted = list(dict.fromkeys(wanted))
+    check_metrics(wanted)
+    detail = bool(names) and set(names) != {"all"}  # named metrics: also their options and cache keys
     opts = score_options(kw, tuple(wanted))
-    rows = [describe(n, opts, key=bool(names)) for n in wanted]
+    rows = [describe(n, opts, key=detail) for n in wanted]
     if as_json:
         click.echo(json.dumps(rows, indent=1, default=str))
         return
@@ -71,7 +83,7 @@ def command(names, as_json, all_details, **kw):
         for r in rows:
             for p in r["problems"]:
                 click.echo(f"  {r['name']}: {p}")
-    for r in rows if names else []:
+    for r in rows if detail else []:
         click.echo(f"\n{r['name']}: {r['description']}; model: {r['model'] or '-'}")
         click.echo(
             f"  record metrics/{r['name']}.json, protocol {r['protocol_version']}, cache key "
@@ -81,7 +93,8 @@ def command(names, as_json, all_details, **kw):
             value = o["presets"].get(r["preset"])
             click.echo(f"  {o['name']:<14} {o['type']:<14} {value!r:<18} {o['help']}".rstrip())
     n_ready = sum(r["ready"] for r in rows)
-    click.echo(f"{n_ready}/{len(rows)} ready" + ("" if all_details else "; -a shows how to fix the others"), err=True)
+    hint = "" if all_details or n_ready == len(rows) else "; -a shows how to fix the others"
+    click.echo(f"{n_ready}/{len(rows)} ready{hint}", err=True)
 
 
 def _clip(text: str, n: int) -> str:

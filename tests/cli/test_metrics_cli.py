@@ -68,7 +68,9 @@ def test_score_any_metric_twice_then_table_then_agreement(tmp_path):
     t = CliRunner().invoke(cli, ["table", "--out", str(run), "--metric", "lab_emd", "--metric", "dino"])
     assert t.exit_code == 0, t.output
     assert "Lab colour EMD to the appearance image ↓ (common pairs)" in t.stdout
-    assert "DINO CLS cosine to the appearance image ↑" in t.stdout and t.stdout.startswith("> **RANDOM WEIGHTS")
+    lab, dino = t.stdout.split("\n\n> ", 1)  # the Lab EMD table (no model: no warning), then DINO's (random)
+    assert not lab.startswith(">") and "DINO CLS cosine to the appearance image ↑" in dino
+    assert dino.startswith("**RANDOM WEIGHTS:") and "the metric's model had random weights" in dino
 
     from eval.study.export import export_study
 
@@ -91,3 +93,17 @@ def test_score_any_metric_twice_then_table_then_agreement(tmp_path):
     assert (tmp_path / "analysis" / "agreement.csv").is_file() and "raters split on 0%" in ag.stderr
     none = CliRunner().invoke(cli, ["study", "agreement", "--out", str(run)])
     assert isinstance(none.exception, ConfigError) and "--votes" in str(none.exception)
+
+
+def test_metrics_takes_all_records_and_table_numbers(offline):
+    """`all` is every record, a table number names its record (matched_iou -> iou, cosine -> vit), anything else
+    is one line listing both kinds of names."""
+    names = lambda r: [x["name"] for x in json.loads(r.stdout)]  # noqa: E731
+    assert names(CliRunner().invoke(cli, ["metrics", "all", "--json"])) == list(SPECS)
+    assert names(CliRunner().invoke(cli, ["metrics", "matched_iou", "cosine", "vit", "--json"])) == ["iou", "vit"]
+    r = CliRunner().invoke(cli, ["metrics", "lpipz"])
+    assert isinstance(r.exception, ConfigError)
+    assert str(r.exception).startswith("unknown metric 'lpipz'; did you mean lpips_vgg? name a record (iou, panoptic")
+    assert "table numbers (matched_iou, pixel_accuracy, structure, appearance, cosine) or all" in str(r.exception)
+    r = CliRunner().invoke(cli, ["metrics", "lab_emd"])
+    assert r.exit_code == 0 and r.stderr.strip().endswith("1/1 ready")  # no "fix the others" when none is left
