@@ -69,11 +69,20 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
         df = df[df["dataset"].isin(wanted_ds)]
     if df.empty:
         raise ConfigError(f"no job records in {out} for this selection; run `splice bench --out {out}` first")
-    for i, metric in enumerate(metrics):
-        if i:
-            click.echo("")
-        table = metric_table(df, metric, methods=order, reference=reference, segmenter=segmenter, paper=paper)
-        click.echo(render(table, fmt), nl=False)
+    texts = [render(metric_table(df, metric, methods=order, reference=reference, segmenter=segmenter, paper=paper),
+                    fmt) for metric in metrics]  # fmt: skip
+    if fmt == "csv":  # one CSV for several metrics (its `metric` column tells them apart): comments, one header
+        named = len(metrics) > 1  # several metrics: each comment says whose it is
+        comments = [f"# {m}: {ln[2:]}" if named else ln for m, t in zip(metrics, texts) for ln in t.splitlines()
+                    if ln.startswith("#")]  # fmt: skip
+        rows = [[ln for ln in t.splitlines() if not ln.startswith("#")] for t in texts]
+        header = rows[0][0] if rows and rows[0] else ""
+        if any(r and r[0] != header for r in rows):  # tables with other columns (the paper's): one after another
+            click.echo("\n".join(texts), nl=False)
+        else:
+            click.echo("\n".join(comments + [header] + [ln for r in rows for ln in r[1:]]))
+    else:
+        click.echo("\n".join(texts), nl=False)
     # every job of the selection without a result, named on stderr with what fixes it
     lines = attention_lines(attention(select(survey(store), order, wanted_ds), Fixer(store)), out)
     for line in lines:

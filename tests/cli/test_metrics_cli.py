@@ -107,3 +107,27 @@ def test_metrics_takes_all_records_and_table_numbers(offline):
     assert "table numbers (matched_iou, pixel_accuracy, structure, appearance, cosine) or all" in str(r.exception)
     r = CliRunner().invoke(cli, ["metrics", "lab_emd"])
     assert r.exit_code == 0 and r.stderr.strip().endswith("1/1 ready")  # no "fix the others" when none is left
+
+
+def test_several_metrics_as_csv_are_one_table(tmp_path):
+    """`--format csv` with several --metric: one header, every metric's rows (its `metric` column), the random
+    weights comment of each named by its metric, so pandas reads it in one call."""
+    import io
+
+    import pandas as pd
+
+    from tests.support.store import write_job
+
+    root = tmp_path / "r"
+    for method in ("a", "b"):
+        write_job(root, "demo", "p1", method, random_weights=method == "b", metrics={
+            "lab_emd": {"metric": "lab_emd", "protocol_version": "1", "value": 3.0, "random_weights": False},
+            "gram": {"metric": "gram", "protocol_version": "1", "value": 0.1, "random_weights": False}})
+    r = CliRunner().invoke(cli, ["table", "--out", str(root), "-m", "lab_emd", "-m", "gram", "-f", "csv"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["# lab_emd: RANDOM WEIGHTS: method b ran with random weights; these numbers mean nothing.",
+                         "# gram: RANDOM WEIGHTS: method b ran with random weights; these numbers mean nothing."]
+    assert sum(line.startswith("dataset,") for line in lines) == 1
+    df = pd.read_csv(io.StringIO(r.stdout), comment="#")
+    assert list(df["metric"]) == ["lab_emd", "lab_emd", "gram", "gram"] and list(df["method"]) == ["a", "b"] * 2
