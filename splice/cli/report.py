@@ -46,7 +46,9 @@ def command(run_dir: str, datasets: str | None, methods: str | None, dest: str |
     from splice.core.store import RunStore
 
     run_dir = RunStore.open(run_dir).root
-    dest = ensure_writable_dir(dest if dest else Path(run_dir) / "report", "--dest")
+    # without --dest the report goes into the run store; if that cannot be written, the error says to pass --dest
+    dest = ensure_writable_dir(dest if dest else Path(run_dir) / "report",
+                               "--dest" if dest else "--dest (default: OUT/report)")  # fmt: skip
     style = GridStyle(cell=cell_size, rows_per_page=rows_per_page)
     summary = build_report(run_dir, dest=dest, datasets=opt.split(datasets) or [], methods=opt.split(methods) or [],
                            style=style,

@@ -71,11 +71,11 @@ class SpliceConfig:
         if self.weights is None:
             self.weights = default_weights(self.backbone)
         if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, not {self.steps}")
+            raise ConfigError(f"--steps (splice.steps) must be >= 1, not {self.steps}")
         if self.entire_every < 1:
-            raise ConfigError(f"entire_every must be >= 1, not {self.entire_every}")
+            raise ConfigError(f"splice.entire_every must be >= 1, not {self.entire_every}")
         if self.resize is not None and self.resize < 32:
-            raise ConfigError(f"resize must be at least 32 px, not {self.resize}")
+            raise ConfigError(f"--resize (splice.resize) must be at least 32 px, not {self.resize}")
 
     @classmethod
     def from_preset(cls, name: str = "paper", **overrides: Any) -> "SpliceConfig":

@@ -81,7 +81,7 @@ def test_run_refuses_the_same_typos(capsys, tiny_pair, tmp_path):
     for argv, message in (
         (["--preset", "smoek"], "error: --preset 'smoek' is not a preset"),
         (["--method-args", "steps=abc"], "error: splice.steps: 'abc' is not an integer"),
-        (["--steps", "0"], "error: splice: steps must be >= 1, not 0"),
+        (["--steps", "0"], "error: splice: --steps (splice.steps) must be >= 1, not 0"),
         (["--backbone", "B/7"], "error: --backbone 'B/7' is not a known ViT; use one of B/8"),
     ):
         code, _, err = invoke(capsys, "run", s, a, "-o", tmp_path / "o", *argv)
