@@ -86,6 +86,19 @@ def sha256_image(image: Image.Image) -> str:
     return h.hexdigest()
 
 
+def _png_bit_depth(path: Path) -> int | None:
+    """The bit depth a PNG file's header states (None for other files): Pillow reads 16-bit colour PNGs as
+    8-bit RGB without saying so, and the record should."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return head[24]
+
+
 def _to_rgb(im: Image.Image, conversions: list[str]) -> Image.Image:
     mode = im.mode
     if mode == "RGB":
@@ -159,6 +172,8 @@ def load_rgb(path: str | os.PathLike, role: str = "image", min_side: int = MIN_S
     if orientation not in (1, None):
         im = ImageOps.exif_transpose(im)
         conversions.append(f"EXIF orientation {orientation} applied")
+    if im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+        conversions.append(f"16-bit {im.mode} PNG read as 8 bits per channel (Pillow keeps the high byte)")
     rgb = _to_rgb(im, conversions)
     if min_side and min(rgb.size) < min_side:
         raise ImageError(

@@ -94,3 +94,25 @@ def test_tiny_and_huge(tmp_path, monkeypatch):
     monkeypatch.setenv("SPLICE_MAX_PIXELS", "1000000")
     with pytest.raises(ImageError, match="3000x2000 .* above the 1 MP limit"):
         load_rgb(big)
+
+
+def test_16bit_colour_png_is_read_as_8_bits_and_said(tmp_path):
+    """Pillow reads a 16-bit RGB PNG as 8-bit RGB (the high byte) without a word; the record says so."""
+    import struct
+    import zlib
+
+    w, h = 80, 70
+    arr = np.random.default_rng(0).integers(0, 65536, (h, w, 3)).astype(">u2")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))  # fmt: skip
+    loaded = load_rgb(path)
+    assert loaded.conversions == ["16-bit RGB PNG read as 8 bits per channel (Pillow keeps the high byte)"]
+    assert np.array_equal(np.asarray(loaded.image), (arr.astype(np.int64) >> 8).astype(np.uint8))
+    make_image(80, 70).save(tmp_path / "rgb8.png")
+    assert load_rgb(tmp_path / "rgb8.png").conversions == []  # an 8-bit PNG: nothing to say
