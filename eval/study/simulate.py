@@ -43,6 +43,16 @@ LABELS = {
 }
 
 
+MAX_ITEMS = 10_000  # comparisons per row of Table 1: the paper's rows have about 25
+MAX_RATERS = 10_000
+MAX_SIMS = 100_000
+MAX_WORK = 1_000_000_000
+"""Limit of ``sims x items x (raters + 100)`` in :func:`plan`, about its cost: drawing one study visits every
+rater of the pool for every comparison, plus a fixed cost per comparison worth about 100 raters.
+``splice study power --items 500 --raters 5000 --share 0.6 --sims 100`` (2.6e8) took 36 s on the project's
+2-core machine, so the limit is about two and a half minutes there."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One design and one truth (see the module docstring)."""
@@ -65,8 +75,12 @@ class Scenario:
                               "each comparison needs that many different raters")
         if not 0 < self.share < 1:
             raise ConfigError(f"--share must be between 0 and 1 (exclusive), got {self.share}")
-        if self.rater_sd < 0 or self.item_sd < 0:
-            raise ConfigError("--rater-sd and --item-sd must be 0 or more")
+        for option, sd in (("--rater-sd", self.rater_sd), ("--item-sd", self.item_sd)):
+            if not (math.isfinite(sd) and sd >= 0):  # NaN fails every comparison, so `sd < 0` let it through
+                raise ConfigError(f"{option} must be a finite number, 0 or more, got {sd}")
+        for option, n, limit in (("--items", self.items, MAX_ITEMS), ("--raters", self.raters, MAX_RATERS)):
+            if n > limit:
+                raise ConfigError(f"{option} {n} is above the limit of {limit:,} of a simulated study; plan fewer")
         return self
 
 
@@ -183,8 +197,12 @@ def plan(sc: Scenario, sims: int = 1000, seed: int = 0, alpha: float = 0.05, com
     so the power shown is a lower bound for Holm's); the interval is at ``1 - alpha``.
     """
     sc.check()
-    if sims < 100:
-        raise ConfigError(f"--sims must be at least 100, got {sims}")
+    if not 100 <= sims <= MAX_SIMS:
+        raise ConfigError(f"--sims must be between 100 and {MAX_SIMS:,}, got {sims}")
+    work = sims * sc.items * (sc.raters + 100)
+    if work > MAX_WORK:
+        raise ConfigError(f"--sims x --items x (--raters + 100) is {work:.2g}, above the limit of {MAX_WORK:.0e} "
+                          "(minutes of work); lower --sims (1000 gives power to +-1.6 points) or --items/--raters")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}")
     if comparisons < 1:

@@ -111,3 +111,32 @@ def test_cli_power(tmp_path):
     bad = subprocess.run(args[:7] + ["--raters", "2", "--share", "0.6"], capture_output=True, text=True, cwd=PROJECT,
                          timeout=120)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--raters (2)" in bad.stderr
+
+
+@pytest.mark.parametrize("field,option", [("rater_sd", "--rater-sd"), ("item_sd", "--item-sd")])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -0.5])
+def test_a_spread_must_be_a_finite_number(field, option, value):
+    """NaN passed the old `sd < 0` check and gave power 100%, false positives 100%, coverage 0%."""
+    with pytest.raises(UserError, match=f"^{option} must be a finite number, 0 or more, got {value}$"):
+        plan(replace(CROWD, **{field: value}), sims=100)
+
+
+def test_sizes_above_the_limits_are_refused_before_any_work():
+    """--items 100000000 ran for minutes without output; each size, and their product, has a limit."""
+    with pytest.raises(UserError, match=r"^--items 100000000 is above the limit of 10,000 "):
+        plan(replace(CROWD, items=100_000_000))
+    with pytest.raises(UserError, match=r"^--raters 10001 is above the limit of 10,000 "):
+        plan(replace(CROWD, raters=10_001))
+    with pytest.raises(UserError, match=r"^--sims must be between 100 and 100,000, got 100001$"):
+        plan(CROWD, sims=100_001)
+    too_much = r"^--sims x --items x \(--raters \+ 100\) is 1e\+10, above the limit of 1e\+09 "
+    with pytest.raises(UserError, match=too_much):
+        plan(replace(CROWD, items=2000, raters=4900), sims=1000)
+
+
+def test_cli_power_nan_is_a_one_line_error_not_invalid_json(capsys):
+    from tests.support.cli import invoke
+
+    code, out, err = invoke(capsys, "study", "power", "--items", "25", "--raters", "40", "--share", "0.6",
+                            "--rater-sd", "nan", "--sims", "100", "--json")  # fmt: skip
+    assert (code, out) == (2, "") and err.strip() == "error: --rater-sd must be a finite number, 0 or more, got nan"
