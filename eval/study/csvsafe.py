@@ -56,18 +56,27 @@ def write_dict_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterabl
     write_csv(path, header, ([row.get(h, "") for h in header] for row in rows))
 
 
-def read_csv_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
-    """Read a CSV (UTF-8, optional BOM) into its header and rows of unguarded strings."""
+def read_csv_lines(path: str | os.PathLike) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Read a CSV (UTF-8, optional BOM) into its header and its non-blank records as ``(line, cells)``:
+    the line number (1-based, in the file) where the record starts and its unguarded cells, as many as the
+    file has (callers that need every record as wide as the header check it)."""
     with open(path, "r", encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         try:
             header = [unguard_cell(h).strip() for h in next(reader)]
         except StopIteration:
             return [], []
-        rows = []
+        records = []
+        start = reader.line_num + 1
         for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            cells = [unguard_cell(c) for c in cells] + [""] * max(0, len(header) - len(cells))
-            rows.append(dict(zip(header, cells)))
-    return header, rows
+            if any(c.strip() for c in cells):
+                records.append((start, [unguard_cell(c) for c in cells]))
+            start = reader.line_num + 1
+    return header, records
+
+
+def read_csv_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """Read a CSV (UTF-8, optional BOM) into its header and rows of unguarded strings (a short row is padded
+    with empty cells, the cells of a long one beyond the header dropped)."""
+    header, records = read_csv_lines(path)
+    return header, [dict(zip(header, cells + [""] * max(0, len(header) - len(cells)))) for _, cells in records]

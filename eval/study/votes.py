@@ -31,7 +31,7 @@ import pandas as pd
 from splice.core.atomic import atomic_write_json
 from splice.core.errors import UserError
 
-from .csvsafe import read_csv_rows, write_csv
+from .csvsafe import read_csv_lines, write_csv
 
 VOTE_COLUMNS = ["rater", "dataset", "pair", "a", "b", "chosen", "correct"]
 CATCH_RIGHT = "catch:image-A-in-colour"
@@ -52,13 +52,14 @@ def provenance_path(votes_csv: str | os.PathLike) -> Path:
 def read_votes(path: str | os.PathLike) -> pd.DataFrame:
     """The long table at ``path`` (columns :data:`VOTE_COLUMNS`, strings), checked row by row.
 
-    Extra columns are ignored. Every problem is a one-line :class:`UserError` naming the row.
+    Extra columns are ignored. Every row has as many fields as the header. Every problem is a one-line
+    :class:`UserError` naming the row's line.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--votes {path}: file not found; it is a CSV with the header {','.join(VOTE_COLUMNS)}")
     try:
-        header, rows = read_csv_rows(path)
+        header, records = read_csv_lines(path)
     except (UnicodeDecodeError, OSError, ValueError) as e:
         raise UserError(f"--votes {path}: cannot read it as a UTF-8 CSV ({e})") from None
     missing = [c for c in VOTE_COLUMNS if c not in header]
@@ -66,9 +67,13 @@ def read_votes(path: str | os.PathLike) -> pd.DataFrame:
         raise UserError(f"--votes {path} lacks the column(s) {', '.join(missing)}; the header must be "
                         f"{','.join(VOTE_COLUMNS)}")
     out = []
-    for n, row in enumerate(rows, start=2):  # line 1 is the header
-        r = {c: (row.get(c) or "").strip() for c in VOTE_COLUMNS}
+    for n, cells in records:
         where = f"--votes {path} line {n}"
+        if len(cells) != len(header):  # a shifted or cut row would be read as other columns, or as no answer
+            raise UserError(f"{where} has {len(cells)} fields, the header has {len(header)}; every row has one "
+                            f"field per column ({','.join(header)}), empty ones too")
+        row = dict(zip(header, cells))
+        r = {c: (row.get(c) or "").strip() for c in VOTE_COLUMNS}
         for c in ("rater", "dataset", "pair", "a", "b"):
             if not r[c]:
                 raise UserError(f"{where}: the column {c!r} is empty; every row names its rater, data set, pair, "

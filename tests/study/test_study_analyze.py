@@ -167,6 +167,21 @@ def test_votes_file_errors_name_the_line(tmp_path, row, message):
         read_votes(tmp_path / "h.csv")
 
 
+@pytest.mark.parametrize("line, fields", [
+    ("r2,demo,giraffe_zebra,splice,strotss,splice", 6),  # the correct field cut off: was read as a normal vote
+    ("r2,demo,giraffe_zebra,splice,strotss,,splice,,", 9),  # shifted: was read as no answer, the rest dropped
+])  # fmt: skip
+def test_a_row_with_the_wrong_number_of_fields_is_an_error_naming_its_line(tmp_path, line, fields):
+    good = "r1,demo,giraffe_zebra,splice,strotss,splice,"
+    path = tmp_path / "v.csv"
+    path.write_text(f"{','.join(VOTE_COLUMNS)}\n{good}\n\n{good.replace('r1', 'r3')}\n{line}\n{good}\n")
+    with pytest.raises(UserError, match=rf"^--votes {path} line 5 has {fields} fields, the header has 7; "):
+        read_votes(path)
+    # a header with an extra column: rows carry it too, and it is ignored
+    path.write_text(f"{','.join(VOTE_COLUMNS)},note\n{good},ok\n")
+    assert read_votes(path).iloc[0].to_dict() == dict(zip(VOTE_COLUMNS, good.split(",")))
+
+
 def test_random_weights_notice_reaches_every_output(study, tmp_path):
     record = study / "private" / "export.json"
     data = json.loads(record.read_text())
