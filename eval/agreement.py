@@ -26,6 +26,9 @@ dropped, unanswered trials and a rater's repeat of a comparison too).
   for these raters' judgments on comparisons like these, and is narrower than one that also accounted for
   the raters (``splice study analyze`` does that for the share of votes).
 
+Votes on pairs the run does not hold are left out of every count (a warning and two vote counts say how
+many); a vote on one of its pairs naming a method without a finished job in it is an error (docs/eval.md).
+
 Rows are per data set (and ``all``, pooled, when there are several), every metric in registry order.
 """
 
@@ -43,9 +46,11 @@ import numpy as np
 import pandas as pd
 
 from splice.core.atomic import atomic_write_json, atomic_write_text
-from splice.core.errors import ConfigError, UserError
+from splice.core.errors import ConfigError, UserError, near_names
 
 from .metrics import METRICS, scored_metrics
+from .scorers import ALL as ALL_METRICS
+from .scorers import SPECS
 from .study.analyze import _records  # rows as JSON-able dicts (NaN -> None), as analyze writes them
 from .tables import metric_values
 
@@ -144,7 +149,7 @@ def metric_agreement(df: pd.DataFrame, votes: pd.DataFrame, metrics: Iterable[st
     Args:
         df: rows of :func:`eval.aggregate.load_results` of the scored run.
         votes: the *kept* comparison votes (:func:`eval.study.analyze.filter_votes`).
-        metrics: table metric keys (default: every registered number with a value in ``df``).
+        metrics: ``--metrics`` items (:func:`table_metrics`; default: every table metric with a value in ``df``).
         n_boot, seed, level: the bootstrap over comparisons.
         dropped: what filtering dropped (reported as is).
         random_weights: the votes were cast on outputs of random models (the run's records are checked too).
@@ -153,21 +158,31 @@ def metric_agreement(df: pd.DataFrame, votes: pd.DataFrame, metrics: Iterable[st
         raise UserError(
             "no comparison vote is left to compare the metrics with (check the votes, or lower --min-vigilance)"
         )
-    wanted = list(metrics) if metrics else [k for k in scored_metrics() if _has_values(df, k)]
-    unknown = [m for m in wanted if m not in METRICS or not METRICS[m].scored]
-    if unknown:
-        raise ConfigError(f"--metrics {','.join(unknown)}: not a metric of the registry; use "
-                          f"{', '.join(scored_metrics())}")  # fmt: skip
+    wanted = table_metrics(df, metrics)
     if not wanted:
         raise UserError("the run has no metric records; score it first: splice score --out RUN --metrics all")
-    comp = comparison_table(votes)
     known = set(zip(df["dataset"], df["pair_id"]))
-    unmatched = sorted({f"{d}/{p}" for d, p in zip(comp["dataset"], comp["pair"]) if (d, p) not in known})
-    if len(unmatched) == len(set(zip(comp["dataset"], comp["pair"]))):
+    in_run = np.array([(d, p) in known for d, p in zip(votes["dataset"], votes["pair"])], dtype=bool)
+    unmatched = sorted({f"{d}/{p}" for d, p in zip(votes["dataset"][~in_run], votes["pair"][~in_run])})
+    if not in_run.any():
         raise UserError(f"none of the voted pairs ({', '.join(unmatched[:3])}, ...) is in the run store; give the run "
                         "the study was exported from (--out)")  # fmt: skip
-    if unmatched:
-        log.warning("%d voted pair(s) are not in the run store (e.g. %s): left out", len(unmatched), unmatched[0])
+    dropped = dict(dropped or {})
+    if unmatched:  # left out of every count below: comparisons, votes, raters, split share, data sets
+        log.warning("%d voted pair(s) are not in the run store (e.g. %s): their %d vote(s) are left out",
+                    len(unmatched), unmatched[0], int((~in_run).sum()))  # fmt: skip
+        votes = votes[in_run].reset_index(drop=True)
+        used = dropped.pop("votes_used", None)
+        dropped.update(pairs_not_in_run=len(unmatched), votes_of_pairs_not_in_run=int((~in_run).sum()))
+        if used is not None:
+            dropped["votes_used"] = len(votes)
+    finished = set(df.loc[df["status"] == "ok", "method"])
+    strangers = sorted((set(votes["a"]) | set(votes["b"])) - finished)
+    if strangers:  # the study shows outputs of the run's finished jobs: a typo, or another run
+        raise ConfigError(f"the votes name method(s) {', '.join(strangers)} that have no finished job in the run "
+                          f"store (--out); methods with finished jobs: {', '.join(sorted(finished)) or 'none'}; give "
+                          "the run the study was exported from, or fix the votes")  # fmt: skip
+    comp = comparison_table(votes)
     picks = {m: metric_pick(comp, pair_values(df, m), METRICS[m].higher_is_better) for m in wanted}
     for m, p in picks.items():  # "" = a metric tie, None = no value (object dtype keeps None a None)
         comp[f"pick:{m}"] = pd.Series(p, index=comp.index, dtype=object)
@@ -206,8 +221,34 @@ def metric_agreement(df: pd.DataFrame, votes: pd.DataFrame, metrics: Iterable[st
                          "comparisons": n})  # fmt: skip
     random = random_weights or bool(df["random_weights"].any()) or bool(df["metrics_random_weights"].any())
     return Agreement(pd.DataFrame(rows, columns=ROW_COLUMNS), pd.DataFrame(summaries, columns=DATASET_COLUMNS), comp,
-                     dropped=dict(dropped or {}), random_weights=random,
+                     dropped=dropped, random_weights=random,
                      settings={"n_boot": n_boot, "seed": seed, "level": level, "metrics": wanted})  # fmt: skip
+
+
+def table_metrics(df: pd.DataFrame, names: Iterable[str] | None = None) -> list[str]:
+    """``--metrics`` items -> table metric keys: a table name of ``splice metrics`` is itself (``iou`` is the
+    table number, not the record), a record name is its table numbers (``vit`` -> structure, appearance,
+    cosine; ``panoptic`` -> iou, pixel_accuracy), ``all`` or nothing is every table metric the run has values
+    for; anything else is a one-line error listing the accepted names."""
+    names = [n for n in (names or []) if n]
+    if not names or ALL_METRICS in names:
+        return [k for k in scored_metrics() if _has_values(df, k)]
+    out, unknown = [], []
+    for n in names:
+        if n in METRICS and METRICS[n].scored:
+            out.append(n)
+        elif n in SPECS:
+            out += [number.table for number in SPECS[n].numbers]
+        else:
+            unknown.append(n)
+    if unknown:
+        near = [m for u in unknown for m in near_names(u, [*scored_metrics(), *SPECS])]
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        records = [r for r in SPECS if r not in METRICS]
+        raise ConfigError(f"--metrics {','.join(unknown)}: not a metric of the registry; {hint}use all, the table "
+                          f"names of `splice metrics` ({', '.join(scored_metrics())}) or a record name for all its "
+                          f"numbers ({', '.join(records)}; e.g. vit = structure,appearance,cosine)")  # fmt: skip
+    return list(dict.fromkeys(out))
 
 
 def _has_values(df: pd.DataFrame, metric: str) -> bool:

@@ -187,7 +187,9 @@ def analyze_cmd(results, key, votes, methods, dest, export_votes, min_vigilance,
 @click.option("--votes", default=None, type=click.Path(path_type=Path), metavar="FILE.csv",
               help="Votes from any platform instead: rater,dataset,pair,a,b,chosen,correct (analyze "
                    "--export-votes).")  # fmt: skip
-@opt.metrics("Comma list of table metrics to compare (default: every registered metric the run has values for).")
+@opt.metrics("Comma list of the table names of `splice metrics` (structure, cosine, ...) or record names for all "
+             "their numbers (vit = structure,appearance,cosine), or all [default: all: every one the run has values "
+             "for].")  # fmt: skip
 @opt.dest("Folder for agreement.md, .csv and .json [default: <study>/analysis, or analysis/ next to --votes].")
 @click.option("--min-vigilance", default=1.0, show_default=True, type=float,
               help="Share of answered catch trials a rater must get right (0 = keep every rater).")  # fmt: skip
@@ -212,6 +214,10 @@ def agreement_cmd(run_dir, results, key, votes, metrics, dest, min_vigilance, ma
       splice study agreement --out runs/paper --results Batch_4242_batch_results.csv \\
           --key study/private/answer_key.csv --dest study/analysis
       splice study agreement --out runs/smoke --votes votes.csv --metrics iou,lpips_vgg,clip --json
+      splice study agreement --out runs/smoke --votes votes.csv --metrics vit,lab_emd
+
+    Votes on pairs the run does not hold are left out of every count (a warning says how many); a vote
+    naming a method without a finished job in the run is an error (the study was exported from another run).
     """
     from splice.core.errors import ConfigError
 
