@@ -42,10 +42,17 @@ def command(run_dir: str, datasets: str | None, methods: str | None, dest: str |
 
     from reports.build import build_report
     from reports.grids import GridStyle
+    from splice.core.errors import UserError
     from splice.core.paths import ensure_writable_dir
     from splice.core.store import RunStore
 
     run_dir = RunStore.open(run_dir).root
+    if dest:
+        inside = Path(dest).expanduser().resolve()
+        outputs = (Path(run_dir) / "outputs").resolve()
+        if inside == outputs or outputs in inside.parents:  # job folders: a report there would mix with results
+            raise UserError(f"--dest {dest} is inside the run's outputs/ (its job folders); leave --dest out for "
+                            f"{Path(run_dir) / 'report'} or choose a folder outside outputs/")  # fmt: skip
     # without --dest the report goes into the run store; if that cannot be written, the error says to pass --dest
     dest = ensure_writable_dir(dest if dest else Path(run_dir) / "report",
                                "--dest" if dest else "--dest (default: OUT/report)")  # fmt: skip

@@ -146,6 +146,12 @@ def test_report_study_and_score_check_their_places(capsys, tmp_path, run_store):
     assert code == 2 and one_error(err).endswith(f"--dest {f} is a file, not a folder; choose a folder")
     code, _, err = invoke(capsys, "study", "analyze", "--results", f, "--key", f, "--dest", f)
     assert code == 2 and one_error(err).endswith(f"--dest {f} is a file, not a folder; choose a folder")
+    jobs = run / "outputs" / "demo"  # a report among the job folders would mix with results
+    code, _, err = invoke(capsys, "report", "--out", run, "--dest", jobs)
+    assert code == 2 and one_error(err) == (f"error: --dest {jobs} is inside the run's outputs/ (its job folders); "
+                                            f"leave --dest out for {run / 'report'} or choose a folder outside "
+                                            "outputs/")  # fmt: skip
+    assert not (jobs / "index.html").exists()
 
 
 # -- bench status writes only into a run store ------------------------------------------------------------------------
