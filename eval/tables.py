@@ -358,6 +358,26 @@ def unfinished_note(table: pd.DataFrame) -> str:
             "the command that fixes it).")
 
 
+def render_csv(tables: list[pd.DataFrame]) -> str:
+    """One CSV of one or more :func:`metric_table` s: plain numbers in :data:`TABLE_COLUMNS` order plus ``metric``
+    (and the paper's columns when a table has them), one header; each table built with random weights adds a
+    comment line first, named by its metric when there are several."""
+    buf = io.StringIO()
+    frames, digits = [], 6
+    for table in tables:
+        metric = METRICS.get(table.attrs.get("metric", ""), None) or get_metric("iou")
+        digits = max(digits, metric.digits or 0)
+        if table.attrs.get("random_weights", False):
+            warning = table.attrs.get("random_warning") or RANDOM_WARNING
+            buf.write(f"# {metric.key}: {warning}\n" if len(tables) > 1 else f"# {warning}\n")
+        out = table.copy()
+        out.insert(len(TABLE_COLUMNS), "metric", metric.key)
+        frames.append(out)
+    both = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    both.to_csv(buf, index=False, float_format=f"%.{digits}g", lineterminator="\n")
+    return buf.getvalue()
+
+
 def render(table: pd.DataFrame, fmt: str = "md") -> str:
     """Render a :func:`metric_table` as Markdown, CSV or LaTeX.
 
@@ -375,13 +395,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
     warning = table.attrs.get("random_warning") or RANDOM_WARNING
     paper = bool(table.attrs.get("paper", False))
     if fmt == "csv":
-        buf = io.StringIO()
-        if random:
-            buf.write(f"# {warning}\n")
-        out = table.copy()
-        out.insert(len(TABLE_COLUMNS), "metric", metric.key)
-        out.to_csv(buf, index=False, float_format=f"%.{max(digits or 0, 6)}g", lineterminator="\n")
-        return buf.getvalue()
+        return render_csv([table])
     show_unscored = bool(len(table)) and int(table["unscored"].sum()) > 0
     show_unfinished = bool(len(table)) and "unfinished" in table and int(table["unfinished"].sum()) > 0
     show_seg = metric.by_segmenter

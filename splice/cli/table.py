@@ -56,7 +56,7 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
       splice table --out runs/smoke --metric lpips_vgg --metric clip --metric lab_emd
     """
     from eval.aggregate import load_results
-    from eval.tables import metric_table, render
+    from eval.tables import metric_table, render, render_csv
     from splice.core.health import Fixer, attention, attention_lines, check_selection, select, survey
     from splice.core.store import RunStore
 
@@ -69,20 +69,12 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
         df = df[df["dataset"].isin(wanted_ds)]
     if df.empty:
         raise ConfigError(f"no job records in {out} for this selection; run `splice bench --out {out}` first")
-    texts = [render(metric_table(df, metric, methods=order, reference=reference, segmenter=segmenter, paper=paper),
-                    fmt) for metric in metrics]  # fmt: skip
-    if fmt == "csv":  # one CSV for several metrics (its `metric` column tells them apart): comments, one header
-        named = len(metrics) > 1  # several metrics: each comment says whose it is
-        comments = [f"# {m}: {ln[2:]}" if named else ln for m, t in zip(metrics, texts) for ln in t.splitlines()
-                    if ln.startswith("#")]  # fmt: skip
-        rows = [[ln for ln in t.splitlines() if not ln.startswith("#")] for t in texts]
-        header = rows[0][0] if rows and rows[0] else ""
-        if any(r and r[0] != header for r in rows):  # tables with other columns (the paper's): one after another
-            click.echo("\n".join(texts), nl=False)
-        else:
-            click.echo("\n".join(comments + [header] + [ln for r in rows for ln in r[1:]]))
+    tables = [metric_table(df, metric, methods=order, reference=reference, segmenter=segmenter, paper=paper)
+              for metric in metrics]  # fmt: skip
+    if fmt == "csv":  # one CSV for several metrics: its `metric` column tells them apart
+        click.echo(render_csv(tables), nl=False)
     else:
-        click.echo("\n".join(texts), nl=False)
+        click.echo("\n".join(render(t, fmt) for t in tables), nl=False)
     # every job of the selection without a result, named on stderr with what fixes it
     lines = attention_lines(attention(select(survey(store), order, wanted_ds), Fixer(store)), out)
     for line in lines:
