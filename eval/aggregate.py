@@ -181,21 +181,23 @@ def expected_row(store: RunStore, job: JobHealth) -> dict[str, Any]:
     return row
 
 
-def load_results(run_dir: str | os.PathLike, expected: bool = False) -> pd.DataFrame:
+def load_results(run_dir: str | os.PathLike, expected: bool = False,
+                 jobs: list[JobHealth] | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per job record of the run store at ``run_dir`` (columns: module docstring), each with its
     state (:func:`splice.core.health.survey`).
 
     With ``expected``, also one row per expected job that has no readable record (pending, running, stale,
     corrupt: ``status`` None), so that tables and reports show what is missing, not only what finished.
     Rows are sorted by dataset, pair, method, seed and configuration hash. An empty store gives an empty
-    frame with the same columns.
+    frame with the same columns. ``jobs``: the store's :func:`~splice.core.health.survey` when the caller
+    already has it (each survey reads every record).
     """
     root = Path(run_dir)
     if not root.is_dir():
         raise UserError(f"run store not found: {root}; create it with `splice bench --out {root}` or check --out")
     store = RunStore(root)
     rows = []
-    for job in survey(store):
+    for job in survey(store) if jobs is None else jobs:
         if job.record is not None:
             rows.append({**job_row(store, job.key, job.record), "state": job.state})
         elif expected:

@@ -141,8 +141,10 @@ def _read_record(path: Path) -> JobRecord | None:
         return None
 
 
-def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodModels], list[MetricModels]]:
-    """Weights, configurations and metric models of the jobs in ``df``, read from their records."""
+def collect_models(df: pd.DataFrame, methods: list[str], records: dict[str, JobRecord] | None = None
+                   ) -> tuple[list[MethodModels], list[MetricModels]]:  # fmt: skip
+    """Weights, configurations and metric models of the jobs in ``df``, from their records (``records``: job
+    folder -> record, when the caller has read them already; else read here)."""
     by_method = {m: MethodModels(m) for m in methods}
     by_metric: dict[str, MetricModels] = {}
     for row in df.itertuples(index=False):
@@ -155,7 +157,7 @@ def collect_models(df: pd.DataFrame, methods: list[str]) -> tuple[list[MethodMod
         if int(row.seed) not in mm.seeds:
             mm.seeds.append(int(row.seed))
         job_dir = Path(row.job_dir)
-        rec = _read_record(job_dir / "record.json")
+        rec = records.get(str(job_dir)) if records is not None else _read_record(job_dir / "record.json")
         weights = rec.weights if rec else None
         if weights is None and rec is not None:
             weights = rec.info.get("weights")
@@ -194,7 +196,11 @@ def load_run(run_dir: str | Path, datasets: list[str] | tuple[str, ...] | None =
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder not found: {run_dir}; pass the --out folder of `splice bench`")
-    df = load_results(run_dir, expected=True)
+    from splice.core.store import RunStore
+
+    store = RunStore(run_dir)
+    everything = survey(store)  # once: the frame, the job states and the records of the provenance all come from it
+    df = load_results(run_dir, expected=True, jobs=everything)
     if df.empty:
         raise UserError(f"no job records under {run_dir / 'outputs'}; run `splice bench --out {run_dir}` first")
     want_ds, want_m = _split(datasets), _split(methods)
@@ -223,11 +229,9 @@ def load_run(run_dir: str | Path, datasets: list[str] | tuple[str, ...] | None =
         except (OSError, ValueError) as e:
             log.warning("unreadable %s (%s): the report shows no run settings", run_json, e)
             run_info = None
-    method_models, metric_models = collect_models(df, methods_)
-    from splice.core.store import RunStore
-
-    store = RunStore(run_dir)
-    health = select(survey(store), methods_, datasets_)
+    health = select(everything, methods_, datasets_)
+    records = {str(store.job_dir(j.key)): j.record for j in health if j.record is not None}
+    method_models, metric_models = collect_models(df, methods_, records)
     return RunResults(run_dir=run_dir, df=df, datasets=datasets_, methods=methods_, run_info=run_info,
                       run_info_text=run_text, method_models=method_models, metric_models=metric_models,
                       health=health, fixer=Fixer(store))  # fmt: skip
