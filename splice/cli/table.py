@@ -61,7 +61,8 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
     from splice.core.store import RunStore
 
     store = RunStore.open(out)
-    df = load_results(store.root, expected=True)
+    everything = survey(store)  # once: the tables and the jobs named below come from it
+    df = load_results(store.root, expected=True, jobs=everything)
     wanted_ds, order = opt.split(datasets), opt.split(methods)
     check_selection("--datasets", wanted_ds, df["dataset"], f"run {out}")
     check_selection("--methods", order, df["method"], f"run {out}")
@@ -76,6 +77,6 @@ def command(out: str, metrics: tuple[str, ...], fmt: str, methods: str | None, d
     else:
         click.echo("\n".join(render(t, fmt) for t in tables), nl=False)
     # every job of the selection without a result, named on stderr with what fixes it
-    lines = attention_lines(attention(select(survey(store), order, wanted_ds), Fixer(store)), out)
+    lines = attention_lines(attention(select(everything, order, wanted_ds), Fixer(store)), out)
     for line in lines:
         click.echo(line, err=True)

@@ -27,9 +27,8 @@ from typing import Any
 import torch
 
 from splice.core.errors import ConfigError, WeightsError
-from splice.core.imageio import sha256_file
 from splice.core.paths import weights_dir
-from splice.core.weightfiles import WEIGHT_SUFFIXES, hf_hub_reachable, read_state_dict
+from splice.core.weightfiles import WEIGHT_SUFFIXES, file_sha256, hf_hub_reachable, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +210,7 @@ def load_vit_weights(
         if not path.exists():
             raise WeightsError(f"weights file not found: {path}")
         load_state_dict_into(model, read_state_dict(path), str(path))
-        return model, WeightsIdentity(arch, spec, "file", sha256_file(path))
+        return model, WeightsIdentity(arch, spec, "file", file_sha256(path))
     if spec == "random":
         return model, WeightsIdentity(arch, "random", "random", None, random=True)
 
@@ -222,7 +221,7 @@ def load_vit_weights(
     found = local if local.exists() else _timm_cached_file(arch, tag) or _download_timm(arch, tag)
     if found is not None:
         load_state_dict_into(model, read_state_dict(found), str(found))
-        return model, WeightsIdentity(arch, spec, "file" if found == local else "timm-cache", sha256_file(found))
+        return model, WeightsIdentity(arch, spec, "file" if found == local else "timm-cache", file_sha256(found))
     if allow_random:
         log.warning("%s; continuing with RANDOM weights as allowed", _missing_message(arch, spec))
         return model, WeightsIdentity(arch, "random", "random", None, random=True)

@@ -132,10 +132,10 @@ class Reference:
 
 #: How the CPU rows were measured (this project's machine: 2 cores of a Xeon with AVX-512, PyTorch 2.14.1,
 #: shared with other work: load average 7-9 during the runs, so these are upper bounds, about 4x the figures
-#: of a quiet run; README "Speed"). Splice: ViT-B/8, fp32, random weights, 512x512 and 1920x1080.
-PERF_CPU = ("splice perf --device cpu --backbones S/8,B/8 --sizes 512,hd --modes reference,fp32,bf16 --steps 3")
-BENCH_CPU = ("splice bench --methods M --datasets demo --root datasets --pairs giraffe_zebra --preset paper "
-             "--devices cpu --allow-random-weights, with fewer steps by --method-args")  # fmt: skip
+#: of a quiet run; README "Speed"). Splice: ViT-B/8, fp32, random weights, 512x512 and 1920x1080, by
+#: ``splice perf --device cpu --backbones S/8,B/8 --sizes 512,hd --modes reference,fp32,bf16 --steps 3``; the
+#: baselines by ``splice bench --methods M --datasets demo --root datasets --pairs giraffe_zebra --preset paper
+#: --devices cpu --allow-random-weights``, with fewer steps by --method-args.
 MEASURED_CPU = "measured on a loaded 2-core CPU"
 #: How the CUDA rows were estimated (:data:`CUDA_ESTIMATE`), until measured: Splice's FLOPs per step
 #: (counted by `splice perf` with torch.utils.flop_counter: 847 GFLOP for a 512 px crop step with ViT-B/8)

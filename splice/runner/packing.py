@@ -245,15 +245,10 @@ class Packing:
     policy: PackingPolicy
     capacity_mb: dict[str, float | None]
     memory_of: Callable[[Any, str], float | None]
-    limits: dict[str, int] = field(default_factory=dict)  # per-device caps; empty = policy.cap
     events: list[dict[str, Any]] = field(default_factory=list)  # filled by the launcher: concurrency lowered, why
 
     def packer(self, devices: list[str]) -> Packer:
-        p = Packer(devices, self.policy, self.capacity_mb, self.memory_of)
-        for d, n in self.limits.items():
-            if d in p.limit:
-                p.limit[d] = n
-        return p
+        return Packer(devices, self.policy, self.capacity_mb, self.memory_of)
 
     def describe(self) -> dict[str, Any]:
         return {**self.policy.to_dict(), "capacity_mb": {d: None if v is None else round(v)
