@@ -43,6 +43,7 @@ from splice.core.errors import ConfigError
 from splice.core.health import DONE, FAILED, LABELS, OUTPUT_MISSING, PENDING, UNFINISHED
 from splice.core.record import NOT_APPLICABLE
 
+from .latex import latex_escape
 from .metrics import KEY_IOU, METRICS, Metric, Source, get_metric
 
 log = logging.getLogger(__name__)
@@ -318,13 +319,6 @@ def paper_text(r, pm: str = "±") -> str:
     return f"{mean} {pm} {r['paper_std']}" + ("*" if isinstance(note, str) and note else "")
 
 
-def _latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):  # fmt: skip
-        s = s.replace(a, b)
-    return s
-
-
 def footer(table: pd.DataFrame) -> list[str]:
     """The lines printed under a table: how it was computed, and its notes."""
     metric = METRICS.get(table.attrs.get("metric", ""), get_metric("iou"))
@@ -416,7 +410,7 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
             common = "---" if tex else "—"
         if r["best"]:
             common = (r"\textbf{" + common + "}") if tex else f"**{common}**"
-        esc = _latex_escape if tex else (lambda s: s)
+        esc = latex_escape if tex else (lambda s: s)
         out = [esc(str(r["dataset"])), esc(str(r["method"]))] + ([esc(str(r["segmenter"]))] if show_seg else [])
         out += [common, str(int(r["n_common"])),
                 mean_std_text(r["mean_all"], r["std_all"], digits, pm).replace("–", dash), str(int(r["n_all"])),
@@ -441,8 +435,8 @@ def render(table: pd.DataFrame, fmt: str = "md") -> str:
         lines.append(f"% {warning}")
     lines.append(r"\begin{tabular}{" + "l" * (2 + show_seg) + "r" * (len(head) - 2 - show_seg) + "}")
     lines.append(r"\toprule")
-    tex_head = [_latex_escape(h) for h in head]
-    tex_head[2 + show_seg] = _latex_escape(f"{metric.label} (common pairs) ") + (
+    tex_head = [latex_escape(h) for h in head]
+    tex_head[2 + show_seg] = latex_escape(f"{metric.label} (common pairs) ") + (
         r"$\uparrow$" if metric.higher_is_better else r"$\downarrow$")
     lines.append(" & ".join(tex_head) + r" \\")
     lines.append(r"\midrule")

@@ -38,6 +38,7 @@ import pandas as pd
 from splice.core.atomic import atomic_write_json, atomic_write_text
 from splice.core.errors import ConfigError, UserError
 
+from ..latex import latex_escape
 from . import stats
 from .csvsafe import write_csv
 from .ranking import bradley_terry
@@ -392,22 +393,13 @@ def to_markdown(a: Analysis) -> str:
     return "\n".join(out) + "\n"
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-        "±": r"$\pm$"}  # fmt: skip
-
-
-def _tex(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in text)
-
-
 def to_latex(a: Analysis) -> str:
     header, rows = headline_rows(a)
     body = []
     if a.notice:
-        body.append(r"\multicolumn{%d}{l}{\textbf{%s}} \\" % (len(header), _tex(a.notice)))
-    body += [" & ".join(_tex(c) for c in header) + r" \\", r"\midrule"]
-    body += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
+        body.append(r"\multicolumn{%d}{l}{\textbf{%s}} \\" % (len(header), latex_escape(a.notice)))
+    body += [" & ".join(latex_escape(c) for c in header) + r" \\", r"\midrule"]
+    body += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
     head = f"% {a.notice}\n" if a.notice else ""
     return (head + f"% 2AFC study: share of votes for {a.method} (splice study analyze); CI and p clustered by rater "
             "and comparison\n\\begin{tabular}{ll" + "r" * (len(header) - 2) + "}\n\\toprule\n" + "\n".join(body)

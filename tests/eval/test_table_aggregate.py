@@ -231,3 +231,12 @@ def test_the_random_weights_line_names_what_was_random(tmp_path):
         "> **RANDOM WEIGHTS: method b ran with random weights; these numbers mean nothing.**")
     assert render(metric_table(df[df["method"] == "a"], "lpips_vgg"), "csv").splitlines()[0] == (
         "# RANDOM WEIGHTS: the metric's model had random weights; these numbers mean nothing.")
+
+
+def test_latex_escape_is_one_pass():
+    """A backslash becomes \\textbackslash{} and its braces are not escaped again (the chained replace of the
+    metric tables gave a\\textbackslash\\{\\}b); the study's Table 1 and the metric tables share the escaper."""
+    from eval.latex import latex_escape
+
+    assert latex_escape("a\\b") == r"a\textbackslash{}b"
+    assert latex_escape("wild_pairs 50% & {x} ± ^") == r"wild\_pairs 50\% \& \{x\} $\pm$ \textasciicircum{}"
