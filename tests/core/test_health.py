@@ -25,17 +25,7 @@ from splice.core.health import (
 )
 from splice.core.record import JobKey
 from splice.core.store import RunStore, human_size
-from tests.support.store import write_job
-
-
-def dead_pid() -> int:
-    """The pid of a process that has ended."""
-    import subprocess
-    import sys
-
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
+from tests.support.store import dead_pid, write_job
 
 
 def _spec(store: RunStore, key: JobKey, **extra) -> None:

@@ -21,6 +21,7 @@ from splice.runner import LaunchOptions, PlanRequest, bench, execute, plan_jobs,
 from splice.runner.execute import next_rung
 from splice.runner.status import scan
 from tests.support.dummies import PROJECT, TESTS, events, make_dataset, register
+from tests.support.store import dead_pid
 
 
 @pytest.fixture(autouse=True)
@@ -187,17 +188,11 @@ def test_a_cpu_only_method_on_a_gpu_worker_runs_on_the_cpu(tmp_path):
 # --------------------------------------------------------------------------------------
 # claims
 # --------------------------------------------------------------------------------------
-def _dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
 def test_stale_rules():
     me = socket.gethostname()
     now = time.time()
     assert stale_reason({"host": me, "pid": os.getpid()}, now) is None
-    assert "is not running" in stale_reason({"host": me, "pid": _dead_pid()}, now)
+    assert "is not running" in stale_reason({"host": me, "pid": dead_pid()}, now)
     if _boot_id():
         assert "rebooted" in stale_reason({"host": me, "pid": os.getpid(), "boot_id": "other"}, now)
     ticks = open(f"/proc/{os.getpid()}/stat").read().rsplit(")", 1)[1].split()[19] if os.path.exists("/proc") else None
@@ -208,7 +203,7 @@ def test_stale_rules():
     assert stale_reason(other, now - 10, timeout=600) is None
     assert "no heartbeat" in stale_reason(other, now - 601, timeout=600)
     assert stale_reason(None, now) is None and "unreadable" in stale_reason(None, now - 120)
-    assert not pid_alive(_dead_pid())
+    assert not pid_alive(dead_pid())
 
 
 def test_claims_exclude_and_stale_claims_are_taken_over(tmp_path):
@@ -220,7 +215,7 @@ def test_claims_exclude_and_stale_claims_are_taken_over(tmp_path):
     assert b.acquire() and b.owned
     b.release()
     # a dead runner's claim on this host is taken over at once
-    (job_dir / "claim.json").write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid(), "token": "x"}))
+    (job_dir / "claim.json").write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "token": "x"}))
     c = Claim(job_dir)
     assert c.acquire() and c.took_over["token"] == "x"
     assert json.loads((job_dir / "claim.json").read_text())["took_over"]["pid"] == c.took_over["pid"]
@@ -241,7 +236,7 @@ def test_claims_exclude_and_stale_claims_are_taken_over(tmp_path):
 def test_many_threads_racing_for_one_stale_claim_one_wins(tmp_path):
     job_dir = tmp_path / "job"
     job_dir.mkdir()
-    (job_dir / "claim.json").write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid(), "token": "x"}))
+    (job_dir / "claim.json").write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "token": "x"}))
     claims = [Claim(job_dir) for _ in range(8)]
     won = []
     barrier = threading.Barrier(len(claims))

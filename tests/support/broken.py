@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from splice.runner import LaunchOptions, PlanRequest, bench, plan_jobs
 from splice.runner.runlog import append_invocation, new_invocation
 from splice.runner.status import write_job_specs
 from tests.support.dummies import make_dataset
+from tests.support.store import dead_pid
 
 
 @dataclass
@@ -45,13 +44,6 @@ class Broken:
 
     def job_dir(self, method: str, pair: str) -> Path:
         return RunStore(self.out).job_dir(self.key(method, pair))
-
-
-def dead_pid() -> int:
-    """The pid of a process that has ended."""
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
 
 
 def broken_run(tmp_path: Path) -> Broken:

@@ -6,6 +6,8 @@ records, so tests see exactly the schema the suite writes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,10 @@ def vit_rec(structure: float, appearance: float, cosine: float, random: bool = F
         "appearance_cosine": cosine,
         "aligned": "identity",
     }
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (a claim held by it is stale)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
