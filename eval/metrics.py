@@ -22,7 +22,6 @@ from .scorers import SPECS
 
 KEY_IOU = "iou"
 KEY_MATCHED_IOU = "matched_iou"
-KEY_PIXEL_ACCURACY = "pixel_accuracy"
 KEY_STRUCTURE = "structure"
 KEY_APPEARANCE = "appearance"
 KEY_COSINE = "cosine"
@@ -86,16 +85,8 @@ class Metric:
         return next(iter(self.sources.values()))
 
     @property
-    def column(self) -> str:
-        return self.source.column
-
-    @property
     def record(self) -> str | None:
         return self.source.record
-
-    @property
-    def excludable(self) -> bool:
-        return any(s.excluded for s in self.sources.values())
 
     def source_for(self, segmenter: str | None) -> Source:
         if not self.by_segmenter:
@@ -105,8 +96,9 @@ class Metric:
         return self.sources[segmenter]
 
 
-def _plain(column: str, record: str | None) -> dict[str, Source]:
-    return {NO_SEGMENTER: Source(column, f"{record}_scored" if record else None, None, record)}
+def _plain(column: str) -> dict[str, Source]:
+    """A job field (seconds, memory): no metric record."""
+    return {NO_SEGMENTER: Source(column)}
 
 
 def source_of(record: str, column: str) -> Source:
@@ -136,8 +128,8 @@ METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
         *_registry_metrics(),
-        Metric(KEY_SECONDS, "seconds per pair", False, _plain("seconds", None), digits=1),
-        Metric(KEY_MEMORY, "peak memory (MB)", False, _plain("peak_memory_mb", None), digits=0),
+        Metric(KEY_SECONDS, "seconds per pair", False, _plain("seconds"), digits=1),
+        Metric(KEY_MEMORY, "peak memory (MB)", False, _plain("peak_memory_mb"), digits=0),
     )
 }  # fmt: skip
 """Every table metric: the registry's numbers (layout IoU first), then the job fields seconds and memory."""

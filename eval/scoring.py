@@ -294,7 +294,7 @@ def score_run(
             bar.close()
     for name, scorer in live.built.items():
         summary.model_calls[name] = scorer.model_calls
-        summary.cache[name] = scorer.cache_stats() if hasattr(scorer, "cache_stats") else scorer.cache.stats()
+        summary.cache[name] = scorer.cache_stats()
         summary.random_weights |= bool(scorer.random)
         summary.seconds[name] = round(live.seconds[name], 3)
     return summary

@@ -149,10 +149,10 @@ class LabStudy:
         if rater not in self.plans:
             mine = list(self.touched.get(rater, []))
             room = (self.max_hits_per_rater or len(self.hits)) - len(mine)
-            open_hits = [h for h in self.hits if h not in mine
-                         and (self.raters_per_hit is None or len(self.raters_of(h)) < self.raters_per_hit)]
+            taken = {h: len(self.raters_of(h)) for h in self.hits if h not in mine}  # each scans every rater: once
+            open_hits = [h for h, n in taken.items() if self.raters_per_hit is None or n < self.raters_per_hit]
             order = {h: n for n, h in enumerate(self.hits)}
-            open_hits.sort(key=lambda h: (len(self.raters_of(h)), order[h]))
+            open_hits.sort(key=lambda h: (taken[h], order[h]))
             self.plans[rater] = mine + open_hits[:max(room, 0)]
         return self.plans[rater]
 

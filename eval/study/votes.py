@@ -39,10 +39,6 @@ CATCH_WRONG = "catch:output-of-another-pair"
 PROVENANCE_SUFFIX = ".provenance.json"
 
 
-def empty_votes() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=str) for c in VOTE_COLUMNS})
-
-
 def provenance_path(votes_csv: str | os.PathLike) -> Path:
     """``votes.csv`` -> ``votes.provenance.json`` (next to it)."""
     p = Path(votes_csv)
