@@ -28,7 +28,6 @@ stale results. Nothing is written outside the report folder.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any, Callable
 
 from splice.core.atomic import atomic_write_json, atomic_write_text, read_json
 from splice.core.errors import UserError
-from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES
+from splice.core.health import counts, summary_text
 
 from .grids import GridStyle, build_grid, write_grid
 from .overview import overview, overview_csv, overview_html, overview_markdown
@@ -185,11 +184,10 @@ def build_report(run_dir: str | Path, dest: str | Path | None = None, datasets: 
     atomic_write_text(dest / "index.html", render_index(results, tables, missing, plots, grids, generated, cost,
                                                         cost_files, extra))  # fmt: skip
     written += ["report.md", "index.html"]
-    counter = Counter(j.state for j in results.health)
-    jobs = {s: counter[s] for s in STATES if counter[s]}
+    jobs = {s: n for s, n in counts(results.health).items() if n}
     if results.incomplete:
-        say(f"incomplete run: {len(results.incomplete)} of {len(results.health)} jobs have no result ("
-            + ", ".join(f"{n} {LABELS[s]}" for s, n in jobs.items() if s not in (DONE, NOT_APPLICABLE)) + ")")
+        say(f"incomplete run: {len(results.incomplete)} of {len(results.health)} jobs have no result "
+            f"({summary_text(results.incomplete)})")
     summary = ReportSummary(
         dest=dest, index=dest / "index.html", run=results.run_dir, datasets=results.datasets, methods=results.methods,
         n_jobs=len(df), n_failed=len(results.failed), jobs=jobs, random_weights=random,

@@ -252,7 +252,7 @@ def _method_cell(jobs: pd.DataFrame, inner: tuple[int, int], structure_size: tup
     if jobs.empty:
         return Cell(label="not run", fill=MISSING_FILL)
     job = jobs.sort_values("seed", kind="stable").iloc[0]
-    state = job["state"] if isinstance(job.get("state"), str) else (DONE if job["status"] == "ok" else job["status"])
+    state = job["state"]  # load_results fills it for every row (splice.core.health)
     info = {"seed": int(job["seed"]), "status": str(job["status"]), "state": state, "job_dir": job["job_dir"]}
     if state == NOT_APPLICABLE:
         return Cell(label="—", detail="not applicable", fill=MISSING_FILL, job=info)

@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from eval.tables import mean_std_text
-from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES, attention, common_command
+from splice.core.health import DONE, LABELS, NOT_APPLICABLE, STATES, attention, common_command, summary_text
 
 from .grids import GridPage
 from .plots import PlotFile
@@ -661,11 +661,9 @@ def render_markdown(results: RunResults, tables: list[TableFiles], plots: list[P
     if results.incomplete:
         lines += [f"**{incomplete_banner_text(results).replace('“Jobs without a result”', 'Jobs without a result')}**",
                   ""]  # fmt: skip
-    counts = Counter(j.state for j in results.health)
     lines += [f"Run folder `{results.run_dir}`; data sets {', '.join(results.datasets)}; methods "
-              f"{', '.join(results.methods)}; {len(results.health)} jobs: "
-              + ", ".join(f"{counts[s]} {LABELS[s]}" for s in STATES if counts.get(s)) + f"; generated {generated}.",
-              ""]  # fmt: skip
+              f"{', '.join(results.methods)}; {len(results.health)} jobs: {summary_text(results.health)}; "
+              f"generated {generated}.", ""]  # fmt: skip
     lines += ["## Tables", ""]
     for t in tables:
         body = render(t.table, "md").splitlines()

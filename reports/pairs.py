@@ -195,7 +195,7 @@ def write_pair_pages(df: pd.DataFrame, grid: GridFiles, dest: Path, stem: str, p
                 figures.append(_figure(head, None, "", "no job of this configuration for this pair", f"col-{c}",
                                        "not-run"))  # fmt: skip
             for n, (_, row) in enumerate(sel.sort_values("seed", kind="stable").iterrows()):
-                state = row["state"] if isinstance(row.get("state"), str) else DONE
+                state = row["state"]
                 values = values_html(job_values(row, metrics.loc[row.name], best))
                 facts = (f"{seeds_text([int(row['seed'])])} · <span class=\"st st-{e(state)}\">"
                          f"{e(LABELS.get(state, state))}</span>")  # fmt: skip
