@@ -93,8 +93,8 @@ def _fmt(value: Any, digits: int | None) -> str | None:
 def metric_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Each job's value of every registry metric with a value in ``df`` (columns: metric keys, index: ``df``'s;
     NaN when not done, excluded or unscored); layout metrics by each data set's segmenter."""
-    keys = [k for k in scored_metrics() if len(df) and metric_values(df, k).notna().any()]
-    return pd.DataFrame({k: metric_values(df, k) for k in keys}, index=df.index)
+    values = {k: metric_values(df, k) for k in scored_metrics()} if len(df) else {}
+    return pd.DataFrame({k: v for k, v in values.items() if v.notna().any()}, index=df.index)
 
 
 def best_values(values: pd.DataFrame) -> dict[str, float]:
