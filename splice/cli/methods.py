@@ -51,10 +51,10 @@ def command(names, method_args, preset, weights, as_json, all_details):
         devices = ",".join(d if d in s.devices_here else f"({d})" for d in s.devices) or "-"
         sets = ",".join(t for t, on in (("all", s.in_benchmark), ("smoke", s.in_smoke)) if on) or "-"
         needs = ", ".join(n["name"] + ("" if n["ready"] else " (missing)") for n in s.needs) or "nothing"
-        rows.append((s.name, "READY" if s.ready else "NOT READY", devices, sets, _clip(needs, 48), s.paper or "-"))
+        rows.append((s.name, "READY" if s.ready else "NOT READY", devices, sets, clip_text(needs, 48), s.paper or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        line = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + _clip(r[-1], 70)
+        line = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + clip_text(r[-1], 70)
         click.echo(line.rstrip())
     if all_details:
         for s in statuses:
@@ -71,5 +71,6 @@ def command(names, method_args, preset, weights, as_json, all_details):
                + ("" if all_details else "; -a shows how to fix the others"), err=True)
 
 
-def _clip(text: str, n: int) -> str:
+def clip_text(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters with an ellipsis (table cells of `splice methods` and `splice metrics`)."""
     return text if len(text) <= n else text[: n - 1] + "…"

@@ -41,6 +41,7 @@ def command(names, as_json, all_details, **kw):
       splice metrics --allow-random-weights --preset smoke lpips_alex --json
     """
     from eval.scorers import SPECS, check_metrics, describe
+    from splice.cli.methods import clip_text
     from splice.cli.score import score_options
     from splice.core.errors import ConfigError, near_names
 
@@ -75,7 +76,7 @@ def command(names, as_json, all_details, **kw):
         shown = [n for n in r["needs"] if not n["ready"] or not n["name"].startswith("Python package")]
         needs = ", ".join(n["name"] + ("" if n["ready"] else " (missing)") for n in shown) or "nothing"
         table.append((r["name"], "READY" if r["ready"] else "NOT READY", numbers, compares, r["protocol_version"],
-                      _clip(needs, 60)))  # fmt: skip
+                      clip_text(needs, 60)))  # fmt: skip
     widths = [max(len(t[i]) for t in table) for i in range(len(table[0]) - 1)]
     for t in table:
         click.echo(("  ".join(c.ljust(w) for c, w in zip(t[:-1], widths)) + "  " + t[-1]).rstrip())
@@ -95,7 +96,3 @@ def command(names, as_json, all_details, **kw):
     n_ready = sum(r["ready"] for r in rows)
     hint = "" if all_details or n_ready == len(rows) else "; -a shows how to fix the others"
     click.echo(f"{n_ready}/{len(rows)} ready{hint}", err=True)
-
-
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
