@@ -260,21 +260,10 @@ def _devices(value: str, planning: bool) -> list[str]:
     except ConfigError:
         if not planning:
             raise
-    out = []
-    for item in (v.strip().lower() for v in value.split(",") if v.strip()):
-        if item == "cuda":
-            out.append("cuda:0")  # how many GPUs a machine has is unknown from here: list them, cuda:0,cuda:1
-        elif item == "auto":
-            out.extend(parse_devices("auto"))
-        elif item == "cpu" or item == "mps" or (item.startswith("cuda:") and item[5:].isdigit()):
-            out.append(item)
-        else:
-            return parse_devices(value)  # the same one-line error
-    if not out:
-        return parse_devices(value)  # "--devices is empty"
+    devices = parse_devices(value, present=False)  # a malformed or empty list is still the same one-line error
     click.echo(f"note: --devices {value}: not all on this machine; planned as given (the costs assume them)",
                err=True)  # fmt: skip
-    return list(dict.fromkeys(out))
+    return devices
 
 
 @command.command(name="status")

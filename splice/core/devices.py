@@ -51,8 +51,11 @@ def resolve_device(device: str | None, option: str = "--device") -> str:
     return device
 
 
-def parse_devices(value: str, option: str = "--devices") -> list[str]:
-    """``auto`` (every CUDA GPU, else MPS, else CPU), ``cpu``, ``cuda`` (every GPU), ``cuda:0,cuda:1``, ``mps``."""
+def parse_devices(value: str, option: str = "--devices", present: bool = True) -> list[str]:
+    """``auto`` (every CUDA GPU, else MPS, else CPU), ``cpu``, ``cuda`` (every GPU), ``cuda:0,cuda:1``, ``mps``.
+
+    ``present=False`` (planning for another machine, ``bench --dry-run``): well-formed devices this machine lacks
+    are taken as given (``cuda`` as ``cuda:0``); a malformed one is still an error."""
     items = [v.strip().lower() for v in str(value).split(",") if v.strip()]
     if not items:
         raise ConfigError(f"{option} is empty; use auto, cpu or e.g. cuda:0,cuda:1")
@@ -66,6 +69,8 @@ def parse_devices(value: str, option: str = "--devices") -> list[str]:
             out.extend(f"cuda:{i}" for i in range(torch.cuda.device_count()))
         elif item == "auto":
             out.append(resolve_device("auto", option))
+        elif not present and (item in ("cpu", "mps", "cuda") or (item.startswith("cuda:") and item[5:].isdigit())):
+            out.append("cuda:0" if item == "cuda" else item)  # how many GPUs that machine has is unknown here
         else:
             out.append(resolve_device(item, option))
     return list(dict.fromkeys(out))

@@ -56,3 +56,4 @@ def test_read_only_file_system_is_named(tmp_path, monkeypatch):
 def test_missing_folder_without_create(tmp_path):
     with pytest.raises(UserError, match=r"--root .*nope does not exist"):
         ensure_writable_dir(tmp_path / "nope", "--root", create=False)
+
