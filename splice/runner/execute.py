@@ -163,10 +163,11 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
     method = None
     native_short: int | None = None
     t_total = time.perf_counter()
+    create_error: Exception | None = None
     try:
         method = create_method(job)
-    except Exception:  # recorded below, as the first attempt's failure
-        method = None
+    except Exception as e:  # recorded below, as the first attempt's failure (the constructor is not run twice)
+        method, create_error = None, e
     if method is not None and device.split(":")[0] not in method.devices and "cpu" in method.devices:
         # a CPU-only method (reinhard, histogram) given a GPU worker runs on the worker's CPU
         log.info("%s: %s runs on the CPU only; running it there instead of %s", key, key.method, device)
@@ -180,7 +181,7 @@ def run_job(job: Job, store: RunStore, device: str = "cpu", invocation: dict[str
         with measure(device) as m:
             try:
                 if method is None:
-                    method = create_method(job)
+                    raise create_error
                 if device.split(":")[0] not in method.devices:
                     raise UserError(f"method {key.method} does not run on {device} "
                                     f"(it supports {', '.join(method.devices)}); choose another --devices")  # fmt: skip
