@@ -52,6 +52,7 @@ from .metrics import METRICS, scored_metrics
 from .scorers import ALL as ALL_METRICS
 from .scorers import SPECS
 from .study.analyze import _records  # rows as JSON-able dicts (NaN -> None), as analyze writes them
+from .study.votes import ordered_methods
 from .tables import metric_values
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,7 @@ class Agreement:
 def comparison_table(votes: pd.DataFrame) -> pd.DataFrame:
     """Kept comparison votes -> one row per comparison: ``dataset, pair, lo, hi`` (the two methods, sorted),
     ``votes``, ``votes_lo`` (for ``lo``), ``raters`` and ``rater_pick`` (``lo``/``hi`` name, or "" when tied)."""
-    lo = votes[["a", "b"]].min(axis=1)
-    hi = votes[["a", "b"]].max(axis=1)
+    lo, hi = ordered_methods(votes)
     v = pd.DataFrame({"dataset": votes["dataset"], "pair": votes["pair"], "lo": lo, "hi": hi,
                       "for_lo": (votes["chosen"] == lo).astype(int), "rater": votes["rater"]})  # fmt: skip
     g = v.groupby(["dataset", "pair", "lo", "hi"], sort=True)

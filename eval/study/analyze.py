@@ -43,7 +43,7 @@ from . import stats
 from .csvsafe import write_csv
 from .ranking import bradley_terry
 from .results import votes_from_results
-from .votes import read_provenance, read_votes, write_votes
+from .votes import ordered_methods, read_provenance, read_votes, write_votes
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,7 @@ def filter_votes(votes: pd.DataFrame, min_vigilance: float) -> tuple[pd.DataFram
     unanswered = kept["chosen"].eq("")
     counts["unanswered_comparisons"] = int(unanswered.sum())
     kept = kept[~unanswered]
-    lo = kept[["a", "b"]].min(axis=1)
-    hi = kept[["a", "b"]].max(axis=1)
+    lo, hi = ordered_methods(kept)
     same = pd.DataFrame({"r": kept["rater"], "d": kept["dataset"], "p": kept["pair"], "lo": lo, "hi": hi})
     repeat = same.duplicated()
     counts["repeat_judgments"] = int(repeat.sum())
@@ -242,7 +241,7 @@ def agreement_table(votes: pd.DataFrame, method: str) -> pd.DataFrame:
     """Agreement per data set and baseline of ``method``, and over every comparison of each data set."""
     rows = []
     for ds, d in votes.groupby("dataset", sort=True):
-        lo, hi = d[["a", "b"]].min(axis=1), d[["a", "b"]].max(axis=1)
+        lo, hi = ordered_methods(d)
         unit = d["pair"] + "\x1f" + lo + "\x1f" + hi
         choice = (d["chosen"] == lo).astype(int)  # which of the two, in a fixed order per comparison
         groups = [("all", np.ones(len(d), bool))]

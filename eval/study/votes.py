@@ -39,6 +39,12 @@ CATCH_WRONG = "catch:output-of-another-pair"
 PROVENANCE_SUFFIX = ".provenance.json"
 
 
+def ordered_methods(votes: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each vote's two methods in a fixed order (``lo`` < ``hi``): with dataset and pair, the key of a comparison,
+    whichever side each method was shown on."""
+    return votes[["a", "b"]].min(axis=1), votes[["a", "b"]].max(axis=1)
+
+
 def provenance_path(votes_csv: str | os.PathLike) -> Path:
     """``votes.csv`` -> ``votes.provenance.json`` (next to it)."""
     p = Path(votes_csv)
